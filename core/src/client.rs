@@ -1,0 +1,652 @@
+//! `EventBusClient`: the one client every face wraps.
+//!
+//! A cheap cloneable handle (`Arc` inside). Construct with a config, `connect()`, publish and
+//! subscribe, `disconnect()`. All async methods run on the shared runtime; the blocking
+//! wrappers in the faces use [`crate::runtime::block_on`].
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+
+use crate::config::{Endpoint, EventBusConfig, Settings};
+use crate::error::{Error, ErrorKind, Result};
+use crate::event::{encode, PublishOptions};
+use crate::logging::{Logger, RateLimit};
+use crate::state::{Emitter, StateEvent, StateListener};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::subscription::{
+    Ctx, Handler, Policy, Registry, SubscriptionInfo, SubscriptionOptions,
+};
+use crate::transport::{memory::MemoryTransport, redis::RedisTransport, Shared, Transport};
+use crate::validate::EventValidator;
+
+/// Library version reported by health checks.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A successful publish.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishReceipt {
+    /// The event's id.
+    pub event_id: String,
+    /// The event's `metadata.timestamp`.
+    pub published_at: String,
+    /// Redis's PUBLISH reply: clients that received it.
+    pub delivered_to: u64,
+    /// The channel it went to.
+    pub channel: String,
+}
+
+/// A failed publish: the error plus the event id / time when the event had been built.
+#[derive(Debug)]
+pub struct PublishFailure {
+    /// What went wrong.
+    pub error: Error,
+    /// The event's id (a fresh id when it failed before one was assigned, as the TS package).
+    pub event_id: String,
+    /// When it failed / was built.
+    pub published_at: String,
+}
+
+/// Outcome of one publish.
+pub type PublishOutcome = std::result::Result<PublishReceipt, PublishFailure>;
+
+/// One item of `publish_batch`.
+#[derive(Debug, Clone)]
+pub struct BatchItem {
+    /// Event type.
+    pub event_type: String,
+    /// Data as JSON text.
+    pub data: Box<RawValue>,
+    /// Options.
+    pub options: PublishOptions,
+}
+
+/// `healthCheck()` result: `{status, timestamp, checks, uptime, version}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// `healthy` | `degraded` | `unhealthy`.
+    pub status: String,
+    /// ISO time.
+    pub timestamp: String,
+    /// Per-component checks.
+    pub checks: Map<String, Value>,
+    /// ms since connect.
+    pub uptime: u64,
+    /// Library version.
+    pub version: String,
+}
+
+struct Inner {
+    settings: Settings,
+    validator: EventValidator,
+    logger: Logger,
+    stats: Arc<Stats>,
+    registry: Arc<Registry>,
+    emitter: Arc<Emitter>,
+    transport: RwLock<Option<Arc<Transport>>>,
+    lifecycle: tokio::sync::Mutex<()>,
+    connected_at: AtomicU64,
+}
+
+/// The event bus client.
+#[derive(Clone)]
+pub struct EventBusClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EventBusClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBusClient")
+            .field("service", &self.inner.settings.service_name)
+            .field("addr", &self.inner.settings.display_addr)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+fn failure(error: Error) -> PublishFailure {
+    PublishFailure {
+        error,
+        event_id: crate::event::new_id(),
+        published_at: crate::event::now_iso(),
+    }
+}
+
+impl EventBusClient {
+    /// Build a client from a parsed config (checks it with the TS constructor's messages).
+    pub fn new(config: EventBusConfig) -> Result<EventBusClient> {
+        let settings = config.settings()?;
+        let logger = Logger::new(&settings.service_name, settings.log_level, settings.log_json);
+        let stats = Arc::new(Stats::default());
+        let ctx = Arc::new(Ctx {
+            stats: stats.clone(),
+            logger: logger.clone(),
+            drop_log: RateLimit::new(5000),
+            invalid_log: RateLimit::new(5000),
+            fail_log: RateLimit::new(1000),
+        });
+        let validator = EventValidator {
+            max_event_size: settings.max_event_size,
+            max_data_size: settings.max_data_size,
+            strict_schemas: settings.strict_schemas,
+        };
+        Ok(EventBusClient {
+            inner: Arc::new(Inner {
+                validator,
+                logger,
+                stats,
+                registry: Arc::new(Registry::new(ctx)),
+                emitter: Arc::new(Emitter::default()),
+                transport: RwLock::new(None),
+                lifecycle: tokio::sync::Mutex::new(()),
+                connected_at: AtomicU64::new(0),
+                settings,
+            }),
+        })
+    }
+
+    /// Build a client from the config's JSON text.
+    pub fn from_json(config: &str) -> Result<EventBusClient> {
+        Self::new(EventBusConfig::from_json(config)?)
+    }
+
+    /// The resolved settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// This client's logger (bindings log through it so lines carry the service name).
+    pub fn logger(&self) -> &Logger {
+        &self.inner.logger
+    }
+
+    /// The validator with this client's limits.
+    pub fn validator(&self) -> &EventValidator {
+        &self.inner.validator
+    }
+
+    fn transport(&self) -> Option<Arc<Transport>> {
+        self.inner
+            .transport
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `connect()`: open the publisher and subscriber connections. A second call while
+    /// connected is a no-op (logged), as in the TS package.
+    pub async fn connect(&self) -> Result<()> {
+        let this = self.clone();
+        crate::runtime::spawn(async move { this.connect_inner().await })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("connect task failed: {e}")))?
+    }
+
+    async fn connect_inner(&self) -> Result<()> {
+        let _g = self.inner.lifecycle.lock().await;
+        if self.transport().is_some() {
+            self.inner.logger.warn("Already connected to Event Bus", &[]);
+            return Ok(());
+        }
+        let s = &self.inner.settings;
+        self.inner.logger.info(
+            "Connecting to Event Bus service...",
+            &[("addr", s.display_addr.clone())],
+        );
+        let shared = Arc::new(Shared {
+            registry: self.inner.registry.clone(),
+            stats: self.inner.stats.clone(),
+            logger: self.inner.logger.clone(),
+            emitter: self.inner.emitter.clone(),
+            settings: s.clone(),
+        });
+        let transport = match &s.endpoint {
+            Endpoint::Memory(name) => {
+                Transport::Memory(MemoryTransport::connect(name, self.inner.registry.clone()))
+            }
+            Endpoint::Redis(info) => match RedisTransport::connect((**info).clone(), shared).await
+            {
+                Ok(t) => Transport::Redis(t),
+                Err(e) => {
+                    self.inner.logger.error(
+                        "Failed to connect to Event Bus",
+                        &[("error", e.to_string())],
+                    );
+                    return Err(e);
+                }
+            },
+        };
+        if s.client.is_some() {
+            self.inner.logger.warn(
+                "client (Socket.IO) config given, but rooms over Socket.IO are not supported in this version; joinRoom/leaveRoom/getRoomMembers will fail",
+                &[],
+            );
+        }
+        *self
+            .inner
+            .transport
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(transport));
+        self.inner
+            .connected_at
+            .store(crate::stats::now_ms(), Relaxed);
+        self.inner
+            .logger
+            .info("Successfully connected to Event Bus service", &[]);
+        self.inner.emitter.emit(StateEvent::Connected {
+            connection: crate::state::Link::Publisher,
+            reconnect: false,
+        });
+        self.inner.emitter.emit(StateEvent::Connected {
+            connection: crate::state::Link::Subscriber,
+            reconnect: false,
+        });
+        Ok(())
+    }
+
+    /// `isConnected()`: between a successful `connect()` and `disconnect()` (Redis outages
+    /// in between are reported by `healthCheck()` and state events, not here).
+    pub fn is_connected(&self) -> bool {
+        self.transport().is_some()
+    }
+
+    /// `disconnect()`: stop receiving, let queued and running handlers finish (up to
+    /// `disconnectTimeout`), fail publishes still waiting with a closed error, close both
+    /// connections and release every task. Idempotent.
+    pub async fn disconnect(&self) -> Result<()> {
+        let this = self.clone();
+        crate::runtime::spawn(async move { this.disconnect_inner().await })
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("disconnect task failed: {e}")))
+    }
+
+    async fn disconnect_inner(&self) {
+        let _g = self.inner.lifecycle.lock().await;
+        let t = self
+            .inner
+            .transport
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(t) = t else { return };
+        self.inner
+            .logger
+            .info("Disconnecting from Event Bus...", &[]);
+        t.close().await;
+        self.inner
+            .registry
+            .drain_all(self.inner.settings.disconnect_timeout)
+            .await;
+        self.inner.connected_at.store(0, Relaxed);
+        self.inner.logger.info("Disconnected from Event Bus", &[]);
+    }
+
+    /// Build, validate and encode one event (no I/O).
+    fn prepare(
+        &self,
+        event_type: &str,
+        data: &RawValue,
+        opts: &PublishOptions,
+    ) -> std::result::Result<crate::event::OutgoingEvent, PublishFailure> {
+        let s = &self.inner.settings;
+        self.inner
+            .validator
+            .validate_publish(&s.service_name, event_type, data.get(), opts)
+            .map_err(failure)?;
+        let ev = encode(&s.service_name, event_type, data, opts);
+        self.inner
+            .validator
+            .validate_sizes(ev.payload.len(), ev.data_len)
+            .map_err(|e| PublishFailure {
+                error: e,
+                event_id: ev.id.clone(),
+                published_at: ev.timestamp.clone(),
+            })?;
+        Ok(ev)
+    }
+
+    /// `publish(type, data, options)`. `data` is JSON text (what `JSON.stringify` gives).
+    pub async fn publish(
+        &self,
+        event_type: &str,
+        data: &RawValue,
+        opts: &PublishOptions,
+    ) -> PublishOutcome {
+        let ev = match self.prepare(event_type, data, opts) {
+            Ok(ev) => ev,
+            Err(f) => {
+                self.count_failure(&f);
+                return Err(f);
+            }
+        };
+        self.send(vec![ev]).await.pop().expect("one result per event")
+    }
+
+    /// `publishBatch([...])`: every event validated on its own, the valid ones written in one
+    /// pipeline; one outcome per item, in order.
+    pub async fn publish_batch(&self, items: &[BatchItem]) -> Vec<PublishOutcome> {
+        let mut out: Vec<Option<PublishOutcome>> = Vec::with_capacity(items.len());
+        let mut evs = Vec::new();
+        let mut slots = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            match self.prepare(&it.event_type, &it.data, &it.options) {
+                Ok(ev) => {
+                    evs.push(ev);
+                    slots.push(i);
+                    out.push(None);
+                }
+                Err(f) => {
+                    self.count_failure(&f);
+                    out.push(Some(Err(f)));
+                }
+            }
+        }
+        let results = self.send(evs).await;
+        for (i, r) in slots.into_iter().zip(results) {
+            out[i] = Some(r);
+        }
+        out.into_iter().map(|o| o.expect("filled")).collect()
+    }
+
+    fn count_failure(&self, f: &PublishFailure) {
+        self.inner.stats.publish_failed.fetch_add(1, Relaxed);
+        self.inner.logger.error(
+            "Failed to publish event",
+            &[
+                ("code", f.error.kind().code().to_string()),
+                ("error", f.error.to_string()),
+            ],
+        );
+    }
+
+    async fn send(&self, evs: Vec<crate::event::OutgoingEvent>) -> Vec<PublishOutcome> {
+        if evs.is_empty() {
+            return Vec::new();
+        }
+        let Some(t) = self.transport() else {
+            return evs
+                .into_iter()
+                .map(|ev| {
+                    let f = PublishFailure {
+                        error: Error::not_connected(),
+                        event_id: ev.id,
+                        published_at: ev.timestamp,
+                    };
+                    self.count_failure(&f);
+                    Err(f)
+                })
+                .collect();
+        };
+        let items: Vec<(String, String)> = evs
+            .iter()
+            .map(|e| (e.channel.clone(), e.payload.clone()))
+            .collect();
+        let results = t.publish_many(items).await;
+        evs.into_iter()
+            .zip(results)
+            .map(|(ev, r)| match r {
+                Ok(n) => {
+                    self.inner.stats.published.fetch_add(1, Relaxed);
+                    if self.inner.logger.enabled(crate::config::LogLevel::Debug) {
+                        self.inner.logger.debug(
+                            &format!(
+                                "Published event: {} to channel: {}",
+                                ev.event_type, ev.channel
+                            ),
+                            &[],
+                        );
+                    }
+                    Ok(PublishReceipt {
+                        event_id: ev.id,
+                        published_at: ev.timestamp,
+                        delivered_to: n,
+                        channel: ev.channel,
+                    })
+                }
+                Err(error) => {
+                    let f = PublishFailure {
+                        error,
+                        event_id: ev.id,
+                        published_at: ev.timestamp,
+                    };
+                    self.count_failure(&f);
+                    Err(f)
+                }
+            })
+            .collect()
+    }
+
+    /// `subscribe(pattern, handler, options)`. Resolves once Redis has confirmed the
+    /// subscription (or at once while Redis is down: it is applied on reconnect).
+    pub async fn subscribe(
+        &self,
+        pattern: &str,
+        handler: Arc<dyn Handler>,
+        options: SubscriptionOptions,
+    ) -> Result<SubscriptionInfo> {
+        let Some(t) = self.transport() else {
+            return Err(Error::not_connected());
+        };
+        if pattern.is_empty() {
+            return Err(Error::validation("Subscription pattern cannot be empty"));
+        }
+        let s = &self.inner.settings;
+        let policy = Policy::new(&options, s.default_max_retries, s.default_retry_delay)?;
+        let entry = self
+            .inner
+            .registry
+            .add(pattern, handler, options, policy);
+        self.inner
+            .stats
+            .total_subscriptions
+            .fetch_add(1, Relaxed);
+        if let Err(e) = t.sync().await {
+            self.inner.registry.remove(&entry.id);
+            return Err(e);
+        }
+        self.inner.logger.debug(
+            &format!("Subscribed to pattern: {pattern}"),
+            &[("subscription", entry.id.clone())],
+        );
+        Ok(entry.info())
+    }
+
+    /// `unsubscribe(id)`: `false` when no such subscription. The Redis subscription is
+    /// dropped only when no other subscription of this client uses the same pattern.
+    pub async fn unsubscribe(&self, id: &str) -> Result<bool> {
+        let Some(e) = self.inner.registry.remove(id) else {
+            return Ok(false);
+        };
+        if let Some(t) = self.transport() {
+            if !self.inner.registry.has_key(&e.key) {
+                // Failure here only means Redis keeps sending a pattern nobody handles; the
+                // registry already ignores it.
+                if let Err(err) = t.sync().await {
+                    self.inner.logger.warn(
+                        "Unsubscribe from Redis failed; will be applied on reconnect",
+                        &[("error", err.to_string())],
+                    );
+                }
+            }
+        }
+        self.inner
+            .logger
+            .debug(&format!("Unsubscribed from: {}", e.pattern), &[]);
+        Ok(true)
+    }
+
+    /// Live subscriptions.
+    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        self.inner.registry.all().iter().map(|e| e.info()).collect()
+    }
+
+    /// One subscription by id.
+    pub fn subscription(&self, id: &str) -> Option<SubscriptionInfo> {
+        self.inner.registry.get(id).map(|e| e.info())
+    }
+
+    /// Register a state listener; returns an id for [`Self::off_state`].
+    pub fn on_state(&self, listener: StateListener) -> u64 {
+        self.inner.emitter.add(listener)
+    }
+
+    /// Remove a state listener.
+    pub fn off_state(&self, id: u64) -> bool {
+        self.inner.emitter.remove(id)
+    }
+
+    /// Remove every state listener (bindings do this when the host object goes away).
+    pub fn clear_state_listeners(&self) {
+        self.inner.emitter.clear()
+    }
+
+    fn rooms_unsupported(&self) -> Error {
+        if self.inner.settings.client.is_none() {
+            Error::new(ErrorKind::Connection, "Socket.IO not connected")
+        } else {
+            Error::new(
+                ErrorKind::Unsupported,
+                "Socket.IO not connected: rooms over Socket.IO are not supported in this version",
+            )
+        }
+    }
+
+    /// `joinRoom(room)`: needs the Socket.IO hub, not supported yet.
+    pub async fn join_room(&self, _room: &str) -> Result<()> {
+        Err(self.rooms_unsupported())
+    }
+
+    /// `leaveRoom(room)`: needs the Socket.IO hub, not supported yet.
+    pub async fn leave_room(&self, _room: &str) -> Result<()> {
+        Err(self.rooms_unsupported())
+    }
+
+    /// `getRoomMembers(room)`: needs the Socket.IO hub, not supported yet.
+    pub async fn get_room_members(&self, _room: &str) -> Result<Vec<String>> {
+        Err(self.rooms_unsupported())
+    }
+
+    fn uptime(&self) -> u64 {
+        let at = self.inner.connected_at.load(Relaxed);
+        if at == 0 {
+            0
+        } else {
+            crate::stats::now_ms().saturating_sub(at)
+        }
+    }
+
+    /// `healthCheck()`: PINGs Redis. `degraded` while a connection is reconnecting,
+    /// `unhealthy` when not connected or Redis does not answer.
+    pub async fn health_check(&self) -> HealthReport {
+        let this = self.clone();
+        match crate::runtime::spawn(async move { this.health_inner().await }).await {
+            Ok(r) => r,
+            Err(e) => HealthReport {
+                status: "unhealthy".into(),
+                timestamp: crate::event::now_iso(),
+                checks: Map::new(),
+                uptime: 0,
+                version: format!("{VERSION} (health task failed: {e})"),
+            },
+        }
+    }
+
+    async fn health_inner(&self) -> HealthReport {
+        let mut checks = Map::new();
+        let status;
+        match self.transport() {
+            None => {
+                checks.insert(
+                    "redis".into(),
+                    json!({"status": "fail", "message": "Not connected to Event Bus", "duration": 0}),
+                );
+                status = "unhealthy";
+            }
+            Some(t) => {
+                let links = t.links();
+                let start = std::time::Instant::now();
+                let ping = t.ping().await;
+                let dur = start.elapsed().as_secs_f64() * 1000.0;
+                let both = links.publisher_up && links.subscriber_up;
+                let (st, msg, overall) = match (&ping, both) {
+                    (Ok(_), true) => ("pass", "Redis connection healthy".to_string(), "healthy"),
+                    (Ok(_), false) => (
+                        "warn",
+                        "Redis subscriber connection is reconnecting".to_string(),
+                        "degraded",
+                    ),
+                    (Err(e), _) => (
+                        "fail",
+                        format!("Redis connection failed: {e}; reconnecting"),
+                        "degraded",
+                    ),
+                };
+                checks.insert(
+                    "redis".into(),
+                    json!({
+                        "status": st,
+                        "message": msg,
+                        "duration": dur,
+                        "details": {
+                            "publisher": if links.publisher_up { "up" } else { "reconnecting" },
+                            "subscriber": if links.subscriber_up { "up" } else { "reconnecting" },
+                            "address": self.inner.settings.display_addr,
+                        }
+                    }),
+                );
+                if self.inner.settings.client.is_some() {
+                    checks.insert(
+                        "socketio".into(),
+                        json!({"status": "warn", "message": "Socket.IO rooms are not supported in this version"}),
+                    );
+                }
+                status = overall;
+            }
+        }
+        HealthReport {
+            status: status.into(),
+            timestamp: crate::event::now_iso(),
+            checks,
+            uptime: self.uptime(),
+            version: VERSION.into(),
+        }
+    }
+
+    /// `getStats()`.
+    pub fn stats(&self) -> StatsSnapshot {
+        let mut s = self.inner.stats.snapshot();
+        s.active_subscriptions = self.inner.registry.len() as u64;
+        s.active_connections = match self.transport() {
+            None => 0,
+            Some(t) => {
+                let l = t.links();
+                u64::from(l.publisher_up) + u64::from(l.subscriber_up)
+            }
+        };
+        s.uptime = self.uptime();
+        s
+    }
+
+    /// Wait until both connections are up (tests and `connect()`-then-publish users after an
+    /// outage). Returns false on timeout.
+    pub async fn wait_until_up(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(t) = self.transport() {
+                let l = t.links();
+                if l.publisher_up && l.subscriber_up {
+                    return true;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

@@ -1,0 +1,603 @@
+//! The configuration: the TS package's `EventBusConfig` JSON shape, read once here for every
+//! language (the bindings pass the host's config object through as JSON).
+//!
+//! Unknown fields (`server`, `security`, `monitoring`, ...) are accepted and ignored, as the TS
+//! client ignored them. Fields this library adds are documented on each struct.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Log verbosity, as the TS package's `LogLevel` (`debug` | `info` | `warn` | `error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    /// Everything, including per-event traces.
+    Debug,
+    /// Lifecycle messages (default).
+    #[default]
+    Info,
+    /// Recoverable problems.
+    Warn,
+    /// Failures.
+    Error,
+}
+
+impl LogLevel {
+    /// Parse `debug|info|warn|error` (case-insensitive).
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        match s.to_ascii_lowercase().as_str() {
+            "debug" => Some(LogLevel::Debug),
+            "info" => Some(LogLevel::Info),
+            "warn" | "warning" => Some(LogLevel::Warn),
+            "error" => Some(LogLevel::Error),
+            _ => None,
+        }
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Which broker the client talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// Redis pub/sub (default).
+    #[default]
+    Redis,
+    /// The in-process broker, for unit tests and running without Redis.
+    Memory,
+}
+
+/// `EventBusConfig`. Only `serviceName` and `redis` are required, as in the TS package.
+#[derive(Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBusConfig {
+    /// The publishing service's name: `metadata.source` of every event.
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// Informational.
+    #[serde(default)]
+    pub service_version: Option<String>,
+    /// Redis connection settings (required unless `transport` is `memory`).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    /// Socket.IO hub settings, used for rooms.
+    #[serde(default)]
+    pub client: Option<ClientConfig>,
+    /// Socket.IO transport preferences.
+    #[serde(default)]
+    pub websocket: Option<WebSocketConfig>,
+    /// Publish batching and handler retry defaults.
+    #[serde(default)]
+    pub performance: Option<PerformanceConfig>,
+    /// `debug` | `info` | `warn` | `error` (default `info`).
+    #[serde(default)]
+    pub log_level: Option<LogLevel>,
+    /// Added: `text` (default, the TS line format) or `json` (one JSON object per line).
+    #[serde(default)]
+    pub log_format: Option<String>,
+    /// Added: `redis` (default) or `memory`.
+    #[serde(default)]
+    pub transport: Option<TransportKind>,
+    /// Added: validation limits.
+    #[serde(default)]
+    pub validation: Option<ValidationConfig>,
+    /// Added: how long `disconnect()` waits for in-flight handlers (ms, default 5000).
+    #[serde(default)]
+    pub disconnect_timeout: Option<u64>,
+}
+
+/// `RedisConfig`. `host`/`port` or `url` (`redis://`, `rediss://`, `memory://name`).
+#[derive(Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisConfig {
+    /// Host name (default `127.0.0.1`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Port (default 6379).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `redis://[user:pass@]host:port/db`, `rediss://...` for TLS, or `memory://name`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// ACL user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password (never logged, never shown by `Debug`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Database number (pub/sub ignores it, but it is selected as the TS package did).
+    #[serde(default)]
+    pub db: Option<i64>,
+    /// `true` or an (ioredis-style) object: connect with TLS.
+    #[serde(default)]
+    pub tls: Option<Value>,
+    /// Accepted for compatibility and never applied: the TS package's prefix never reached
+    /// pub/sub channels.
+    #[serde(default)]
+    pub key_prefix: Option<String>,
+    /// Connect timeout (ms, default 10000).
+    #[serde(default)]
+    pub connect_timeout: Option<u64>,
+    /// Added: a publish that has not been sent after this long fails (ms, default 5000).
+    #[serde(default)]
+    pub publish_timeout: Option<u64>,
+    /// Added: publishes waiting while the publisher is disconnected (default 10000).
+    #[serde(default)]
+    pub offline_queue_size: Option<usize>,
+    /// Added: PING interval on the subscriber connection (ms, default 5000; 0 disables).
+    #[serde(default)]
+    pub heartbeat_interval: Option<u64>,
+    /// Added: first reconnect delay (ms, default 100), doubled per attempt with jitter.
+    #[serde(default)]
+    pub reconnect_delay: Option<u64>,
+    /// Added: reconnect delay cap (ms, default 5000).
+    #[serde(default)]
+    pub reconnect_delay_max: Option<u64>,
+    /// ioredis options accepted and ignored.
+    #[serde(default)]
+    pub max_retries_per_request: Option<Value>,
+    /// ioredis option accepted and ignored.
+    #[serde(default)]
+    pub enable_ready_check: Option<Value>,
+    /// ioredis option accepted and ignored.
+    #[serde(default)]
+    pub retry_delay_on_failover: Option<Value>,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("db", &self.db)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replace the password of a URL by `<redacted>`.
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let auth_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..auth_end].rfind('@') {
+            let userinfo = &rest[..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let redacted = if userinfo.contains(':') {
+                format!("{user}:<redacted>")
+            } else {
+                "<redacted>".to_string()
+            };
+            return format!("{}{}@{}", &url[..scheme_end + 3], redacted, &rest[at + 1..]);
+        }
+    }
+    url.to_string()
+}
+
+/// `ClientConfig`: the Socket.IO hub used for rooms.
+#[derive(Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientConfig {
+    /// Hub URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Sent as `auth.token` (never logged).
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    /// Reconnect automatically (default true).
+    #[serde(default)]
+    pub reconnection: Option<bool>,
+    /// ms, default 1000.
+    #[serde(default)]
+    pub reconnection_delay: Option<u64>,
+    /// ms, default 5000.
+    #[serde(default)]
+    pub reconnection_delay_max: Option<u64>,
+    /// Default unlimited.
+    #[serde(default)]
+    pub reconnection_attempts: Option<u64>,
+    /// Connect timeout, ms, default 20000.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("url", &self.url)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<redacted>"))
+            .field("reconnection", &self.reconnection)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `WebSocketConfig` (Socket.IO transports).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSocketConfig {
+    /// `websocket` and/or `polling`.
+    #[serde(default)]
+    pub transports: Option<Vec<String>>,
+}
+
+/// `PerformanceConfig`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PerformanceConfig {
+    /// Most publishes coalesced into one pipeline write (default 512).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// How long (ms) a lone publish may wait for company before it is written (default 0:
+    /// never wait; concurrent publishes are still coalesced).
+    #[serde(default)]
+    pub batch_interval: Option<u64>,
+    /// Default `maxRetries` of subscriptions (default 3).
+    #[serde(default)]
+    pub max_retries: Option<u32>,
+    /// Default `retryDelay` of subscriptions (ms, default 1000).
+    #[serde(default)]
+    pub retry_delay: Option<u64>,
+    /// Accepted, no effect.
+    #[serde(default)]
+    pub enable_compression: Option<bool>,
+}
+
+/// Added: validation limits.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidationConfig {
+    /// Serialized event limit in bytes (default 1 MiB).
+    #[serde(default)]
+    pub max_event_size: Option<usize>,
+    /// Serialized data limit in bytes (default 512 KiB).
+    #[serde(default)]
+    pub max_data_size: Option<usize>,
+    /// Check the predefined photo events' data shapes on publish (default false).
+    #[serde(default)]
+    pub strict_schemas: Option<bool>,
+}
+
+impl fmt::Debug for EventBusConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventBusConfig")
+            .field("service_name", &self.service_name)
+            .field("redis", &self.redis)
+            .field("client", &self.client)
+            .field("performance", &self.performance)
+            .field("log_level", &self.log_level)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the client connects, resolved from the config.
+#[derive(Clone)]
+pub enum Endpoint {
+    /// A Redis server.
+    Redis(Box<redis::ConnectionInfo>),
+    /// The in-process broker of this name.
+    Memory(String),
+}
+
+/// The config with every default applied; what the client actually runs on.
+#[derive(Clone)]
+pub struct Settings {
+    /// `metadata.source`.
+    pub service_name: String,
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// Human-readable address with the password removed, for messages.
+    pub display_addr: String,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Publish timeout.
+    pub publish_timeout: Duration,
+    /// Offline queue bound.
+    pub offline_queue_size: usize,
+    /// Subscriber heartbeat (None = off).
+    pub heartbeat_interval: Option<Duration>,
+    /// Reconnect backoff start.
+    pub reconnect_delay: Duration,
+    /// Reconnect backoff cap.
+    pub reconnect_delay_max: Duration,
+    /// Pipeline size bound.
+    pub batch_size: usize,
+    /// Pipeline linger.
+    pub batch_interval: Duration,
+    /// Subscription defaults.
+    pub default_max_retries: u32,
+    /// Subscription defaults.
+    pub default_retry_delay: Duration,
+    /// Log level.
+    pub log_level: LogLevel,
+    /// JSON log lines.
+    pub log_json: bool,
+    /// Validation limits.
+    pub max_event_size: usize,
+    /// Validation limits.
+    pub max_data_size: usize,
+    /// Strict photo schemas.
+    pub strict_schemas: bool,
+    /// Drain timeout of `disconnect()`.
+    pub disconnect_timeout: Duration,
+    /// Socket.IO settings, when rooms are configured.
+    pub client: Option<ClientConfig>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("service_name", &self.service_name)
+            .field("addr", &self.display_addr)
+            .field("publish_timeout", &self.publish_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ms(v: Option<u64>, default: u64) -> Duration {
+    Duration::from_millis(v.unwrap_or(default))
+}
+
+impl EventBusConfig {
+    /// Parse the JSON form of the config (what every binding passes).
+    pub fn from_json(json: &str) -> Result<EventBusConfig> {
+        let value: Value = serde_json::from_str(json).map_err(|e| {
+            Error::new(ErrorKind::Config, "EventBusConfig is not valid JSON").with_source(e)
+        })?;
+        Self::from_value(value)
+    }
+
+    /// Read the config from a JSON value.
+    pub fn from_value(value: Value) -> Result<EventBusConfig> {
+        if !value.is_object() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "EventBusConfig must be an object",
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| {
+            Error::new(ErrorKind::Config, format!("invalid EventBusConfig: {e}"))
+        })
+    }
+
+    /// Check required fields with the TS constructor's messages and apply every default.
+    pub fn settings(&self) -> Result<Settings> {
+        let service_name = match self.service_name.as_deref() {
+            Some(s) if !s.is_empty() => s.to_string(),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "serviceName is required in EventBusConfig",
+                ))
+            }
+        };
+        let memory_by_transport = self.transport == Some(TransportKind::Memory);
+        let redis = match (&self.redis, memory_by_transport) {
+            (Some(r), _) => r.clone(),
+            (None, true) => RedisConfig::default(),
+            (None, false) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "redis configuration is required in EventBusConfig",
+                ))
+            }
+        };
+        let (endpoint, display_addr) = if memory_by_transport {
+            let name = redis
+                .url
+                .as_deref()
+                .and_then(|u| u.strip_prefix("memory://"))
+                .unwrap_or("default")
+                .to_string();
+            (Endpoint::Memory(name.clone()), format!("memory://{name}"))
+        } else if let Some(name) = redis.url.as_deref().and_then(|u| u.strip_prefix("memory://"))
+        {
+            let name = if name.is_empty() { "default" } else { name };
+            (
+                Endpoint::Memory(name.to_string()),
+                format!("memory://{name}"),
+            )
+        } else {
+            redis_endpoint(&redis)?
+        };
+        let perf = self.performance.clone().unwrap_or_default();
+        let val = self.validation.clone().unwrap_or_default();
+        let heartbeat = redis.heartbeat_interval.unwrap_or(5000);
+        let log_json = match self.log_format.as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("logFormat must be \"text\" or \"json\", got \"{other}\""),
+                ))
+            }
+        };
+        Ok(Settings {
+            service_name,
+            endpoint,
+            display_addr,
+            connect_timeout: ms(redis.connect_timeout, 10_000),
+            publish_timeout: ms(redis.publish_timeout, 5_000),
+            offline_queue_size: redis.offline_queue_size.unwrap_or(10_000),
+            heartbeat_interval: (heartbeat > 0).then(|| Duration::from_millis(heartbeat)),
+            reconnect_delay: ms(redis.reconnect_delay, 100),
+            reconnect_delay_max: ms(redis.reconnect_delay_max, 5_000),
+            batch_size: perf.batch_size.unwrap_or(512).max(1),
+            batch_interval: ms(perf.batch_interval, 0),
+            default_max_retries: perf.max_retries.unwrap_or(3),
+            default_retry_delay: ms(perf.retry_delay, 1000),
+            log_level: self.log_level.unwrap_or_default(),
+            log_json,
+            max_event_size: val.max_event_size.unwrap_or(1024 * 1024),
+            max_data_size: val.max_data_size.unwrap_or(512 * 1024),
+            strict_schemas: val.strict_schemas.unwrap_or(false),
+            disconnect_timeout: ms(self.disconnect_timeout, 5_000),
+            client: self.client.clone(),
+        })
+    }
+}
+
+fn tls_enabled(v: &Option<Value>) -> bool {
+    match v {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(_) => true,
+    }
+}
+
+fn redis_endpoint(redis: &RedisConfig) -> Result<(Endpoint, String)> {
+    use redis::IntoConnectionInfo;
+    let mut info = if let Some(url) = redis.url.as_deref() {
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "redis.url must start with redis://, rediss:// or memory:// (got {})",
+                    redact_url(url)
+                ),
+            ));
+        }
+        if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "rediss:// needs the `tls` feature, which this build does not have",
+            ));
+        }
+        url.into_connection_info().map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("invalid redis.url {}", redact_url(url)),
+            )
+            .with_source(e)
+        })?
+    } else {
+        let host = redis.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let port = redis.port.unwrap_or(6379);
+        let addr = if tls_enabled(&redis.tls) {
+            if !cfg!(feature = "tls") {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "redis.tls needs the `tls` feature, which this build does not have",
+                ));
+            }
+            let insecure = redis
+                .tls
+                .as_ref()
+                .and_then(|t| t.get("rejectUnauthorized"))
+                .and_then(Value::as_bool)
+                .map(|v| !v)
+                .unwrap_or(false);
+            redis::ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                tls_params: None,
+            }
+        } else {
+            redis::ConnectionAddr::Tcp(host, port)
+        };
+        addr.into_connection_info().map_err(|e| {
+            Error::new(ErrorKind::Config, "invalid redis host/port").with_source(e)
+        })?
+    };
+    let mut rs = info.redis_settings().clone();
+    if let Some(u) = &redis.username {
+        rs = rs.set_username(u);
+    }
+    if let Some(p) = &redis.password {
+        rs = rs.set_password(p);
+    }
+    if let Some(db) = redis.db {
+        rs = rs.set_db(db);
+    }
+    rs = rs.set_lib_name("event-bus-rs", env!("CARGO_PKG_VERSION"));
+    info = info.set_redis_settings(rs);
+    let display = match info.addr() {
+        redis::ConnectionAddr::Tcp(h, p) => format!("redis://{h}:{p}"),
+        redis::ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}"),
+        other => format!("{other:?}"),
+    };
+    Ok((Endpoint::Redis(Box::new(info)), display))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts_constructor_messages() {
+        let e = EventBusConfig::from_json(r#"{"redis":{"host":"x","port":1}}"#)
+            .unwrap()
+            .settings()
+            .unwrap_err();
+        assert_eq!(e.message(), "serviceName is required in EventBusConfig");
+        let e = EventBusConfig::from_json(r#"{"serviceName":"a"}"#)
+            .unwrap()
+            .settings()
+            .unwrap_err();
+        assert_eq!(e.message(), "redis configuration is required in EventBusConfig");
+    }
+
+    #[test]
+    fn password_never_in_debug() {
+        let c = EventBusConfig::from_json(
+            r#"{"serviceName":"a","redis":{"host":"h","port":1,"password":"hunter2","url":"redis://u:hunter2@h:1"},"client":{"url":"http://x","authToken":"tok123"}}"#,
+        )
+        .unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("hunter2"), "{d}");
+        assert!(!d.contains("tok123"), "{d}");
+        let s = c.settings().unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!s.display_addr.contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_and_memory() {
+        let s = EventBusConfig::from_json(r#"{"serviceName":"a","redis":{"host":"h","port":7}}"#)
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.display_addr, "redis://h:7");
+        assert_eq!(s.publish_timeout, Duration::from_secs(5));
+        let s = EventBusConfig::from_json(r#"{"serviceName":"a","transport":"memory"}"#)
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert!(matches!(s.endpoint, Endpoint::Memory(ref n) if n == "default"));
+        let s = EventBusConfig::from_json(
+            r#"{"serviceName":"a","redis":{"url":"memory://t1"}}"#,
+        )
+        .unwrap()
+        .settings()
+        .unwrap();
+        assert!(matches!(s.endpoint, Endpoint::Memory(ref n) if n == "t1"));
+    }
+
+    #[test]
+    fn redact() {
+        assert_eq!(
+            redact_url("redis://user:pw@host:1/0"),
+            "redis://user:<redacted>@host:1/0"
+        );
+        assert_eq!(redact_url("redis://host:1"), "redis://host:1");
+    }
+}

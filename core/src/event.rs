@@ -1,0 +1,384 @@
+//! The wire format (SPEC §3), the compatibility contract with every other face and with services
+//! still on the TS package.
+//!
+//! Encoding writes the keys in the TS package's order (`id,type,data,metadata` and
+//! `source,timestamp,traceId,correlationId?,userId?,version`) with the data copied through as
+//! raw JSON, so a Node or C caller's `JSON.stringify` output is never re-parsed. Decoding accepts
+//! every captured TS message, unknown extra fields and missing optional metadata.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// `metadata.version` written by every publisher.
+pub const WIRE_VERSION: &str = "1.0.0";
+
+/// Metadata keys written by the library; extra metadata may not reuse them.
+pub const RESERVED_METADATA_KEYS: [&str; 6] = [
+    "source",
+    "timestamp",
+    "traceId",
+    "correlationId",
+    "userId",
+    "version",
+];
+
+/// Options of a publish, the TS `PublishOptions`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishOptions {
+    /// Trace id; a new UUID v4 when absent.
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// Correlation id, copied into metadata.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// User id: copied into metadata and, without a room, selects channel `user:{userId}`.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Room: selects channel `room:{room}` (wins over user and broadcast).
+    #[serde(default)]
+    pub room: Option<String>,
+    /// Selects channel `broadcast` when neither room nor user is given.
+    #[serde(default)]
+    pub broadcast: Option<bool>,
+    /// Extra metadata fields, written after `version`.
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+    /// Accepted; no effect until durable delivery exists.
+    #[serde(default)]
+    pub priority: Option<Value>,
+    /// Accepted; no effect until durable delivery exists.
+    #[serde(default)]
+    pub ttl: Option<Value>,
+    /// Accepted; no effect until durable delivery exists.
+    #[serde(default)]
+    pub persistent: Option<Value>,
+}
+
+impl PublishOptions {
+    /// Parse options from JSON (`null`/empty string means none).
+    pub fn from_json(json: &str) -> Result<PublishOptions> {
+        let t = json.trim();
+        if t.is_empty() || t == "null" {
+            return Ok(PublishOptions::default());
+        }
+        serde_json::from_str(t).map_err(|e| {
+            Error::new(
+                crate::ErrorKind::InvalidArgument,
+                format!("invalid publish options: {e}"),
+            )
+        })
+    }
+}
+
+/// The channel an event goes to: room > user > broadcast > type (SPEC §3). Empty room or user
+/// strings count as absent, as in the TS package.
+pub fn channel_for(event_type: &str, opts: &PublishOptions) -> String {
+    if let Some(room) = opts.room.as_deref().filter(|r| !r.is_empty()) {
+        return format!("room:{room}");
+    }
+    if let Some(user) = opts.user_id.as_deref().filter(|u| !u.is_empty()) {
+        return format!("user:{user}");
+    }
+    if opts.broadcast.unwrap_or(false) {
+        return "broadcast".to_string();
+    }
+    event_type.to_string()
+}
+
+/// `toISOString()` form of now: `2026-11-27T04:28:49.612Z`.
+pub fn now_iso() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// A new UUID v4 string.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// An event ready to go on the wire.
+#[derive(Debug, Clone)]
+pub struct OutgoingEvent {
+    /// Event id (UUID v4).
+    pub id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Target channel.
+    pub channel: String,
+    /// Metadata timestamp (also `publishedAt`).
+    pub timestamp: String,
+    /// The serialized message.
+    pub payload: String,
+    /// Byte length of the serialized data (for the size rule).
+    pub data_len: usize,
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json's escaping matches JSON.stringify for every string (both escape ", \ and
+    // control characters and leave other Unicode as is).
+    out.push_str(&serde_json::to_string(s).expect("string serialization cannot fail"));
+}
+
+/// Build the envelope in the TS key order. `data` must already be valid JSON.
+pub fn encode(
+    source: &str,
+    event_type: &str,
+    data: &RawValue,
+    opts: &PublishOptions,
+) -> OutgoingEvent {
+    let id = new_id();
+    let timestamp = now_iso();
+    let trace_id = match opts.trace_id.as_deref() {
+        Some(t) => t.to_string(),
+        None => new_id(),
+    };
+    let data = data.get();
+    let mut p = String::with_capacity(data.len() + event_type.len() + source.len() + 200);
+    p.push_str("{\"id\":\"");
+    p.push_str(&id);
+    p.push_str("\",\"type\":");
+    push_json_str(&mut p, event_type);
+    p.push_str(",\"data\":");
+    p.push_str(data);
+    p.push_str(",\"metadata\":{\"source\":");
+    push_json_str(&mut p, source);
+    p.push_str(",\"timestamp\":\"");
+    p.push_str(&timestamp);
+    p.push_str("\",\"traceId\":");
+    push_json_str(&mut p, &trace_id);
+    if let Some(c) = opts.correlation_id.as_deref() {
+        p.push_str(",\"correlationId\":");
+        push_json_str(&mut p, c);
+    }
+    if let Some(u) = opts.user_id.as_deref() {
+        p.push_str(",\"userId\":");
+        push_json_str(&mut p, u);
+    }
+    p.push_str(",\"version\":\"");
+    p.push_str(WIRE_VERSION);
+    p.push('"');
+    if let Some(extra) = &opts.metadata {
+        for (k, v) in extra {
+            p.push(',');
+            push_json_str(&mut p, k);
+            p.push(':');
+            p.push_str(&serde_json::to_string(v).expect("value serialization cannot fail"));
+        }
+    }
+    p.push_str("}}");
+    OutgoingEvent {
+        id,
+        event_type: event_type.to_string(),
+        channel: channel_for(event_type, opts),
+        timestamp,
+        payload: p,
+        data_len: data.len(),
+    }
+}
+
+/// Metadata of a received event. Missing optional fields are `None`; unknown fields are kept.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EventMetadata {
+    /// Publishing service.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// ISO timestamp.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// Trace id.
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    /// Correlation id.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    /// User id.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Wire version.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Any other fields.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct WireEvent<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(rename = "type", borrow)]
+    event_type: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    metadata: Option<&'a RawValue>,
+}
+
+/// An event as received: the parsed envelope plus where it came from. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    inner: Arc<DeliveryInner>,
+}
+
+#[derive(Debug)]
+struct DeliveryInner {
+    id: String,
+    event_type: String,
+    data: Box<RawValue>,
+    metadata: EventMetadata,
+    channel: String,
+    pattern: Option<String>,
+    payload: String,
+    received_at: std::time::Instant,
+}
+
+impl Delivery {
+    /// Event id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+    /// Event type.
+    pub fn event_type(&self) -> &str {
+        &self.inner.event_type
+    }
+    /// The data as raw JSON text.
+    pub fn data_json(&self) -> &str {
+        self.inner.data.get()
+    }
+    /// The data parsed.
+    pub fn data(&self) -> Value {
+        serde_json::from_str(self.inner.data.get()).unwrap_or(Value::Null)
+    }
+    /// Metadata.
+    pub fn metadata(&self) -> &EventMetadata {
+        &self.inner.metadata
+    }
+    /// The channel it was published on.
+    pub fn channel(&self) -> &str {
+        &self.inner.channel
+    }
+    /// The pattern of the subscription it matched, for pattern subscriptions.
+    pub fn pattern(&self) -> Option<&str> {
+        self.inner.pattern.as_deref()
+    }
+    /// The message exactly as it was on the wire.
+    pub fn payload(&self) -> &str {
+        &self.inner.payload
+    }
+    /// When the client read it.
+    pub fn received_at(&self) -> std::time::Instant {
+        self.inner.received_at
+    }
+
+    /// The metadata object as raw JSON text (re-serialized; key order of the wire kept).
+    pub fn metadata_json(&self) -> String {
+        // Re-read from the payload so field order and unknown fields are exactly as sent.
+        let w: WireEvent = serde_json::from_str(&self.inner.payload).expect("validated at decode");
+        w.metadata.map(|m| m.get().to_string()).unwrap_or_default()
+    }
+
+    /// The full event as JSON with `channel` (and `pattern`) added: `{id,type,data,metadata,
+    /// channel,pattern?}`. What the Node and C faces hand to handlers.
+    pub fn to_json_with_channel(&self) -> String {
+        let p = &self.inner.payload;
+        let trimmed = p.trim_end();
+        let body = &trimmed[..trimmed.len() - 1]; // drop the closing brace
+        let mut out = String::with_capacity(p.len() + self.inner.channel.len() + 40);
+        out.push_str(body);
+        out.push_str(",\"channel\":");
+        push_json_str(&mut out, &self.inner.channel);
+        if let Some(pat) = &self.inner.pattern {
+            out.push_str(",\"pattern\":");
+            push_json_str(&mut out, pat);
+        }
+        out.push('}');
+        out
+    }
+
+    /// Parse a message from the wire. Errors describe why it is an invalid message.
+    pub fn decode(channel: &str, pattern: Option<&str>, payload: &[u8]) -> Result<Delivery> {
+        let text = std::str::from_utf8(payload)
+            .map_err(|_| Error::validation("message is not valid UTF-8"))?;
+        let w: WireEvent = serde_json::from_str(text).map_err(|e| {
+            Error::validation(format!("message is not a JSON object with an event: {e}"))
+        })?;
+        let id: String = match w.id {
+            Some(r) => serde_json::from_str(r.get())
+                .map_err(|_| Error::validation("event id must be a string"))?,
+            None => return Err(Error::validation("event id is missing")),
+        };
+        let event_type: String = match w.event_type {
+            Some(r) => serde_json::from_str(r.get())
+                .map_err(|_| Error::validation("event type must be a string"))?,
+            None => return Err(Error::validation("event type is missing")),
+        };
+        let data = match w.data {
+            Some(r) if r.get() != "null" => r.to_owned(),
+            _ => return Err(Error::validation("event data is missing")),
+        };
+        let metadata: EventMetadata = match w.metadata {
+            Some(r) => serde_json::from_str(r.get())
+                .map_err(|_| Error::validation("event metadata must be an object"))?,
+            None => return Err(Error::validation("event metadata is missing")),
+        };
+        if id.is_empty() || event_type.is_empty() {
+            return Err(Error::validation("event id and type must not be empty"));
+        }
+        Ok(Delivery {
+            inner: Arc::new(DeliveryInner {
+                id,
+                event_type,
+                data,
+                metadata,
+                channel: channel.to_string(),
+                pattern: pattern.map(str::to_string),
+                payload: text.to_string(),
+                received_at: std::time::Instant::now(),
+            }),
+        })
+    }
+
+    /// Look up a dot path (`data.userId`, `metadata.source`, `type`) as a JSON value.
+    pub fn field(&self, path: &str) -> Option<Value> {
+        let mut parts = path.split('.');
+        let first = parts.next()?;
+        let mut cur: Value = match first {
+            "id" => Value::String(self.inner.id.clone()),
+            "type" => Value::String(self.inner.event_type.clone()),
+            "channel" => Value::String(self.inner.channel.clone()),
+            "pattern" => self
+                .inner
+                .pattern
+                .clone()
+                .map(Value::String)
+                .unwrap_or(Value::Null),
+            "data" => self.data(),
+            "metadata" => serde_json::from_str(&self.metadata_json()).ok()?,
+            _ => return None,
+        };
+        for part in parts {
+            cur = match cur {
+                Value::Object(mut m) => m.remove(part)?,
+                Value::Array(mut a) => {
+                    let i: usize = part.parse().ok()?;
+                    if i < a.len() {
+                        a.swap_remove(i)
+                    } else {
+                        return None;
+                    }
+                }
+                Value::String(s) if part == "length" => Value::from(s.encode_utf16().count()),
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+}

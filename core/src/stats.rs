@@ -1,0 +1,223 @@
+//! Counters and recent-window measurements behind `getStats()`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+const LAT_SAMPLES: usize = 2048;
+const RATE_SLOTS: usize = 10;
+
+/// Live counters of one client.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_failed: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) handler_failed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) invalid: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
+    pub(crate) total_subscriptions: AtomicU64,
+    pub(crate) total_connections: AtomicU64,
+    pub(crate) filtered: AtomicU64,
+    latency: Mutex<LatencyRing>,
+    rate: Mutex<RateWindow>,
+}
+
+#[derive(Debug)]
+struct LatencyRing {
+    samples: Vec<f64>,
+    next: usize,
+    sum: f64,
+    count: u64,
+}
+
+impl Default for LatencyRing {
+    fn default() -> Self {
+        LatencyRing {
+            samples: Vec::with_capacity(LAT_SAMPLES),
+            next: 0,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+/// Per-second buckets of received events over the last `RATE_SLOTS` seconds.
+#[derive(Debug, Default)]
+struct RateWindow {
+    slots: [(u64, u64); RATE_SLOTS], // (second, count)
+}
+
+impl RateWindow {
+    fn add(&mut self, sec: u64) {
+        let i = (sec as usize) % RATE_SLOTS;
+        if self.slots[i].0 != sec {
+            self.slots[i] = (sec, 0);
+        }
+        self.slots[i].1 += 1;
+    }
+
+    fn rate(&self, now_sec: u64) -> f64 {
+        // Full seconds only: the current second is still filling.
+        let total: u64 = self
+            .slots
+            .iter()
+            .filter(|(s, _)| *s < now_sec && now_sec - *s < RATE_SLOTS as u64)
+            .map(|(_, c)| c)
+            .sum();
+        total as f64 / (RATE_SLOTS as f64 - 1.0)
+    }
+}
+
+/// The `getStats()` snapshot: the TS `EventBusStats` fields plus this library's additions.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsSnapshot {
+    /// Open connections (publisher + subscriber that are up).
+    pub active_connections: u64,
+    /// Connections opened since `connect()`, reconnects included.
+    pub total_connections: u64,
+    /// Successful publishes.
+    pub events_published: u64,
+    /// Valid events read from the broker.
+    pub events_received: u64,
+    /// Handler runs that succeeded.
+    pub events_delivered: u64,
+    /// Failed publishes + handler failures (after retries) + invalid messages.
+    pub events_failed: u64,
+    /// Live subscriptions.
+    pub active_subscriptions: u64,
+    /// Subscriptions created since start.
+    pub total_subscriptions: u64,
+    /// Rooms joined (Socket.IO).
+    pub active_rooms: u64,
+    /// Mean publish-to-handler-start latency over recent events (ms).
+    pub average_latency: f64,
+    /// p95 of the same (ms).
+    pub p95_latency: f64,
+    /// p99 of the same (ms).
+    pub p99_latency: f64,
+    /// Events received per second over the last few seconds.
+    pub messages_per_second: f64,
+    /// `eventsFailed / (eventsPublished + eventsReceived)`.
+    pub error_rate: f64,
+    /// ms since `connect()`.
+    pub uptime: u64,
+    /// Events dropped because a subscription's queue was full.
+    pub events_dropped: u64,
+    /// Messages that were not valid events.
+    pub invalid_messages: u64,
+    /// Reconnections of either connection.
+    pub reconnects: u64,
+    /// Events skipped by subscription filters.
+    pub events_filtered: u64,
+    /// Process memory, like Node's `process.memoryUsage()` (rss from /proc; heap fields 0).
+    pub memory_usage: MemoryUsage,
+}
+
+/// `MemoryUsage`.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryUsage {
+    /// Not tracked natively (0); the Node face fills it from V8.
+    pub heap_used: u64,
+    /// Not tracked natively (0); the Node face fills it from V8.
+    pub heap_total: u64,
+    /// Not tracked natively (0).
+    pub external: u64,
+    /// Resident set size in bytes.
+    pub rss: u64,
+}
+
+/// Resident set size of this process in bytes (Linux; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+impl Stats {
+    pub(crate) fn record_received(&self) {
+        self.received.fetch_add(1, Relaxed);
+        let sec = now_ms() / 1000;
+        self.rate.lock().unwrap_or_else(|p| p.into_inner()).add(sec);
+    }
+
+    pub(crate) fn record_latency(&self, ms: f64) {
+        let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+        if l.samples.len() < LAT_SAMPLES {
+            l.samples.push(ms);
+        } else {
+            let i = l.next;
+            l.sum -= l.samples[i];
+            l.samples[i] = ms;
+        }
+        l.next = (l.next + 1) % LAT_SAMPLES;
+        l.sum += ms;
+        l.count += 1;
+    }
+
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        let (avg, p95, p99) = {
+            let l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+            if l.samples.is_empty() {
+                (0.0, 0.0, 0.0)
+            } else {
+                let mut v = l.samples.clone();
+                v.sort_by(|a, b| a.total_cmp(b));
+                let pct = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+                (l.sum / v.len() as f64, pct(0.95), pct(0.99))
+            }
+        };
+        let mps = self
+            .rate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .rate(now_ms() / 1000);
+        let published = self.published.load(Relaxed);
+        let received = self.received.load(Relaxed);
+        let invalid = self.invalid.load(Relaxed);
+        let failed = self.publish_failed.load(Relaxed) + self.handler_failed.load(Relaxed) + invalid;
+        let denom = published + received + invalid;
+        StatsSnapshot {
+            events_published: published,
+            events_received: received,
+            events_delivered: self.delivered.load(Relaxed),
+            events_failed: failed,
+            total_subscriptions: self.total_subscriptions.load(Relaxed),
+            total_connections: self.total_connections.load(Relaxed),
+            average_latency: avg,
+            p95_latency: p95,
+            p99_latency: p99,
+            messages_per_second: mps,
+            error_rate: if denom > 0 {
+                failed as f64 / denom as f64
+            } else {
+                0.0
+            },
+            events_dropped: self.dropped.load(Relaxed),
+            invalid_messages: invalid,
+            reconnects: self.reconnects.load(Relaxed),
+            events_filtered: self.filtered.load(Relaxed),
+            memory_usage: MemoryUsage {
+                rss: rss_bytes(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+}

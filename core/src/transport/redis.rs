@@ -1,0 +1,913 @@
+//! Redis pub/sub: one publisher and one subscriber connection, each owned by a supervisor task
+//! that reconnects forever (exponential backoff with jitter, capped).
+//!
+//! Publisher: callers hand requests to the task over a channel; the task writes whatever has
+//! queued up as one pipeline (automatic pipelining, bounded by `performance.batchSize`) and
+//! answers each caller with Redis's receiver count. Every request carries a small state cell
+//! (pending / sent / cancelled) that the caller's timeout and the task race on, so a publish is
+//! never sent after its caller was told it failed, and a publish that was written when the
+//! connection died is reported as *outcome unknown* and never resent.
+//!
+//! Subscriber: a RESP3 connection whose push messages are dispatched to the registry. The
+//! registry is the source of truth: after any reconnect the task subscribes exactly the
+//! registry's keys and checks every reply; a PING heartbeat catches half-open links.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{LinkStatus, Shared};
+use crate::error::{Error, ErrorKind, Result};
+use crate::state::{Link, StateEvent};
+use crate::subscription::Key;
+
+const PENDING: u8 = 0;
+const SENT: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Requests queued between callers and the publisher task (backpressure beyond this).
+const PUBLISH_CHANNEL: usize = 65_536;
+
+struct PubRequest {
+    channel: String,
+    payload: String,
+    state: Arc<AtomicU8>,
+    reply: oneshot::Sender<Result<u64>>,
+    /// Holds one slot of the offline queue until sent or cancelled.
+    offline: bool,
+}
+
+enum SubCtl {
+    Sync(oneshot::Sender<Result<()>>),
+}
+
+struct LinkState {
+    pub_up: AtomicBool,
+    sub_up: AtomicBool,
+    offline: AtomicUsize,
+    pub_conn: Mutex<Option<MultiplexedConnection>>,
+}
+
+pub(crate) struct RedisTransport {
+    pub_tx: mpsc::Sender<PubRequest>,
+    sub_ctl: mpsc::UnboundedSender<SubCtl>,
+    links: Arc<LinkState>,
+    shutdown: watch::Sender<bool>,
+    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+fn conn_name(service: &str, suffix: &str) -> String {
+    // CLIENT SETNAME refuses spaces and newlines.
+    let clean: String = service
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    format!("{clean}:{suffix}")
+}
+
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
+}
+
+async fn open_conn(
+    client: &redis::Client,
+    shared: &Shared,
+    link: Link,
+) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+    let s = &shared.settings;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(s.connect_timeout))
+        .set_response_timeout(None)
+        .set_push_sender(tx);
+    let connect_err = |e: redis::RedisError| {
+        Error::new(
+            ErrorKind::Connection,
+            format!("Failed to connect to Redis at {}", s.display_addr),
+        )
+        .with_source(e)
+    };
+    let mut conn = tokio::time::timeout(
+        s.connect_timeout + Duration::from_millis(100),
+        client.get_multiplexed_async_connection_with_config(&cfg),
+    )
+    .await
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::Connection,
+            format!(
+                "Failed to connect to Redis at {}: timed out after {} ms",
+                s.display_addr,
+                s.connect_timeout.as_millis()
+            ),
+        )
+    })?
+    .map_err(connect_err)?;
+    let suffix = match link {
+        Link::Publisher => "pub",
+        _ => "sub",
+    };
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(conn_name(&s.service_name, suffix))
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(connect_err)?;
+    Ok((conn, rx))
+}
+
+fn backoff(settings: &crate::config::Settings, attempt: u64) -> Duration {
+    let base = settings.reconnect_delay.as_millis().max(1) as f64;
+    let cap = settings.reconnect_delay_max.as_millis().max(1) as f64;
+    let exp = (base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32)).min(cap);
+    // Jitter in [exp/2, exp] spreads reconnecting clients out after a server restart.
+    let ms = rand::rng().random_range(exp / 2.0..=exp);
+    Duration::from_millis(ms as u64)
+}
+
+impl RedisTransport {
+    pub(crate) async fn connect(
+        info: redis::ConnectionInfo,
+        shared: Arc<Shared>,
+    ) -> Result<RedisTransport> {
+        let rs = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(rs);
+        let client = redis::Client::open(info).map_err(|e| {
+            Error::new(ErrorKind::Config, "invalid Redis connection settings").with_source(e)
+        })?;
+        let (pconn, ppush) = open_conn(&client, &shared, Link::Publisher).await?;
+        let (sconn, spush) = open_conn(&client, &shared, Link::Subscriber).await?;
+        let links = Arc::new(LinkState {
+            pub_up: AtomicBool::new(true),
+            sub_up: AtomicBool::new(true),
+            offline: AtomicUsize::new(0),
+            pub_conn: Mutex::new(Some(pconn.clone())),
+        });
+        let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
+        let (sub_ctl, sub_rx) = mpsc::unbounded_channel();
+        let (shutdown, shut_rx) = watch::channel(false);
+        shared.stats.total_connections.fetch_add(2, Relaxed);
+        let p = crate::runtime::spawn(publisher_loop(
+            client.clone(),
+            pconn,
+            ppush,
+            pub_rx,
+            shared.clone(),
+            links.clone(),
+            shut_rx.clone(),
+        ));
+        let s = crate::runtime::spawn(subscriber_loop(
+            client,
+            sconn,
+            spush,
+            sub_rx,
+            shared.clone(),
+            links.clone(),
+            shut_rx,
+        ));
+        Ok(RedisTransport {
+            pub_tx,
+            sub_ctl,
+            links,
+            shutdown,
+            tasks: tokio::sync::Mutex::new(vec![p, s]),
+            shared,
+        })
+    }
+
+    pub(crate) fn links(&self) -> LinkStatus {
+        LinkStatus {
+            publisher_up: self.links.pub_up.load(Relaxed),
+            subscriber_up: self.links.sub_up.load(Relaxed),
+        }
+    }
+
+    pub(crate) async fn publish_many(&self, items: Vec<(String, String)>) -> Vec<Result<u64>> {
+        let timeout = self.shared.settings.publish_timeout;
+        let cap = self.shared.settings.offline_queue_size;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut waits = Vec::with_capacity(items.len());
+        for (channel, payload) in items {
+            let mut offline = false;
+            if !self.links.pub_up.load(Acquire) {
+                // Publisher down: take a slot in the bounded offline queue or fail at once.
+                let prev = self.links.offline.fetch_add(1, AcqRel);
+                if prev >= cap {
+                    self.links.offline.fetch_sub(1, AcqRel);
+                    waits.push(Err(Error::new(
+                        ErrorKind::QueueFull,
+                        format!(
+                            "Redis is unavailable and the offline queue is full ({cap} publishes waiting); publish not sent"
+                        ),
+                    )));
+                    continue;
+                }
+                offline = true;
+            }
+            let state = Arc::new(AtomicU8::new(PENDING));
+            let (reply, rx) = oneshot::channel();
+            let req = PubRequest {
+                channel,
+                payload,
+                state: state.clone(),
+                reply,
+                offline,
+            };
+            match tokio::time::timeout_at(deadline, self.pub_tx.send(req)).await {
+                Ok(Ok(())) => waits.push(Ok((rx, state, offline))),
+                Ok(Err(_)) => {
+                    if offline {
+                        self.links.offline.fetch_sub(1, AcqRel);
+                    }
+                    waits.push(Err(Error::closed()))
+                }
+                Err(_) => {
+                    if offline {
+                        self.links.offline.fetch_sub(1, AcqRel);
+                    }
+                    waits.push(Err(Error::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "Publish timed out after {} ms before it was sent",
+                            timeout.as_millis()
+                        ),
+                    )))
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for w in waits {
+            let (rx, state, offline) = match w {
+                Ok(x) => x,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let r = match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(res)) => res,
+                Ok(Err(_)) => {
+                    // The task dropped the request: closed while queued, or died mid-send.
+                    if state.load(Acquire) == SENT {
+                        Err(Error::new(
+                            ErrorKind::OutcomeUnknown,
+                            "Connection closed after the publish was sent; it may or may not have been delivered",
+                        ))
+                    } else {
+                        Err(Error::closed())
+                    }
+                }
+                Err(_) => {
+                    if state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() {
+                        if offline {
+                            self.links.offline.fetch_sub(1, AcqRel);
+                        }
+                        Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "Publish timed out after {} ms before it was sent (Redis unavailable)",
+                                timeout.as_millis()
+                            ),
+                        ))
+                    } else {
+                        Err(Error::new(
+                            ErrorKind::OutcomeUnknown,
+                            format!(
+                                "No reply from Redis within {} ms after the publish was sent; it may or may not have been delivered",
+                                timeout.as_millis()
+                            ),
+                        ))
+                    }
+                }
+            };
+            out.push(r);
+        }
+        out
+    }
+
+    pub(crate) async fn sync(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.sub_ctl
+            .send(SubCtl::Sync(tx))
+            .map_err(|_| Error::closed())?;
+        rx.await.map_err(|_| Error::closed())?
+    }
+
+    pub(crate) async fn ping(&self) -> Result<Duration> {
+        let conn = self
+            .links
+            .pub_conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(mut conn) = conn else {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "Redis publisher connection is down; reconnecting",
+            ));
+        };
+        let start = Instant::now();
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(start.elapsed()),
+            Ok(Err(e)) => Err(Error::new(ErrorKind::Connection, "Redis PING failed").with_source(e)),
+            Err(_) => Err(Error::new(ErrorKind::Timeout, "Redis PING timed out after 2000 ms")),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        let _ = self.shutdown.send(true);
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().await);
+        for mut t in tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
+        }
+        self.links.pub_up.store(false, Release);
+        self.links.sub_up.store(false, Release);
+        self.links
+            .pub_conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+}
+
+enum Exit {
+    Shutdown,
+    Dead(String),
+}
+
+fn fail_all(reqs: impl IntoIterator<Item = PubRequest>, links: &LinkState, err: impl Fn() -> Error) {
+    for r in reqs {
+        if r.state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() && r.offline {
+            links.offline.fetch_sub(1, AcqRel);
+        }
+        let _ = r.reply.send(Err(err()));
+    }
+}
+
+fn purge_cancelled(q: &mut VecDeque<PubRequest>) {
+    q.retain(|r| r.state.load(Acquire) == PENDING);
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn publisher_loop(
+    client: redis::Client,
+    mut conn: MultiplexedConnection,
+    mut push: mpsc::UnboundedReceiver<PushInfo>,
+    mut rx: mpsc::Receiver<PubRequest>,
+    shared: Arc<Shared>,
+    links: Arc<LinkState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut offline_q: VecDeque<PubRequest> = VecDeque::new();
+    let mut reconnected = false;
+    loop {
+        links.pub_up.store(true, Release);
+        *links.pub_conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        if reconnected {
+            shared.stats.reconnects.fetch_add(1, Relaxed);
+            shared.stats.total_connections.fetch_add(1, Relaxed);
+            shared.logger.info("Redis publisher reconnected", &[]);
+            shared.emitter.emit(StateEvent::Connected {
+                connection: Link::Publisher,
+                reconnect: true,
+            });
+        }
+        let exit = serve_publisher(
+            &mut conn,
+            &mut push,
+            &mut rx,
+            &mut offline_q,
+            &shared,
+            &links,
+            &mut shutdown,
+        )
+        .await;
+        links.pub_up.store(false, Release);
+        links.pub_conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match exit {
+            Exit::Shutdown => {
+                rx.close();
+                let mut rest: Vec<PubRequest> = offline_q.drain(..).collect();
+                while let Ok(r) = rx.try_recv() {
+                    rest.push(r);
+                }
+                fail_all(rest, &links, Error::closed);
+                return;
+            }
+            Exit::Dead(reason) => {
+                shared.logger.warn(
+                    "Redis publisher connection lost",
+                    &[("reason", reason.clone())],
+                );
+                shared.emitter.emit(StateEvent::Disconnected {
+                    connection: Link::Publisher,
+                    reason,
+                });
+            }
+        }
+        // Reconnect forever, holding publishes in the offline queue meanwhile.
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            let delay = backoff(&shared.settings, attempt);
+            shared.emitter.emit(StateEvent::Reconnecting {
+                connection: Link::Publisher,
+                attempt,
+                delay: delay.as_millis() as u64,
+            });
+            let until = tokio::time::Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    r = rx.recv() => match r {
+                        Some(req) => {
+                            offline_q.push_back(req);
+                            if offline_q.len() % 256 == 0 {
+                                purge_cancelled(&mut offline_q);
+                            }
+                        }
+                        None => return,
+                    },
+                    _ = shutdown.changed() => {
+                        rx.close();
+                        let mut rest: Vec<PubRequest> = offline_q.drain(..).collect();
+                        while let Ok(r) = rx.try_recv() { rest.push(r); }
+                        fail_all(rest, &links, Error::closed);
+                        return;
+                    }
+                }
+            }
+            purge_cancelled(&mut offline_q);
+            let attempt_conn = tokio::select! {
+                r = open_conn(&client, &shared, Link::Publisher) => r,
+                _ = shutdown.changed() => {
+                    rx.close();
+                    let mut rest: Vec<PubRequest> = offline_q.drain(..).collect();
+                    while let Ok(r) = rx.try_recv() { rest.push(r); }
+                    fail_all(rest, &links, Error::closed);
+                    return;
+                }
+            };
+            match attempt_conn {
+                Ok((c, p)) => {
+                    conn = c;
+                    push = p;
+                    break;
+                }
+                Err(e) => shared.logger.debug(
+                    "Redis publisher reconnect failed",
+                    &[("attempt", attempt.to_string()), ("error", e.to_string())],
+                ),
+            }
+        }
+        reconnected = true;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_publisher(
+    conn: &mut MultiplexedConnection,
+    push: &mut mpsc::UnboundedReceiver<PushInfo>,
+    rx: &mut mpsc::Receiver<PubRequest>,
+    offline_q: &mut VecDeque<PubRequest>,
+    shared: &Shared,
+    links: &LinkState,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Exit {
+    let s = &shared.settings;
+    let mut batch: Vec<PubRequest> = Vec::with_capacity(s.batch_size);
+    // Publishes held while disconnected go first, in order.
+    while !offline_q.is_empty() {
+        let n = offline_q.len().min(s.batch_size);
+        batch.extend(offline_q.drain(..n));
+        if let Err(reason) = send_batch(conn, &mut batch, shared, links).await {
+            return Exit::Dead(reason);
+        }
+    }
+    let hb = s.heartbeat_interval.unwrap_or(Duration::from_secs(3600));
+    let mut ticker = tokio::time::interval(hb);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut last_io = Instant::now();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => return Exit::Shutdown,
+            p = push.recv() => match p {
+                None => return Exit::Dead("connection closed".into()),
+                Some(pi) if pi.kind == PushKind::Disconnection => {
+                    return Exit::Dead("connection closed by the server or the network".into())
+                }
+                Some(_) => {}
+            },
+            n = rx.recv_many(&mut batch, s.batch_size) => {
+                if n == 0 {
+                    return Exit::Shutdown;
+                }
+                if !s.batch_interval.is_zero() && batch.len() < s.batch_size {
+                    tokio::time::sleep(s.batch_interval).await;
+                    while batch.len() < s.batch_size {
+                        match rx.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                if let Err(reason) = send_batch(conn, &mut batch, shared, links).await {
+                    return Exit::Dead(reason);
+                }
+                last_io = Instant::now();
+            }
+            _ = ticker.tick(), if s.heartbeat_interval.is_some() => {
+                if last_io.elapsed() >= hb {
+                    let ping = tokio::time::timeout(
+                        hb.min(Duration::from_secs(5)),
+                        redis::cmd("PING").query_async::<String>(conn),
+                    ).await;
+                    match ping {
+                        Ok(Ok(_)) => last_io = Instant::now(),
+                        Ok(Err(e)) => return Exit::Dead(format!("heartbeat PING failed: {e}")),
+                        Err(_) => return Exit::Dead("heartbeat PING timed out".into()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Write one pipeline of PUBLISH commands and answer every caller. `Err` means the connection
+/// is dead (every request in the pipeline was answered with *outcome unknown*).
+async fn send_batch(
+    conn: &mut MultiplexedConnection,
+    batch: &mut Vec<PubRequest>,
+    shared: &Shared,
+    links: &LinkState,
+) -> std::result::Result<(), String> {
+    let mut pipe = redis::pipe();
+    let mut live: Vec<PubRequest> = Vec::with_capacity(batch.len());
+    for r in batch.drain(..) {
+        if r.state.compare_exchange(PENDING, SENT, AcqRel, Acquire).is_ok() {
+            if r.offline {
+                links.offline.fetch_sub(1, AcqRel);
+            }
+            pipe.cmd("PUBLISH").arg(&r.channel).arg(&r.payload);
+            live.push(r);
+        }
+        // else: the caller timed out and was told so; never send it.
+    }
+    if live.is_empty() {
+        return Ok(());
+    }
+    let n = live.len();
+    let res = tokio::time::timeout(
+        shared.settings.publish_timeout,
+        conn.send_packed_commands(&pipe, 0, n),
+    )
+    .await;
+    match res {
+        Ok(Ok(values)) => {
+            let mut values = values.into_iter();
+            for r in live {
+                let v = values.next();
+                let out = match v {
+                    Some(Value::Int(k)) => Ok(k.max(0) as u64),
+                    Some(Value::ServerError(e)) => Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("Redis refused PUBLISH: {e:?}"),
+                    )),
+                    other => Err(Error::new(
+                        ErrorKind::Protocol,
+                        format!("unexpected reply to PUBLISH: {other:?}"),
+                    )),
+                };
+                let _ = r.reply.send(out);
+            }
+            Ok(())
+        }
+        Ok(Err(e)) if !is_connection_error(&e) => {
+            let msg = e.to_string();
+            for r in live {
+                let _ = r.reply.send(Err(Error::new(
+                    ErrorKind::Protocol,
+                    format!("Redis refused PUBLISH: {msg}"),
+                )));
+            }
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            for r in live {
+                let _ = r.reply.send(Err(Error::new(
+                    ErrorKind::OutcomeUnknown,
+                    format!("Connection lost after the publish was sent; it may or may not have been delivered ({msg})"),
+                )));
+            }
+            Err(format!("publish failed: {msg}"))
+        }
+        Err(_) => {
+            for r in live {
+                let _ = r.reply.send(Err(Error::new(
+                    ErrorKind::OutcomeUnknown,
+                    "No reply from Redis within the publish timeout after the publish was sent; it may or may not have been delivered",
+                )));
+            }
+            Err("no reply to PUBLISH within the publish timeout".into())
+        }
+    }
+}
+
+/// Subscribe/unsubscribe so the connection's set equals the registry's keys.
+async fn reconcile(
+    conn: &mut MultiplexedConnection,
+    shared: &Shared,
+    current: &mut HashSet<Key>,
+) -> std::result::Result<(), redis::RedisError> {
+    let desired: HashSet<Key> = shared.registry.keys().into_iter().collect();
+    let add: Vec<Key> = desired.difference(current).cloned().collect();
+    let remove: Vec<Key> = current.difference(&desired).cloned().collect();
+    let chans: Vec<&str> = add
+        .iter()
+        .filter_map(|k| match k {
+            Key::Channel(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect();
+    let pats: Vec<&str> = add
+        .iter()
+        .filter_map(|k| match k {
+            Key::Pattern(p) => Some(p.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !chans.is_empty() {
+        conn.subscribe(&chans).await?;
+    }
+    if !pats.is_empty() {
+        conn.psubscribe(&pats).await?;
+    }
+    current.extend(add);
+    let rchans: Vec<&str> = remove
+        .iter()
+        .filter_map(|k| match k {
+            Key::Channel(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect();
+    let rpats: Vec<&str> = remove
+        .iter()
+        .filter_map(|k| match k {
+            Key::Pattern(p) => Some(p.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !rchans.is_empty() {
+        conn.unsubscribe(&rchans).await?;
+    }
+    if !rpats.is_empty() {
+        conn.punsubscribe(&rpats).await?;
+    }
+    for k in remove {
+        current.remove(&k);
+    }
+    Ok(())
+}
+
+fn bulk(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b.as_slice()),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn handle_push(shared: &Shared, pi: PushInfo) -> Option<String> {
+    match pi.kind {
+        PushKind::Message => {
+            if let [ch, payload, ..] = pi.data.as_slice() {
+                if let (Some(ch), Some(payload)) = (bulk(ch), bulk(payload)) {
+                    let ch = String::from_utf8_lossy(ch);
+                    shared.registry.dispatch(&ch, None, payload);
+                }
+            }
+            None
+        }
+        PushKind::PMessage => {
+            if let [pat, ch, payload, ..] = pi.data.as_slice() {
+                if let (Some(pat), Some(ch), Some(payload)) = (bulk(pat), bulk(ch), bulk(payload))
+                {
+                    let pat = String::from_utf8_lossy(pat);
+                    let ch = String::from_utf8_lossy(ch);
+                    shared.registry.dispatch(&ch, Some(&pat), payload);
+                }
+            }
+            None
+        }
+        PushKind::Disconnection => Some(
+            "connection closed by Redis (server down, CLIENT KILL, or evicted for exceeding client-output-buffer-limit pubsub)"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+async fn reconcile_timed(
+    conn: &mut MultiplexedConnection,
+    shared: &Shared,
+    current: &mut HashSet<Key>,
+) -> std::result::Result<(), (bool, String)> {
+    match tokio::time::timeout(
+        shared.settings.connect_timeout,
+        reconcile(conn, shared, current),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err((is_connection_error(&e), e.to_string())),
+        Err(_) => Err((true, "no reply to SUBSCRIBE within the connect timeout".into())),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn subscriber_loop(
+    client: redis::Client,
+    mut conn: MultiplexedConnection,
+    mut push: mpsc::UnboundedReceiver<PushInfo>,
+    mut ctl: mpsc::UnboundedReceiver<SubCtl>,
+    shared: Arc<Shared>,
+    links: Arc<LinkState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut lost: Option<(Instant, String)> = None;
+    let s = &shared.settings;
+    let hb = s.heartbeat_interval.unwrap_or(Duration::from_secs(3600));
+    'outer: loop {
+        // ---- connected: (re)subscribe exactly the registry's keys ----
+        let mut current: HashSet<Key> = HashSet::new();
+        let mut reason = match reconcile_timed(&mut conn, &shared, &mut current).await {
+            Ok(()) => None,
+            Err((_, msg)) => {
+                let message = format!("Resubscribe failed: {msg}");
+                shared.logger.error(&message, &[]);
+                shared.emitter.emit(StateEvent::Error {
+                    connection: Link::Subscriber,
+                    message,
+                });
+                Some(format!("resubscribe failed: {msg}"))
+            }
+        };
+        if reason.is_none() {
+            links.sub_up.store(true, Release);
+            if let Some((at, from)) = lost.take() {
+                shared.stats.reconnects.fetch_add(1, Relaxed);
+                shared.stats.total_connections.fetch_add(1, Relaxed);
+                shared.logger.info(
+                    "Redis subscriber reconnected and resubscribed",
+                    &[("subscriptions", current.len().to_string())],
+                );
+                shared.emitter.emit(StateEvent::Connected {
+                    connection: Link::Subscriber,
+                    reconnect: true,
+                });
+                shared.emitter.emit(StateEvent::Gap {
+                    from,
+                    to: crate::event::now_iso(),
+                    duration: at.elapsed().as_millis() as u64,
+                });
+            }
+            let mut ticker = tokio::time::interval(hb);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            let mut last_msg = Instant::now();
+            reason = Some(loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => break 'outer,
+                    p = push.recv() => match p {
+                        None => break "connection closed".to_string(),
+                        Some(pi) => {
+                            last_msg = Instant::now();
+                            if let Some(r) = handle_push(&shared, pi) {
+                                break r;
+                            }
+                        }
+                    },
+                    c = ctl.recv() => match c {
+                        None => break 'outer,
+                        Some(SubCtl::Sync(w)) => {
+                            let mut waiters = vec![w];
+                            while let Ok(SubCtl::Sync(w)) = ctl.try_recv() {
+                                waiters.push(w);
+                            }
+                            match reconcile_timed(&mut conn, &shared, &mut current).await {
+                                Ok(()) => for w in waiters { let _ = w.send(Ok(())); },
+                                Err((dead, msg)) => {
+                                    let kind = if dead { ErrorKind::Connection } else { ErrorKind::Protocol };
+                                    for w in waiters {
+                                        let _ = w.send(Err(Error::new(kind, format!("Redis refused the subscription: {msg}"))));
+                                    }
+                                    if dead {
+                                        break format!("subscribe failed: {msg}");
+                                    }
+                                    // Refused (ACL, ...): drop what the registry no longer has
+                                    // and go on; the caller has been told.
+                                }
+                            }
+                        }
+                    },
+                    _ = ticker.tick(), if s.heartbeat_interval.is_some() => {
+                        if last_msg.elapsed() >= hb {
+                            let ping = tokio::time::timeout(
+                                hb.min(Duration::from_secs(5)),
+                                redis::cmd("PING").query_async::<Value>(&mut conn),
+                            ).await;
+                            match ping {
+                                Ok(Ok(_)) => last_msg = Instant::now(),
+                                Ok(Err(e)) => break format!("heartbeat PING failed: {e}"),
+                                Err(_) => break "heartbeat PING timed out (half-open connection)".to_string(),
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        // ---- disconnected ----
+        links.sub_up.store(false, Release);
+        let reason = reason.unwrap_or_default();
+        if lost.is_none() {
+            lost = Some((Instant::now(), crate::event::now_iso()));
+        }
+        shared.logger.warn(
+            "Redis subscriber connection lost",
+            &[("reason", reason.clone())],
+        );
+        shared.emitter.emit(StateEvent::Disconnected {
+            connection: Link::Subscriber,
+            reason,
+        });
+        drop(conn);
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            let delay = backoff(s, attempt);
+            shared.emitter.emit(StateEvent::Reconnecting {
+                connection: Link::Subscriber,
+                attempt,
+                delay: delay.as_millis() as u64,
+            });
+            let until = tokio::time::Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    c = ctl.recv() => match c {
+                        // Offline: the registry already holds the change; resubscribe applies it.
+                        Some(SubCtl::Sync(w)) => { let _ = w.send(Ok(())); }
+                        None => break 'outer,
+                    },
+                    _ = shutdown.changed() => break 'outer,
+                }
+            }
+            let r = tokio::select! {
+                r = open_conn(&client, &shared, Link::Subscriber) => r,
+                _ = shutdown.changed() => break 'outer,
+            };
+            match r {
+                Ok((c, p)) => {
+                    conn = c;
+                    push = p;
+                    continue 'outer;
+                }
+                Err(e) => shared.logger.debug(
+                    "Redis subscriber reconnect failed",
+                    &[("attempt", attempt.to_string()), ("error", e.to_string())],
+                ),
+            }
+        }
+    }
+    links.sub_up.store(false, Release);
+    // Answer anyone still waiting.
+    ctl.close();
+    while let Ok(SubCtl::Sync(w)) = ctl.try_recv() {
+        let _ = w.send(Err(Error::closed()));
+    }
+}

@@ -1,0 +1,339 @@
+//! Validation before publish, with the TS package's rules and messages (SPEC §5).
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::event::{PublishOptions, RESERVED_METADATA_KEYS};
+
+/// The TS package's `EventValidator`: limits are configurable.
+#[derive(Debug, Clone)]
+pub struct EventValidator {
+    /// Serialized event limit (bytes).
+    pub max_event_size: usize,
+    /// Serialized data limit (bytes).
+    pub max_data_size: usize,
+    /// Check predefined photo event shapes.
+    pub strict_schemas: bool,
+}
+
+impl Default for EventValidator {
+    fn default() -> Self {
+        EventValidator {
+            max_event_size: 1024 * 1024,
+            max_data_size: 512 * 1024,
+            strict_schemas: false,
+        }
+    }
+}
+
+impl EventValidator {
+    /// A validator with the given limits.
+    pub fn new(max_event_size: usize, max_data_size: usize) -> Self {
+        EventValidator {
+            max_event_size,
+            max_data_size,
+            strict_schemas: false,
+        }
+    }
+
+    /// `Event type ...` rules: 1..=255 characters of `[a-zA-Z0-9._-]`.
+    pub fn validate_event_type(&self, t: &str) -> Result<()> {
+        if t.is_empty() {
+            return Err(Error::validation("Event type cannot be empty"));
+        }
+        if t.encode_utf16().count() > 255 {
+            return Err(Error::validation(
+                "Event type is too long (max 255 characters)",
+            ));
+        }
+        if !t
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return Err(Error::validation(
+                "Event type can only contain alphanumeric characters, dots, hyphens, and underscores",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `traceId`/`userId`/`correlationId`: 1..=255 characters.
+    pub fn validate_id(&self, id: &str, field: &str) -> Result<()> {
+        if id.is_empty() {
+            return Err(Error::validation(format!("{field} cannot be empty")));
+        }
+        if id.encode_utf16().count() > 255 {
+            return Err(Error::validation(format!(
+                "{field} is too long (max 255 characters)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Timestamp parseable and within 24 h in the past / 1 h in the future.
+    pub fn validate_timestamp(&self, ts: &str) -> Result<()> {
+        let parsed = chrono::DateTime::parse_from_rfc3339(ts)
+            .map_err(|_| Error::validation("Invalid timestamp format"))?;
+        let now = chrono::Utc::now();
+        let t = parsed.with_timezone(&chrono::Utc);
+        if t > now + chrono::Duration::hours(1) {
+            return Err(Error::validation("Timestamp is too far in the future"));
+        }
+        if t < now - chrono::Duration::hours(24) {
+            return Err(Error::validation("Timestamp is too far in the past"));
+        }
+        Ok(())
+    }
+
+    /// Rules that can be checked before the envelope exists (type, data, source, ids).
+    pub fn validate_publish(
+        &self,
+        source: &str,
+        event_type: &str,
+        data_json: &str,
+        opts: &PublishOptions,
+    ) -> Result<()> {
+        if event_type.is_empty() {
+            return Err(Error::validation("Event type is required"));
+        }
+        let d = data_json.trim();
+        if d.is_empty() || d == "null" {
+            return Err(Error::validation("Event data is required"));
+        }
+        self.validate_event_type(event_type)?;
+        if source.is_empty() {
+            return Err(Error::validation("Metadata source is required"));
+        }
+        if let Some(t) = &opts.trace_id {
+            self.validate_id(t, "traceId")?;
+        }
+        if let Some(u) = &opts.user_id {
+            self.validate_id(u, "userId")?;
+        }
+        if let Some(c) = &opts.correlation_id {
+            self.validate_id(c, "correlationId")?;
+        }
+        if let Some(extra) = &opts.metadata {
+            for k in extra.keys() {
+                if RESERVED_METADATA_KEYS.contains(&k.as_str()) {
+                    return Err(Error::validation(format!(
+                        "Metadata field '{k}' is set by the event bus and cannot be overridden"
+                    )));
+                }
+            }
+        }
+        if self.strict_schemas {
+            let v: Value = serde_json::from_str(d)
+                .map_err(|_| Error::validation("Event data must be valid JSON"))?;
+            self.validate_event_data(event_type, &v)?;
+        }
+        Ok(())
+    }
+
+    /// Size rules on the serialized event and data, with the TS messages.
+    pub fn validate_sizes(&self, event_len: usize, data_len: usize) -> Result<()> {
+        if event_len > self.max_event_size {
+            return Err(Error::validation(format!(
+                "Event size ({event_len} bytes) exceeds maximum allowed size ({} bytes)",
+                self.max_event_size
+            )));
+        }
+        if data_len > self.max_data_size {
+            return Err(Error::validation(format!(
+                "Event data size ({data_len} bytes) exceeds maximum allowed size ({} bytes)",
+                self.max_data_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Strict schemas of the predefined photo events (the TS `validateEventData`). Unknown
+    /// types pass. Unlike the TS package, `thumbnails` must be an array (the TS check required
+    /// 'object' and so rejected every real array).
+    pub fn validate_event_data(&self, event_type: &str, data: &Value) -> Result<()> {
+        let fields: &[(&str, &str)] = match event_type {
+            "photo.uploaded" => &[
+                ("photoId", "string"),
+                ("userId", "string"),
+                ("filename", "string"),
+                ("size", "number"),
+                ("mimeType", "string"),
+                ("uploadedAt", "string"),
+            ],
+            "photo.processing.started" => &[
+                ("photoId", "string"),
+                ("userId", "string"),
+                ("jobId", "string"),
+                ("startedAt", "string"),
+            ],
+            "photo.processing.progress" => &[
+                ("photoId", "string"),
+                ("userId", "string"),
+                ("jobId", "string"),
+                ("progress", "number"),
+                ("stage", "string"),
+            ],
+            "photo.processing.completed" => &[
+                ("photoId", "string"),
+                ("userId", "string"),
+                ("jobId", "string"),
+                ("completedAt", "string"),
+                ("duration", "number"),
+                ("thumbnails", "array"),
+                ("metadata", "object"),
+            ],
+            "photo.processing.failed" => &[
+                ("photoId", "string"),
+                ("userId", "string"),
+                ("jobId", "string"),
+                ("failedAt", "string"),
+                ("error", "object"),
+                ("retryable", "boolean"),
+            ],
+            _ => return Ok(()),
+        };
+        let obj = data.as_object();
+        for (name, expected) in fields {
+            let v = obj.and_then(|o| o.get(*name));
+            let Some(v) = v else {
+                return Err(Error::validation(format!("Field '{name}' is required")));
+            };
+            let actual = match v {
+                Value::Null => "object",
+                Value::Bool(_) => "boolean",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            };
+            if actual != *expected {
+                return Err(Error::validation(format!(
+                    "Field '{name}' must be of type '{expected}', got '{actual}'"
+                )));
+            }
+        }
+        if event_type == "photo.processing.progress" {
+            let p = data.get("progress").and_then(Value::as_f64).unwrap_or(0.0);
+            if !(0.0..=100.0).contains(&p) {
+                return Err(Error::validation("Progress must be between 0 and 100"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn type_rules() {
+        let v = EventValidator::default();
+        assert!(v.validate_event_type("photo.uploaded").is_ok());
+        assert_eq!(
+            v.validate_event_type("").unwrap_err().message(),
+            "Event type cannot be empty"
+        );
+        assert_eq!(
+            v.validate_event_type("a b").unwrap_err().message(),
+            "Event type can only contain alphanumeric characters, dots, hyphens, and underscores"
+        );
+        assert!(v.validate_event_type(&"a".repeat(255)).is_ok());
+        assert_eq!(
+            v.validate_event_type(&"a".repeat(256))
+                .unwrap_err()
+                .message(),
+            "Event type is too long (max 255 characters)"
+        );
+    }
+
+    #[test]
+    fn data_and_ids() {
+        let v = EventValidator::default();
+        let o = PublishOptions::default();
+        assert_eq!(
+            v.validate_publish("s", "t", "null", &o)
+                .unwrap_err()
+                .message(),
+            "Event data is required"
+        );
+        let o = PublishOptions {
+            trace_id: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(
+            v.validate_publish("s", "t", "1", &o).unwrap_err().message(),
+            "traceId cannot be empty"
+        );
+        let o = PublishOptions {
+            user_id: Some("u".repeat(256)),
+            ..Default::default()
+        };
+        assert_eq!(
+            v.validate_publish("s", "t", "1", &o).unwrap_err().message(),
+            "userId is too long (max 255 characters)"
+        );
+    }
+
+    #[test]
+    fn sizes_and_timestamps() {
+        let v = EventValidator::new(100, 50);
+        assert!(v.validate_sizes(100, 50).is_ok());
+        assert_eq!(
+            v.validate_sizes(101, 1).unwrap_err().message(),
+            "Event size (101 bytes) exceeds maximum allowed size (100 bytes)"
+        );
+        assert_eq!(
+            v.validate_sizes(10, 51).unwrap_err().message(),
+            "Event data size (51 bytes) exceeds maximum allowed size (50 bytes)"
+        );
+        assert!(v.validate_timestamp(&crate::event::now_iso()).is_ok());
+        assert_eq!(
+            v.validate_timestamp("nope").unwrap_err().message(),
+            "Invalid timestamp format"
+        );
+        assert_eq!(
+            v.validate_timestamp("2000-01-01T00:00:00.000Z")
+                .unwrap_err()
+                .message(),
+            "Timestamp is too far in the past"
+        );
+        assert_eq!(
+            v.validate_timestamp("2999-01-01T00:00:00.000Z")
+                .unwrap_err()
+                .message(),
+            "Timestamp is too far in the future"
+        );
+    }
+
+    #[test]
+    fn strict_photo_schemas() {
+        let v = EventValidator::default();
+        assert_eq!(
+            v.validate_event_data("photo.uploaded", &json!({"photoId": "p"}))
+                .unwrap_err()
+                .message(),
+            "Field 'userId' is required"
+        );
+        assert_eq!(
+            v.validate_event_data(
+                "photo.processing.progress",
+                &json!({"photoId":"p","userId":"u","jobId":"j","progress":101,"stage":"s"})
+            )
+            .unwrap_err()
+            .message(),
+            "Progress must be between 0 and 100"
+        );
+        assert_eq!(
+            v.validate_event_data(
+                "photo.processing.failed",
+                &json!({"photoId":"p","userId":"u","jobId":"j","failedAt":"x","error":{},"retryable":"no"})
+            )
+            .unwrap_err()
+            .message(),
+            "Field 'retryable' must be of type 'boolean', got 'string'"
+        );
+        assert!(v.validate_event_data("other", &json!(1)).is_ok());
+    }
+}
