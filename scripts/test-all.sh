@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The one test command (README "Run every test"): installs what is missing, builds every face,
+# and runs every suite against a real Redis (REDIS_URL or 127.0.0.1:6379, started if none).
+#
+#   scripts/test-all.sh            # everything
+#   SUITES="core node" scripts/test-all.sh   # a subset: lint core node python c cross
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/lib.sh
+
+SUITES=${SUITES:-"lint core node python c cross"}
+export CARGO_TERM_COLOR=never
+passed=0; failed=0; failed_names=""
+
+run_suite() {
+  local name=$1; shift
+  log "suite: $name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); log "suite $name: ok ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1)); failed_names="$failed_names $name"; log "suite $name: FAILED ($((SECONDS - start)) s)"
+  fi
+}
+
+ensure_tools() {
+  command -v cargo >/dev/null || { log "cargo is required (https://rustup.rs)"; return 1; }
+  command -v node >/dev/null || { log "node >= 18 is required"; return 1; }
+  command -v valgrind >/dev/null || apt_install valgrind
+  command -v pkg-config >/dev/null || apt_install pkg-config
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+  ensure_redis
+}
+
+suite_lint() {
+  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings
+}
+
+suite_core() {
+  cargo test -p event-bus-core
+}
+
+suite_node() {
+  npm install --no-audit --no-fund && npm test
+}
+
+VENV=${VENV:-$ROOT/.venv}
+suite_python() {
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
+  "$VENV/bin/pip" install -q --upgrade pip >/dev/null &&
+  "$VENV/bin/pip" install -q pytest pytest-asyncio mypy redis &&
+  "$VENV/bin/pip" install -q --force-reinstall --no-deps . &&
+  (cd bindings-python && "$VENV/bin/python" -m pytest -q tests) &&
+  "$VENV/bin/python" -m mypy --strict bindings-python/tests/typecheck_worker.py
+}
+
+suite_c() {
+  bash scripts/test-c.sh
+}
+
+suite_cross() {
+  PYTHON="$VENV/bin/python" bash tests/cross/run.sh
+}
+
+ensure_tools || { echo "setup: 0 passed, 1 failed"; exit 1; }
+for s in $SUITES; do
+  run_suite "$s" "suite_$s"
+done
+echo
+[ -n "$failed_names" ] && log "failed suites:$failed_names"
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
