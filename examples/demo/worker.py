@@ -1,0 +1,86 @@
+"""Demo "photo worker" (Python): processes photo.uploaded events and reports progress.
+
+For each photo.uploaded it publishes photo.processing.started, .progress (x3) and .completed,
+as the platform's Python workers do. Stops on demo.shutdown and prints its stats.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+import event_bus
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+RUN = os.environ.get("DEMO_RUN", "demo")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def main() -> int:
+    stop = threading.Event()
+    with event_bus.EventBusClient(
+        {"serviceName": "photo-worker", "redis": {"url": REDIS_URL}, "logLevel": "warn"}
+    ) as bus:
+
+        def on_uploaded(event: event_bus.Event) -> None:
+            data = event.data
+            if data.get("run") != RUN:
+                return
+            photo, user = data["photoId"], data["userId"]
+            job = f"job-{photo}"
+            started = time.monotonic()
+            common = {"photoId": photo, "userId": user, "jobId": job, "run": RUN}
+            bus.publish(
+                "photo.processing.started",
+                {**common, "startedAt": now_iso()},
+                correlation_id=event.id,
+            )
+            for progress, stage in ((25, "decode"), (60, "thumbnails"), (90, "metadata")):
+                time.sleep(0.02)  # the "work"
+                bus.publish(
+                    "photo.processing.progress",
+                    {**common, "progress": progress, "stage": stage},
+                    correlation_id=event.id,
+                )
+            bus.publish(
+                "photo.processing.completed",
+                {
+                    **common,
+                    "completedAt": now_iso(),
+                    "duration": round((time.monotonic() - started) * 1000),
+                    "thumbnails": [
+                        {"size": s, "width": w, "height": w, "url": f"/t/{photo}/{s}", "path": f"t/{photo}/{s}.jpg"}
+                        for s, w in (("small", 150), ("medium", 600))
+                    ],
+                    "metadata": {"width": 4000, "height": 3000, "format": "jpeg"},
+                    "storageInfo": {"bucket": "photos", "key": f"{photo}.jpg", "size": data["size"], "contentType": data["mimeType"]},
+                },
+                correlation_id=event.id,
+            )
+            print(f"[worker] processed {photo}", flush=True)
+
+        def on_shutdown(event: event_bus.Event) -> None:
+            if event.data.get("run") == RUN:
+                stop.set()
+
+        bus.subscribe("photo.uploaded", on_uploaded)
+        bus.subscribe("demo.shutdown", on_shutdown)
+        print("[worker] ready", flush=True)
+        if not stop.wait(float(os.environ.get("DEMO_TIMEOUT_S", "30"))):
+            print("[worker] timed out waiting for demo.shutdown", file=sys.stderr)
+        s = bus.get_stats()
+        print(
+            f"[worker] stats: published={s['eventsPublished']} received={s['eventsReceived']} "
+            f"delivered={s['eventsDelivered']} failed={s['eventsFailed']}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
