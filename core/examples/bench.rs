@@ -1,0 +1,172 @@
+//! Benchmark driver for the Rust core (used by bench/run.sh; not a test).
+//!
+//! `cargo run --release -p event-bus-core --example bench -- SCENARIO [N] [SIZE]` prints one JSON
+//! object with the figures. Scenarios:
+//! - `burst`: N publishes issued concurrently (bursts of 1,000 in flight), events/s;
+//! - `serial`: N awaited publishes one at a time, events/s and p50/p99 latency;
+//! - `e2e`: N events published in bursts into a subscriber of the same process, delivered/s;
+//! - `fanout`: 1 publisher, 8 subscribing clients with 50 patterns each, delivered/s.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use event_bus::{Delivery, EventBusClient, HandlerError, PublishOptions, SubscriptionOptions};
+use serde_json::value::RawValue;
+
+fn cfg(name: &str) -> String {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    format!(r#"{{"serviceName":"{name}","redis":{{"url":"{url}","publishTimeout":60000}},"logLevel":"error"}}"#)
+}
+
+fn data(size: usize) -> Box<RawValue> {
+    // The seed's photo.uploaded data (~320 bytes on the wire with the envelope), or padded.
+    let base = r#"{"photoId":"photo-123","userId":"user-456","filename":"vacation.jpg","size":1024000,"mimeType":"image/jpeg","uploadedAt":"2026-11-27T04:00:00.000Z""#;
+    let pad = size.saturating_sub(base.len() + 2);
+    let s = if pad > 12 {
+        format!(r#"{base},"pad":"{}"}}"#, "x".repeat(pad - 9))
+    } else {
+        format!("{base}}}")
+    };
+    RawValue::from_string(s).unwrap()
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let scenario = args.get(1).map(String::as_str).unwrap_or("burst");
+    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let size: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(200);
+    let run = format!("bench{}", std::process::id());
+    let d = data(size);
+    let bus = EventBusClient::from_json(&cfg("bench-rust")).unwrap();
+    bus.connect().await.unwrap();
+    let ty = format!("{run}.photo.uploaded");
+    let opts = PublishOptions::default();
+    match scenario {
+        "burst" => {
+            let start = Instant::now();
+            let mut done = 0;
+            while done < n {
+                let k = 1000.min(n - done);
+                let futs = (0..k).map(|_| bus.publish(&ty, &d, &opts));
+                for r in futures_util::future::join_all(futs).await {
+                    r.unwrap();
+                }
+                done += k;
+            }
+            let s = start.elapsed().as_secs_f64();
+            println!(r#"{{"scenario":"burst","n":{n},"seconds":{s},"rate":{}}}"#, n as f64 / s);
+        }
+        "serial" => {
+            let mut lat = Vec::with_capacity(n);
+            let start = Instant::now();
+            for _ in 0..n {
+                let t = Instant::now();
+                bus.publish(&ty, &d, &opts).await.unwrap();
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            let s = start.elapsed().as_secs_f64();
+            println!(
+                r#"{{"scenario":"serial","n":{n},"seconds":{s},"rate":{},"p50_ms":{},"p99_ms":{}}}"#,
+                n as f64 / s,
+                pct(&mut lat, 0.5),
+                pct(&mut lat, 0.99)
+            );
+        }
+        "e2e" => {
+            let got = Arc::new(AtomicU64::new(0));
+            let g = got.clone();
+            let sub = EventBusClient::from_json(&cfg("bench-rust-sub")).unwrap();
+            sub.connect().await.unwrap();
+            sub.subscribe(
+                &format!("{run}.*"),
+                Arc::new(move |_ev: Delivery| {
+                    g.fetch_add(1, Relaxed);
+                    async { Ok::<(), HandlerError>(()) }
+                }),
+                SubscriptionOptions {
+                    max_pending: Some(n + 1),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            let start = Instant::now();
+            let mut done = 0;
+            while done < n {
+                let k = 1000.min(n - done);
+                let futs = (0..k).map(|_| bus.publish(&ty, &d, &opts));
+                futures_util::future::join_all(futs).await;
+                done += k;
+            }
+            while got.load(Relaxed) < n as u64 && start.elapsed() < Duration::from_secs(120) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let s = start.elapsed().as_secs_f64();
+            let stats = sub.stats();
+            println!(
+                r#"{{"scenario":"e2e","n":{n},"delivered":{},"seconds":{s},"rate":{},"dropped":{}}}"#,
+                got.load(Relaxed),
+                got.load(Relaxed) as f64 / s,
+                stats.events_dropped
+            );
+            sub.disconnect().await.unwrap();
+        }
+        "fanout" => {
+            let got = Arc::new(AtomicU64::new(0));
+            let mut subs = Vec::new();
+            for c in 0..8 {
+                let sub = EventBusClient::from_json(&cfg(&format!("bench-fan-{c}"))).unwrap();
+                sub.connect().await.unwrap();
+                for p in 0..50 {
+                    let g = got.clone();
+                    // Pattern 0 matches every event; the other 49 are live patterns that do not.
+                    let pat = if p == 0 { format!("{run}.*") } else { format!("{run}.other{p}.*") };
+                    sub.subscribe(
+                        &pat,
+                        Arc::new(move |_ev: Delivery| {
+                            g.fetch_add(1, Relaxed);
+                            async { Ok::<(), HandlerError>(()) }
+                        }),
+                        SubscriptionOptions {
+                            max_pending: Some(n + 1),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                }
+                subs.push(sub);
+            }
+            let want = (n * 8) as u64;
+            let start = Instant::now();
+            let mut done = 0;
+            while done < n {
+                let k = 1000.min(n - done);
+                let futs = (0..k).map(|_| bus.publish(&ty, &d, &opts));
+                futures_util::future::join_all(futs).await;
+                done += k;
+            }
+            while got.load(Relaxed) < want && start.elapsed() < Duration::from_secs(120) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let s = start.elapsed().as_secs_f64();
+            println!(
+                r#"{{"scenario":"fanout","n":{n},"clients":8,"patterns_per_client":50,"delivered":{},"seconds":{s},"rate":{}}}"#,
+                got.load(Relaxed),
+                got.load(Relaxed) as f64 / s
+            );
+            for s in subs {
+                s.disconnect().await.unwrap();
+            }
+        }
+        other => panic!("unknown scenario {other}"),
+    }
+    bus.disconnect().await.unwrap();
+}
