@@ -18,9 +18,7 @@ use crate::event::{encode, PublishOptions};
 use crate::logging::{Logger, RateLimit};
 use crate::state::{Emitter, StateEvent, StateListener};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::subscription::{
-    Ctx, Handler, Policy, Registry, SubscriptionInfo, SubscriptionOptions,
-};
+use crate::subscription::{Ctx, Handler, Policy, Registry, SubscriptionInfo, SubscriptionOptions};
 use crate::transport::{memory::MemoryTransport, redis::RedisTransport, Shared, Transport};
 use crate::validate::EventValidator;
 
@@ -121,7 +119,11 @@ impl EventBusClient {
     /// Build a client from a parsed config (checks it with the TS constructor's messages).
     pub fn new(config: EventBusConfig) -> Result<EventBusClient> {
         let settings = config.settings()?;
-        let logger = Logger::new(&settings.service_name, settings.log_level, settings.log_json);
+        let logger = Logger::new(
+            &settings.service_name,
+            settings.log_level,
+            settings.log_json,
+        );
         let stats = Arc::new(Stats::default());
         let ctx = Arc::new(Ctx {
             stats: stats.clone(),
@@ -129,6 +131,7 @@ impl EventBusClient {
             drop_log: RateLimit::new(5000),
             invalid_log: RateLimit::new(5000),
             fail_log: RateLimit::new(1000),
+            max_message_size: settings.max_event_size,
         });
         let validator = EventValidator {
             max_event_size: settings.max_event_size,
@@ -190,7 +193,9 @@ impl EventBusClient {
     async fn connect_inner(&self) -> Result<()> {
         let _g = self.inner.lifecycle.lock().await;
         if self.transport().is_some() {
-            self.inner.logger.warn("Already connected to Event Bus", &[]);
+            self.inner
+                .logger
+                .warn("Already connected to Event Bus", &[]);
             return Ok(());
         }
         let s = &self.inner.settings;
@@ -209,17 +214,18 @@ impl EventBusClient {
             Endpoint::Memory(name) => {
                 Transport::Memory(MemoryTransport::connect(name, self.inner.registry.clone()))
             }
-            Endpoint::Redis(info) => match RedisTransport::connect((**info).clone(), shared).await
-            {
-                Ok(t) => Transport::Redis(t),
-                Err(e) => {
-                    self.inner.logger.error(
-                        "Failed to connect to Event Bus",
-                        &[("error", e.to_string())],
-                    );
-                    return Err(e);
+            Endpoint::Redis(info) => {
+                match RedisTransport::connect((**info).clone(), shared).await {
+                    Ok(t) => Transport::Redis(t),
+                    Err(e) => {
+                        self.inner.logger.error(
+                            "Failed to connect to Event Bus",
+                            &[("error", e.to_string())],
+                        );
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         if s.client.is_some() {
             self.inner.logger.warn(
@@ -324,7 +330,51 @@ impl EventBusClient {
                 return Err(f);
             }
         };
-        self.send(vec![ev]).await.pop().expect("one result per event")
+        self.send(vec![ev])
+            .await
+            .pop()
+            .expect("one result per event")
+    }
+
+    /// `publishToRoom(room, type, data, options)`: `publish` with `options.room = room`
+    /// (channel `room:{room}`).
+    pub async fn publish_to_room(
+        &self,
+        room: &str,
+        event_type: &str,
+        data: &RawValue,
+        opts: &PublishOptions,
+    ) -> PublishOutcome {
+        let mut o = opts.clone();
+        o.room = Some(room.to_string());
+        self.publish(event_type, data, &o).await
+    }
+
+    /// `publishToUser(userId, type, data, options)`: `publish` with `options.userId = userId`
+    /// (channel `user:{userId}` unless a room is given).
+    pub async fn publish_to_user(
+        &self,
+        user_id: &str,
+        event_type: &str,
+        data: &RawValue,
+        opts: &PublishOptions,
+    ) -> PublishOutcome {
+        let mut o = opts.clone();
+        o.user_id = Some(user_id.to_string());
+        self.publish(event_type, data, &o).await
+    }
+
+    /// `broadcast(type, data, options)`: `publish` with `options.broadcast = true` (channel
+    /// `broadcast` unless a room or user is given).
+    pub async fn broadcast(
+        &self,
+        event_type: &str,
+        data: &RawValue,
+        opts: &PublishOptions,
+    ) -> PublishOutcome {
+        let mut o = opts.clone();
+        o.broadcast = Some(true);
+        self.publish(event_type, data, &o).await
     }
 
     /// `publishBatch([...])`: every event validated on its own, the valid ones written in one
@@ -437,14 +487,8 @@ impl EventBusClient {
         }
         let s = &self.inner.settings;
         let policy = Policy::new(&options, s.default_max_retries, s.default_retry_delay)?;
-        let entry = self
-            .inner
-            .registry
-            .add(pattern, handler, options, policy);
-        self.inner
-            .stats
-            .total_subscriptions
-            .fetch_add(1, Relaxed);
+        let entry = self.inner.registry.add(pattern, handler, options, policy);
+        self.inner.stats.total_subscriptions.fetch_add(1, Relaxed);
         if let Err(e) = t.sync().await {
             self.inner.registry.remove(&entry.id);
             return Err(e);
@@ -488,6 +532,12 @@ impl EventBusClient {
     /// One subscription by id.
     pub fn subscription(&self, id: &str) -> Option<SubscriptionInfo> {
         self.inner.registry.get(id).map(|e| e.info())
+    }
+
+    /// Events waiting in subscription `id`'s queue (bounded by its `maxPending`; a handler run
+    /// in progress is not counted). `None` when no such subscription.
+    pub fn pending_events(&self, id: &str) -> Option<usize> {
+        self.inner.registry.queued(id)
     }
 
     /// Register a state listener; returns an id for [`Self::off_state`].

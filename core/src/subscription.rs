@@ -49,7 +49,8 @@ impl std::fmt::Display for HandlerError {
 }
 
 /// The future a handler returns.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = std::result::Result<(), HandlerError>> + Send>>;
+pub type HandlerFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<(), HandlerError>> + Send>>;
 
 /// What a face supplies for each subscription: run the host's callable for one event and
 /// report success or failure. Timeouts, retries, ordering and concurrency are the core's job.
@@ -128,7 +129,10 @@ impl SubscriptionOptions {
         }
         match self.metadata.as_ref().and_then(|m| m.get("filter")) {
             Some(v) if !v.is_null() => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
-                Error::new(ErrorKind::Validation, format!("invalid metadata.filter: {e}"))
+                Error::new(
+                    ErrorKind::Validation,
+                    format!("invalid metadata.filter: {e}"),
+                )
             }),
             _ => Ok(None),
         }
@@ -248,6 +252,8 @@ pub(crate) struct Ctx {
     pub drop_log: RateLimit,
     pub invalid_log: RateLimit,
     pub fail_log: RateLimit,
+    /// Received messages longer than this are invalid (the event size limit).
+    pub max_message_size: usize,
 }
 
 /// The client's subscriptions, by id and by Redis key.
@@ -323,7 +329,10 @@ impl Registry {
         *entry.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
         let mut g = self.write();
         g.by_id.insert(entry.id.clone(), entry.clone());
-        g.by_key.entry(entry.key.clone()).or_default().push(entry.clone());
+        g.by_key
+            .entry(entry.key.clone())
+            .or_default()
+            .push(entry.clone());
         entry
     }
 
@@ -342,6 +351,13 @@ impl Registry {
         e.active.store(false, Relaxed);
         e.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
         Some(e)
+    }
+
+    /// Events waiting in a subscription's queue (not counting the ones being handled).
+    pub(crate) fn queued(&self, id: &str) -> Option<usize> {
+        let e = self.get(id)?;
+        let tx = e.tx.lock().unwrap_or_else(|p| p.into_inner());
+        Some(tx.as_ref().map_or(0, |t| t.max_capacity() - t.capacity()))
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Entry>> {
@@ -407,7 +423,16 @@ impl Registry {
             return; // a late message for a key just unsubscribed
         };
         let ctx = &self.ctx;
-        let delivery = match Delivery::decode(channel, pattern, payload) {
+        let decoded = if payload.len() > ctx.max_message_size {
+            Err(Error::validation(format!(
+                "message size ({} bytes) exceeds maximum allowed size ({} bytes)",
+                payload.len(),
+                ctx.max_message_size
+            )))
+        } else {
+            Delivery::decode(channel, pattern, payload)
+        };
+        let delivery = match decoded {
             Ok(d) => d,
             Err(e) => {
                 ctx.stats.invalid.fetch_add(1, Relaxed);
@@ -513,7 +538,10 @@ async fn run_one(id: &str, handler: &Arc<dyn Handler>, p: &Policy, d: Delivery, 
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(e.message),
             Ok(Err(_panic)) => Err("handler panicked".to_string()),
-            Err(_) => Err(format!("Handler timeout after {} ms", p.timeout.as_millis())),
+            Err(_) => Err(format!(
+                "Handler timeout after {} ms",
+                p.timeout.as_millis()
+            )),
         };
         match outcome {
             Ok(()) => {

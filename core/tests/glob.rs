@@ -20,12 +20,20 @@ fn every_captured_vector() {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let row: Row = serde_json::from_str(line).unwrap();
         if matches_pattern(&row.pattern, &row.channel) != row.matched {
-            bad.push(format!("{:?} vs {:?}: redis says {}", row.pattern, row.channel, row.matched));
+            bad.push(format!(
+                "{:?} vs {:?}: redis says {}",
+                row.pattern, row.channel, row.matched
+            ));
         }
         n += 1;
     }
     assert!(n > 700, "expected the full vector file, read {n} rows");
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 fn redis_url() -> String {
@@ -35,28 +43,43 @@ fn redis_url() -> String {
 /// Redis's own answer through PUBSUB: subscribe a pattern on one connection, publish the
 /// channel on another, see whether it arrives. Cheaper and exact: PUBLISH's receiver count from
 /// a connection that PSUBSCRIBEd only that pattern.
-fn redis_matches(pubc: &mut redis::Connection, subc: &mut redis::Connection, pattern: &[u8], channel: &[u8]) -> bool {
-    use redis::ConnectionLike;
-    subc.send_packed_command(&redis::cmd("PSUBSCRIBE").arg(pattern).get_packed_command()).unwrap();
+fn redis_matches(
+    pubc: &mut redis::Connection,
+    subc: &mut redis::Connection,
+    pattern: &[u8],
+    channel: &[u8],
+) -> bool {
+    subc.send_packed_command(&redis::cmd("PSUBSCRIBE").arg(pattern).get_packed_command())
+        .unwrap();
     let _confirm = subc.recv_response().unwrap();
-    let n: i64 = redis::cmd("PUBLISH").arg(channel).arg("x").query(pubc).unwrap();
+    let n: i64 = redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg("x")
+        .query(pubc)
+        .unwrap();
     if n > 0 {
         let _msg = subc.recv_response().unwrap();
     }
-    subc.send_packed_command(&redis::cmd("PUNSUBSCRIBE").arg(pattern).get_packed_command()).unwrap();
+    subc.send_packed_command(&redis::cmd("PUNSUBSCRIBE").arg(pattern).get_packed_command())
+        .unwrap();
     let _confirm = subc.recv_response().unwrap();
     n > 0
 }
 
 fn alphabet() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(
-        prop::sample::select(vec![b'a', b'b', b'.', b'*', b'?', b'[', b']', b'^', b'-', b'\\', b'c', 0xc3, 0xa9]),
+        prop::sample::select(vec![
+            b'a', b'b', b'.', b'*', b'?', b'[', b']', b'^', b'-', b'\\', b'c', 0xc3, 0xa9,
+        ]),
         0..8,
     )
 }
 
 fn chan() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(prop::sample::select(vec![b'a', b'b', b'c', b'.', b'-', b']', b'*', 0xc3, 0xa9]), 0..8)
+    prop::collection::vec(
+        prop::sample::select(vec![b'a', b'b', b'c', b'.', b'-', b']', b'*', 0xc3, 0xa9]),
+        0..8,
+    )
 }
 
 #[test]
@@ -74,8 +97,19 @@ fn differential_against_live_redis() {
             let mut channel = prefix.clone().into_bytes();
             channel.extend(&c);
             let ours = event_bus::glob::matches_bytes(&pattern, &channel);
-            let theirs = redis_matches(&mut pubc.borrow_mut(), &mut subc.borrow_mut(), &pattern, &channel);
-            prop_assert_eq!(ours, theirs, "pattern {:?} channel {:?}", String::from_utf8_lossy(&pattern), String::from_utf8_lossy(&channel));
+            let theirs = redis_matches(
+                &mut pubc.borrow_mut(),
+                &mut subc.borrow_mut(),
+                &pattern,
+                &channel,
+            );
+            prop_assert_eq!(
+                ours,
+                theirs,
+                "pattern {:?} channel {:?}",
+                String::from_utf8_lossy(&pattern),
+                String::from_utf8_lossy(&channel)
+            );
             Ok(())
         })
         .unwrap();

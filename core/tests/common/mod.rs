@@ -1,0 +1,318 @@
+//! Test harness shared by the core's test files.
+//!
+//! - [`RedisServer`]: a private `redis-server` on a free port (binary overridable by
+//!   `REDIS_SERVER_BIN`), started with `--save '' --appendonly no` plus any extra config, stopped
+//!   on drop; it can be SIGKILLed and restarted on the same port. Tests that kill or
+//!   reconfigure Redis use it and never touch the shared server.
+//! - Helpers for ordinary tests on the shared server (`REDIS_URL` or 127.0.0.1:6379) with names
+//!   unique to the test, a collecting handler, polling waits and raw Redis connections.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use event_bus::{Delivery, EventBusClient, HandlerError, StateEvent};
+use serde_json::value::RawValue;
+
+/// The shared server's URL.
+pub fn shared_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A name unique to this process and call, for channels, patterns and service names.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// A private redis-server.
+pub struct RedisServer {
+    pub port: u16,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl RedisServer {
+    /// Start on a free port with no extra config.
+    pub fn start() -> RedisServer {
+        Self::start_with(&[])
+    }
+
+    /// Start with extra `redis-server` arguments, e.g.
+    /// `["--client-output-buffer-limit", "pubsub 1mb 256kb 5"]`.
+    pub fn start_with(extra: &[&str]) -> RedisServer {
+        let mut last = None;
+        for _ in 0..5 {
+            let mut s = RedisServer {
+                port: free_port(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                child: None,
+            };
+            match s.spawn() {
+                Ok(()) => return s,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!("could not start redis-server: {}", last.unwrap());
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let mut cmd = Command::new(&bin);
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--save")
+            .arg("")
+            .arg("--appendonly")
+            .arg("no")
+            .arg("--daemonize")
+            .arg("no")
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("spawning {bin}: {e} (set REDIS_SERVER_BIN)"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("{bin} exited at start: {status}"));
+            }
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) {
+                    if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                        break;
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("{bin} did not answer PING on port {}", self.port));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL the server (no shutdown, sockets reset).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL on Unix
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same port with the same config.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(e) if Instant::now() > deadline => panic!("restart failed: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// A plain (RESP2) connection to this server.
+    pub fn conn(&self) -> redis::Connection {
+        raw_conn(&self.url())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain synchronous connection.
+pub fn raw_conn(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap()
+}
+
+/// `PUBSUB NUMSUB channel` -> count.
+pub fn numsub(c: &mut redis::Connection, channel: &str) -> i64 {
+    let v: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query(c)
+        .unwrap();
+    match v.get(1) {
+        Some(redis::Value::Int(n)) => *n,
+        other => panic!("unexpected NUMSUB reply {other:?}"),
+    }
+}
+
+/// `PUBSUB NUMPAT`.
+pub fn numpat(c: &mut redis::Connection) -> i64 {
+    redis::cmd("PUBSUB").arg("NUMPAT").query(c).unwrap()
+}
+
+/// `PUBSUB CHANNELS pattern`.
+pub fn channels(c: &mut redis::Connection, pattern: &str) -> Vec<String> {
+    let mut v: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg(pattern)
+        .query(c)
+        .unwrap();
+    v.sort();
+    v
+}
+
+/// Raw PUBLISH of arbitrary bytes; returns the receiver count.
+pub fn raw_publish(c: &mut redis::Connection, channel: &str, payload: &[u8]) -> i64 {
+    redis::cmd("PUBLISH")
+        .arg(channel)
+        .arg(payload)
+        .query(c)
+        .unwrap()
+}
+
+/// Parsed `CLIENT LIST` lines as key=value maps.
+pub fn client_list(c: &mut redis::Connection) -> Vec<std::collections::HashMap<String, String>> {
+    let text: String = redis::cmd("CLIENT").arg("LIST").query(c).unwrap();
+    text.lines()
+        .map(|l| {
+            l.split(' ')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Config JSON for a Redis client; `redis_extra` is spliced into the `redis` object
+/// (e.g. `"reconnectDelay":50`), `top_extra` into the top level.
+pub fn config(service: &str, url: &str, redis_extra: &str, top_extra: &str) -> String {
+    let r = if redis_extra.is_empty() {
+        String::new()
+    } else {
+        format!(",{redis_extra}")
+    };
+    let t = if top_extra.is_empty() {
+        String::new()
+    } else {
+        format!(",{top_extra}")
+    };
+    format!(r#"{{"serviceName":"{service}","logLevel":"error","redis":{{"url":"{url}"{r}}}{t}}}"#)
+}
+
+/// Connected client on the shared server.
+pub async fn shared_client(service: &str) -> EventBusClient {
+    let bus = EventBusClient::from_json(&config(service, &shared_url(), "", "")).unwrap();
+    bus.connect().await.unwrap();
+    bus
+}
+
+/// JSON text as the `data` argument.
+pub fn raw(json: &str) -> Box<RawValue> {
+    RawValue::from_string(json.to_string()).unwrap()
+}
+
+/// Collects every delivery a handler sees.
+#[derive(Clone, Default)]
+pub struct Collector {
+    pub got: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl Collector {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn handler(&self) -> Arc<dyn event_bus::Handler> {
+        let got = self.got.clone();
+        Arc::new(move |d: Delivery| {
+            got.lock().unwrap().push(d);
+            async { Ok::<(), HandlerError>(()) }
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+
+    pub fn all(&self) -> Vec<Delivery> {
+        self.got.lock().unwrap().clone()
+    }
+
+    /// Wait until at least `n` arrived (or `timeout`); returns the count.
+    pub async fn wait_for(&self, n: usize, timeout: Duration) -> usize {
+        wait_until(timeout, || self.len() >= n).await;
+        self.len()
+    }
+}
+
+/// Poll `cond` every 5 ms until true or `timeout`; returns whether it became true.
+pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Records every state event of a client.
+#[derive(Clone, Default)]
+pub struct StateLog {
+    pub events: Arc<Mutex<Vec<(Instant, StateEvent)>>>,
+}
+
+impl StateLog {
+    pub fn attach(bus: &EventBusClient) -> StateLog {
+        let log = StateLog::default();
+        let ev = log.events.clone();
+        bus.on_state(Arc::new(move |e: &StateEvent| {
+            ev.lock().unwrap().push((Instant::now(), e.clone()))
+        }));
+        log
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.name())
+            .collect()
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.names().contains(&name)
+    }
+}
