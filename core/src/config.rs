@@ -222,7 +222,10 @@ impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientConfig")
             .field("url", &self.url)
-            .field("auth_token", &self.auth_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("reconnection", &self.reconnection)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -373,9 +376,8 @@ impl EventBusConfig {
                 "EventBusConfig must be an object",
             ));
         }
-        serde_json::from_value(value).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("invalid EventBusConfig: {e}"))
-        })
+        serde_json::from_value(value)
+            .map_err(|e| Error::new(ErrorKind::Config, format!("invalid EventBusConfig: {e}")))
     }
 
     /// Check required fields with the TS constructor's messages and apply every default.
@@ -408,7 +410,10 @@ impl EventBusConfig {
                 .unwrap_or("default")
                 .to_string();
             (Endpoint::Memory(name.clone()), format!("memory://{name}"))
-        } else if let Some(name) = redis.url.as_deref().and_then(|u| u.strip_prefix("memory://"))
+        } else if let Some(name) = redis
+            .url
+            .as_deref()
+            .and_then(|u| u.strip_prefix("memory://"))
         {
             let name = if name.is_empty() { "default" } else { name };
             (
@@ -514,9 +519,8 @@ fn redis_endpoint(redis: &RedisConfig) -> Result<(Endpoint, String)> {
         } else {
             redis::ConnectionAddr::Tcp(host, port)
         };
-        addr.into_connection_info().map_err(|e| {
-            Error::new(ErrorKind::Config, "invalid redis host/port").with_source(e)
-        })?
+        addr.into_connection_info()
+            .map_err(|e| Error::new(ErrorKind::Config, "invalid redis host/port").with_source(e))?
     };
     let mut rs = info.redis_settings().clone();
     if let Some(u) = &redis.username {
@@ -553,7 +557,10 @@ mod tests {
             .unwrap()
             .settings()
             .unwrap_err();
-        assert_eq!(e.message(), "redis configuration is required in EventBusConfig");
+        assert_eq!(
+            e.message(),
+            "redis configuration is required in EventBusConfig"
+        );
     }
 
     #[test]
@@ -583,12 +590,10 @@ mod tests {
             .settings()
             .unwrap();
         assert!(matches!(s.endpoint, Endpoint::Memory(ref n) if n == "default"));
-        let s = EventBusConfig::from_json(
-            r#"{"serviceName":"a","redis":{"url":"memory://t1"}}"#,
-        )
-        .unwrap()
-        .settings()
-        .unwrap();
+        let s = EventBusConfig::from_json(r#"{"serviceName":"a","redis":{"url":"memory://t1"}}"#)
+            .unwrap()
+            .settings()
+            .unwrap();
         assert!(matches!(s.endpoint, Endpoint::Memory(ref n) if n == "t1"));
     }
 

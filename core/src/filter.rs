@@ -139,7 +139,9 @@ fn js_number(v: Option<&Value>) -> f64 {
                 t.parse().unwrap_or(f64::NAN)
             }
         }
-        Some(Value::Array(_)) | Some(Value::Object(_)) => js_number(Some(&Value::String(js_string(v)))),
+        Some(Value::Array(_)) | Some(Value::Object(_)) => {
+            js_number(Some(&Value::String(js_string(v))))
+        }
     }
 }
 
@@ -195,17 +197,39 @@ mod tests {
     fn operators() {
         let e = ev();
         let t = |c: Value| f(json!([c]), "AND").matches(&e);
-        assert!(t(json!({"field":"data.userId","operator":"equals","value":"u1"})));
-        assert!(!t(json!({"field":"data.userId","operator":"equals","value":"u2"})));
-        assert!(t(json!({"field":"data.userId","operator":"notEquals","value":"u2"})));
-        assert!(t(json!({"field":"data.tags","operator":"contains","value":"a,b"})));
-        assert!(t(json!({"field":"type","operator":"notContains","value":"video"})));
-        assert!(t(json!({"field":"data.size","operator":"greaterThan","value":5})));
-        assert!(t(json!({"field":"data.size","operator":"lessThan","value":"11"})));
-        assert!(t(json!({"field":"data.userId","operator":"in","value":["u0","u1"]})));
-        assert!(t(json!({"field":"data.userId","operator":"notIn","value":["u0"]})));
-        assert!(!t(json!({"field":"data.missing","operator":"in","value":["u0"]})));
-        assert!(t(json!({"field":"metadata.source","operator":"equals","value":"s"})));
+        assert!(t(
+            json!({"field":"data.userId","operator":"equals","value":"u1"})
+        ));
+        assert!(!t(
+            json!({"field":"data.userId","operator":"equals","value":"u2"})
+        ));
+        assert!(t(
+            json!({"field":"data.userId","operator":"notEquals","value":"u2"})
+        ));
+        assert!(t(
+            json!({"field":"data.tags","operator":"contains","value":"a,b"})
+        ));
+        assert!(t(
+            json!({"field":"type","operator":"notContains","value":"video"})
+        ));
+        assert!(t(
+            json!({"field":"data.size","operator":"greaterThan","value":5})
+        ));
+        assert!(t(
+            json!({"field":"data.size","operator":"lessThan","value":"11"})
+        ));
+        assert!(t(
+            json!({"field":"data.userId","operator":"in","value":["u0","u1"]})
+        ));
+        assert!(t(
+            json!({"field":"data.userId","operator":"notIn","value":["u0"]})
+        ));
+        assert!(!t(
+            json!({"field":"data.missing","operator":"in","value":["u0"]})
+        ));
+        assert!(t(
+            json!({"field":"metadata.source","operator":"equals","value":"s"})
+        ));
     }
 
     #[test]

@@ -62,5 +62,7 @@ pub use event::{Delivery, PublishOptions};
 pub use glob::{is_pattern, matches_pattern};
 pub use state::{Link, StateEvent};
 pub use stats::StatsSnapshot;
-pub use subscription::{Handler, HandlerError, HandlerFuture, SubscriptionInfo, SubscriptionOptions};
+pub use subscription::{
+    Handler, HandlerError, HandlerFuture, SubscriptionInfo, SubscriptionOptions,
+};
 pub use validate::EventValidator;

@@ -171,7 +171,11 @@ impl RateLimit {
         let now = crate::stats::now_ms();
         let last = self.last.load(Relaxed);
         if last == 0 || now.saturating_sub(last) >= self.interval_ms {
-            if self.last.compare_exchange(last, now, AcqRel, Relaxed).is_ok() {
+            if self
+                .last
+                .compare_exchange(last, now, AcqRel, Relaxed)
+                .is_ok()
+            {
                 return Some(self.suppressed.swap(0, AcqRel));
             }
         }

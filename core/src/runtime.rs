@@ -93,10 +93,7 @@ where
 /// Stop the shared runtime, waiting up to `timeout` for its tasks. Clients still alive stop
 /// working (their calls fail with a closed error); the next client starts a new runtime.
 pub fn shutdown(timeout: Duration) {
-    let taken = RUNTIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
+    let taken = RUNTIME.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some((rt, pid)) = taken {
         if pid != std::process::id() {
             std::mem::forget(rt);

@@ -94,9 +94,7 @@ pub(crate) struct Emitter {
 
 impl Emitter {
     pub(crate) fn add(&self, l: StateListener) -> u64 {
-        let id = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.listeners
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -145,7 +145,11 @@ pub struct MemoryUsage {
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
@@ -191,7 +195,8 @@ impl Stats {
         let published = self.published.load(Relaxed);
         let received = self.received.load(Relaxed);
         let invalid = self.invalid.load(Relaxed);
-        let failed = self.publish_failed.load(Relaxed) + self.handler_failed.load(Relaxed) + invalid;
+        let failed =
+            self.publish_failed.load(Relaxed) + self.handler_failed.load(Relaxed) + invalid;
         let denom = published + received + invalid;
         StatsSnapshot {
             events_published: published,

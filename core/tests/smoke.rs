@@ -11,7 +11,10 @@ fn redis_url() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_subscribe_roundtrip() {
-    let cfg = format!(r#"{{"serviceName":"smoke","redis":{{"url":"{}"}}}}"#, redis_url());
+    let cfg = format!(
+        r#"{{"serviceName":"smoke","redis":{{"url":"{}"}}}}"#,
+        redis_url()
+    );
     let bus = EventBusClient::from_json(&cfg).unwrap();
     bus.connect().await.unwrap();
     let got = Arc::new(AtomicUsize::new(0));
@@ -52,5 +55,12 @@ async fn publish_subscribe_roundtrip() {
 }
 
 fn uuid_like() -> String {
-    format!("{:x}", std::process::id() as u64 * 1_000_003 + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64)
+    format!(
+        "{:x}",
+        std::process::id() as u64 * 1_000_003
+            + std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos() as u64
+    )
 }

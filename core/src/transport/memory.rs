@@ -91,7 +91,11 @@ impl MemoryTransport {
     /// Make the broker-side key set equal the registry's.
     pub(crate) fn sync(&self) {
         let keys: HashSet<Key> = self.endpoint.registry.keys().into_iter().collect();
-        *self.endpoint.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        *self
+            .endpoint
+            .keys
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
     pub(crate) fn close(&self) {

@@ -269,7 +269,10 @@ impl RedisTransport {
                     }
                 }
                 Err(_) => {
-                    if state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() {
+                    if state
+                        .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
+                        .is_ok()
+                    {
                         if offline {
                             self.links.offline.fetch_sub(1, AcqRel);
                         }
@@ -325,8 +328,13 @@ impl RedisTransport {
         .await
         {
             Ok(Ok(_)) => Ok(start.elapsed()),
-            Ok(Err(e)) => Err(Error::new(ErrorKind::Connection, "Redis PING failed").with_source(e)),
-            Err(_) => Err(Error::new(ErrorKind::Timeout, "Redis PING timed out after 2000 ms")),
+            Ok(Err(e)) => {
+                Err(Error::new(ErrorKind::Connection, "Redis PING failed").with_source(e))
+            }
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                "Redis PING timed out after 2000 ms",
+            )),
         }
     }
 
@@ -356,9 +364,17 @@ enum Exit {
     Dead(String),
 }
 
-fn fail_all(reqs: impl IntoIterator<Item = PubRequest>, links: &LinkState, err: impl Fn() -> Error) {
+fn fail_all(
+    reqs: impl IntoIterator<Item = PubRequest>,
+    links: &LinkState,
+    err: impl Fn() -> Error,
+) {
     for r in reqs {
-        if r.state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() && r.offline {
+        if r.state
+            .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
+            .is_ok()
+            && r.offline
+        {
             links.offline.fetch_sub(1, AcqRel);
         }
         let _ = r.reply.send(Err(err()));
@@ -404,7 +420,11 @@ async fn publisher_loop(
         )
         .await;
         links.pub_up.store(false, Release);
-        links.pub_conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        links
+            .pub_conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         match exit {
             Exit::Shutdown => {
                 rx.close();
@@ -567,7 +587,10 @@ async fn send_batch(
     let mut pipe = redis::pipe();
     let mut live: Vec<PubRequest> = Vec::with_capacity(batch.len());
     for r in batch.drain(..) {
-        if r.state.compare_exchange(PENDING, SENT, AcqRel, Acquire).is_ok() {
+        if r.state
+            .compare_exchange(PENDING, SENT, AcqRel, Acquire)
+            .is_ok()
+        {
             if r.offline {
                 links.offline.fetch_sub(1, AcqRel);
             }
@@ -744,7 +767,10 @@ async fn reconcile_timed(
     {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err((is_connection_error(&e), e.to_string())),
-        Err(_) => Err((true, "no reply to SUBSCRIBE within the connect timeout".into())),
+        Err(_) => Err((
+            true,
+            "no reply to SUBSCRIBE within the connect timeout".into(),
+        )),
     }
 }
 
