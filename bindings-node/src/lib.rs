@@ -1,1 +1,503 @@
-//! Node binding (napi-rs).
+//! # event-bus-node — the Node.js face of the event bus (napi-rs 3)
+//!
+//! This crate is the native half of the npm package `@shared-infra/event-bus`. It adapts the
+//! core ([`event_bus::EventBusClient`]) to JavaScript and does nothing else: validation,
+//! channel choice, the envelope, glob matching, timeouts and retries all live in the core.
+//! The documented, TS-compatible surface is hand-written in `js/index.js` + `js/index.d.ts`;
+//! it wraps [`NativeClient`] and the free functions below.
+//!
+//! Where the bridge decisions are:
+//! - **Data crosses as JSON text.** JS calls `JSON.stringify` (V8's serializer is the fastest
+//!   way to walk a JS object graph) and the core takes the text as raw JSON; received events
+//!   cross back as one JSON array per batch that JS parses with one `JSON.parse`.
+//! - **Handlers run on the JS thread, batched.** Each subscription's handler is a
+//!   [`JsHandler`]: the core calls it from its workers, the event is queued in the client's
+//!   [`Dispatcher`], and only the first event of an empty queue wakes JS (one threadsafe
+//!   function call). The JS side then takes the whole queue with [`NativeClient::take_batch`]
+//!   in one call and reports each handler's outcome back ([`NativeClient::complete_ok`],
+//!   [`NativeClient::complete_err`]), so the core's timeout and retry apply to async handlers.
+//! - **Process lifetime.** Both threadsafe functions are *weak* (they never keep Node alive);
+//!   the JS wrapper holds a ref'd timer between `connect()` and `disconnect()` instead, so a
+//!   connected client keeps the process alive (like ioredis) and a disconnected or never
+//!   connected one does not.
+//! - **Errors.** [`js_error`] is the one place that maps core error kinds: the message is
+//!   prefixed with `[CODE] `, which the JS wrapper turns into an `Error` (or `ValidationError`)
+//!   with `.code` set.
+//! - **Runtime.** Everything that creates connections or tasks runs on the core's runtime
+//!   (`event_bus::runtime::spawn`), never on napi's own tokio runtime.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use event_bus::{
+    BatchItem, Delivery, EventBusClient, Handler, HandlerError, HandlerFuture, PublishOptions,
+    PublishOutcome, StateEvent, SubscriptionOptions,
+};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// `wake(count)`: tells JS that events are waiting (weak: never keeps the process alive).
+type WakeFn = ThreadsafeFunction<u32, (), u32, Status, false, true>;
+/// `onState(json)`: a connection state change (weak).
+type StateFn = ThreadsafeFunction<String, (), String, Status, false, true>;
+
+/// The one mapping from core errors to JS errors: `[CODE] message (causes)`.
+fn js_error(e: &event_bus::Error) -> napi::Error {
+    napi::Error::new(
+        Status::GenericFailure,
+        format!("[{}] {}", e.kind().code(), e.full_message()),
+    )
+}
+
+fn arg_error(message: impl std::fmt::Display) -> napi::Error {
+    napi::Error::new(
+        Status::InvalidArg,
+        format!("[{}] {message}", event_bus::ErrorKind::InvalidArgument.code()),
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Run `fut` on the core's runtime and await it from napi's (trap: two tokio runtimes).
+async fn on_core<F>(fut: F) -> Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    event_bus::runtime::spawn(fut).await.map_err(|e| {
+        napi::Error::new(
+            Status::GenericFailure,
+            format!("[{}] event-bus task failed: {e}", event_bus::ErrorKind::Internal.code()),
+        )
+    })
+}
+
+type Outcome = std::result::Result<(), HandlerError>;
+
+/// An event waiting for the JS thread.
+struct Pending {
+    slot: u32,
+    json: String,
+    done: oneshot::Sender<Outcome>,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: Vec<Pending>,
+    /// A wake-up is on its way to JS (or JS is about to take the queue).
+    scheduled: bool,
+}
+
+/// The per-client queue between the core's workers and the JS thread.
+struct Dispatcher {
+    queue: Mutex<Queue>,
+    inflight: Mutex<HashMap<u32, oneshot::Sender<Outcome>>>,
+    next_token: AtomicU32,
+    wake: WakeFn,
+}
+
+impl Dispatcher {
+    fn push(&self, p: Pending) {
+        let need_wake = {
+            let mut q = lock(&self.queue);
+            q.items.push(p);
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if need_wake {
+            let status = self.wake.call(1, ThreadsafeFunctionCallMode::NonBlocking);
+            if status != Status::Ok {
+                // Node is shutting down: nobody will ever take these.
+                let items = std::mem::take(&mut lock(&self.queue).items);
+                for p in items {
+                    let _ = p.done.send(Err(HandlerError::new(
+                        "Node.js environment is shutting down",
+                    )));
+                }
+            }
+        }
+    }
+
+    fn fail_all(&self, message: &str) {
+        let items = {
+            let mut q = lock(&self.queue);
+            q.scheduled = false;
+            std::mem::take(&mut q.items)
+        };
+        for p in items {
+            let _ = p.done.send(Err(HandlerError::new(message)));
+        }
+        let inflight: Vec<_> = lock(&self.inflight).drain().collect();
+        for (_, tx) in inflight {
+            let _ = tx.send(Err(HandlerError::new(message)));
+        }
+    }
+}
+
+/// A JS handler as the core sees it: queue the event for the JS thread and wait for the
+/// outcome JS reports.
+struct JsHandler {
+    slot: u32,
+    dispatcher: Arc<Dispatcher>,
+}
+
+impl Handler for JsHandler {
+    fn call(&self, event: Delivery) -> HandlerFuture {
+        let (tx, rx) = oneshot::channel();
+        self.dispatcher.push(Pending {
+            slot: self.slot,
+            json: event.to_json_with_channel(),
+            done: tx,
+        });
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(HandlerError::new("handler outcome was lost")))
+        })
+    }
+}
+
+/// Events taken from the queue in one call: `events` is a JSON array; `slots[i]` names the JS
+/// handler of `events[i]` and `tokens[i]` is what to report its outcome with.
+#[napi(object)]
+pub struct EventBatch {
+    /// JS handler slot per event.
+    pub slots: Vec<u32>,
+    /// Completion token per event.
+    pub tokens: Vec<u32>,
+    /// `[event, ...]` as JSON text.
+    pub events: String,
+}
+
+fn outcome_json(o: &PublishOutcome) -> Value {
+    match o {
+        Ok(r) => json!({
+            "success": true,
+            "eventId": r.event_id,
+            "publishedAt": r.published_at,
+            "deliveredTo": r.delivered_to,
+        }),
+        Err(f) => failure_json(&f.error, &f.event_id, &f.published_at),
+    }
+}
+
+fn failure_json(e: &event_bus::Error, event_id: &str, published_at: &str) -> Value {
+    json!({
+        "success": false,
+        "eventId": event_id,
+        "publishedAt": published_at,
+        "error": {"code": e.kind().code(), "message": e.full_message(), "details": {}},
+    })
+}
+
+/// The native client; wrapped by the JS `EventBusClient`.
+#[napi]
+pub struct NativeClient {
+    client: EventBusClient,
+    dispatcher: Arc<Dispatcher>,
+}
+
+#[napi]
+impl NativeClient {
+    /// `new NativeClient(configJson, wake, onState)`. Throws `[CONFIG_ERROR] ...` with the TS
+    /// constructor's messages.
+    #[napi(constructor)]
+    pub fn new(config_json: String, wake: WakeFn, on_state: StateFn) -> Result<Self> {
+        let client = EventBusClient::from_json(&config_json).map_err(|e| js_error(&e))?;
+        event_bus::logging::install_stderr(client.settings().log_json);
+        client.on_state(Arc::new(move |ev: &StateEvent| {
+            let _ = on_state.call(ev.to_json(), ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+        Ok(NativeClient {
+            client,
+            dispatcher: Arc::new(Dispatcher {
+                queue: Mutex::new(Queue::default()),
+                inflight: Mutex::new(HashMap::new()),
+                next_token: AtomicU32::new(1),
+                wake,
+            }),
+        })
+    }
+
+    /// Between a successful `connect()` and `disconnect()`.
+    #[napi]
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+
+    /// Open both connections.
+    #[napi]
+    pub async fn connect(&self) -> Result<()> {
+        let c = self.client.clone();
+        on_core(async move { c.connect().await })
+            .await?
+            .map_err(|e| js_error(&e))
+    }
+
+    /// Drain handlers, close everything. Idempotent.
+    #[napi]
+    pub async fn disconnect(&self) -> Result<()> {
+        let c = self.client.clone();
+        let r = on_core(async move { c.disconnect().await }).await?;
+        self.dispatcher.fail_all("Event Bus client disconnected");
+        r.map_err(|e| js_error(&e))
+    }
+
+    /// Publish many events in one call (the JS side coalesces the publishes of one tick).
+    /// `options[i]` is JSON text or `""`. Resolves to a JSON array of `PublishResult`s.
+    #[napi]
+    pub async fn publish_many(
+        &self,
+        types: Vec<String>,
+        data: Vec<String>,
+        options: Vec<String>,
+    ) -> Result<String> {
+        if types.len() != data.len() || types.len() != options.len() {
+            return Err(arg_error("publish_many: array lengths differ"));
+        }
+        let mut early: Vec<Option<Value>> = Vec::with_capacity(types.len());
+        let mut items = Vec::with_capacity(types.len());
+        for ((t, d), o) in types.into_iter().zip(data).zip(options) {
+            let parsed = RawValue::from_string(d)
+                .map_err(|e| {
+                    event_bus::Error::new(
+                        event_bus::ErrorKind::Validation,
+                        format!("Event data is not valid JSON: {e}"),
+                    )
+                })
+                .and_then(|data| Ok((data, PublishOptions::from_json(&o)?)));
+            match parsed {
+                Ok((data, options)) => {
+                    early.push(None);
+                    items.push(BatchItem {
+                        event_type: t,
+                        data,
+                        options,
+                    });
+                }
+                Err(e) => early.push(Some(failure_json(
+                    &e,
+                    &event_bus::event::new_id(),
+                    &event_bus::event::now_iso(),
+                ))),
+            }
+        }
+        let c = self.client.clone();
+        let outcomes = if items.is_empty() {
+            Vec::new()
+        } else if items.len() == 1 {
+            let it = items.pop().expect("one item");
+            vec![c.publish(&it.event_type, &it.data, &it.options).await]
+        } else {
+            c.publish_batch(&items).await
+        };
+        let mut outcomes = outcomes.iter();
+        let results: Vec<Value> = early
+            .into_iter()
+            .map(|e| match e {
+                Some(v) => v,
+                None => outcome_json(outcomes.next().expect("one outcome per item")),
+            })
+            .collect();
+        Ok(Value::Array(results).to_string())
+    }
+
+    /// Subscribe; `slot` names the JS handler. Resolves to `{id, pattern, createdAt}` JSON.
+    #[napi]
+    pub async fn subscribe(&self, pattern: String, slot: u32, options: String) -> Result<String> {
+        let options = SubscriptionOptions::from_json(&options).map_err(|e| js_error(&e))?;
+        let handler = Arc::new(JsHandler {
+            slot,
+            dispatcher: self.dispatcher.clone(),
+        });
+        let c = self.client.clone();
+        let info = on_core(async move { c.subscribe(&pattern, handler, options).await })
+            .await?
+            .map_err(|e| js_error(&e))?;
+        Ok(json!({"id": info.id, "pattern": info.pattern, "createdAt": info.created_at})
+            .to_string())
+    }
+
+    /// Unsubscribe by id; `false` when unknown.
+    #[napi]
+    pub async fn unsubscribe(&self, id: String) -> Result<bool> {
+        let c = self.client.clone();
+        on_core(async move { c.unsubscribe(&id).await })
+            .await?
+            .map_err(|e| js_error(&e))
+    }
+
+    /// Take every queued event (resets the wake-up flag).
+    #[napi]
+    pub fn take_batch(&self) -> EventBatch {
+        let items = {
+            let mut q = lock(&self.dispatcher.queue);
+            q.scheduled = false;
+            std::mem::take(&mut q.items)
+        };
+        let mut slots = Vec::with_capacity(items.len());
+        let mut tokens = Vec::with_capacity(items.len());
+        let mut events = String::with_capacity(items.iter().map(|p| p.json.len() + 1).sum::<usize>() + 2);
+        events.push('[');
+        let mut inflight = lock(&self.dispatcher.inflight);
+        for (i, p) in items.into_iter().enumerate() {
+            if i > 0 {
+                events.push(',');
+            }
+            events.push_str(&p.json);
+            let token = self.dispatcher.next_token.fetch_add(1, Ordering::Relaxed);
+            slots.push(p.slot);
+            tokens.push(token);
+            inflight.insert(token, p.done);
+        }
+        events.push(']');
+        EventBatch {
+            slots,
+            tokens,
+            events,
+        }
+    }
+
+    /// Report handler successes.
+    #[napi]
+    pub fn complete_ok(&self, tokens: Vec<u32>) {
+        let mut inflight = lock(&self.dispatcher.inflight);
+        for t in tokens {
+            if let Some(tx) = inflight.remove(&t) {
+                let _ = tx.send(Ok(()));
+            }
+        }
+    }
+
+    /// Report one handler failure (a throw or a rejection), with its message.
+    #[napi]
+    pub fn complete_err(&self, token: u32, message: String) {
+        if let Some(tx) = lock(&self.dispatcher.inflight).remove(&token) {
+            let _ = tx.send(Err(HandlerError::new(message)));
+        }
+    }
+
+    /// `healthCheck()` as JSON.
+    #[napi]
+    pub async fn health_check(&self) -> Result<String> {
+        let c = self.client.clone();
+        let r = on_core(async move { c.health_check().await }).await?;
+        serde_json::to_string(&r).map_err(|e| arg_error(e))
+    }
+
+    /// `getStats()` as JSON.
+    #[napi]
+    pub fn stats(&self) -> Result<String> {
+        serde_json::to_string(&self.client.stats()).map_err(arg_error)
+    }
+
+    /// Rooms need the Socket.IO hub (not supported yet): always rejects.
+    #[napi]
+    pub async fn join_room(&self, room: String) -> Result<()> {
+        self.client.join_room(&room).await.map_err(|e| js_error(&e))
+    }
+
+    /// See `join_room`.
+    #[napi]
+    pub async fn leave_room(&self, room: String) -> Result<()> {
+        self.client.leave_room(&room).await.map_err(|e| js_error(&e))
+    }
+
+    /// See `join_room`.
+    #[napi]
+    pub async fn get_room_members(&self, room: String) -> Result<Vec<String>> {
+        self.client
+            .get_room_members(&room)
+            .await
+            .map_err(|e| js_error(&e))
+    }
+
+    /// Validation limits of this client: `[maxEventSize, maxDataSize]`.
+    #[napi]
+    pub fn limits(&self) -> Vec<u32> {
+        let v = self.client.validator();
+        vec![
+            v.max_event_size.min(u32::MAX as usize) as u32,
+            v.max_data_size.min(u32::MAX as usize) as u32,
+        ]
+    }
+}
+
+/// Redis glob match, byte for byte as the server does it.
+#[napi]
+pub fn matches_pattern(pattern: String, channel: String) -> bool {
+    event_bus::matches_pattern(&pattern, &channel)
+}
+
+fn validator() -> event_bus::EventValidator {
+    event_bus::EventValidator::default()
+}
+
+/// The TS validator's event type rule.
+#[napi]
+pub fn validate_event_type(event_type: String) -> Result<()> {
+    validator()
+        .validate_event_type(&event_type)
+        .map_err(|e| js_error(&e))
+}
+
+/// The TS validator's id rule (`traceId`, `userId`, `correlationId`).
+#[napi]
+pub fn validate_id(id: String, field: String) -> Result<()> {
+    validator().validate_id(&id, &field).map_err(|e| js_error(&e))
+}
+
+/// The TS validator's timestamp rule.
+#[napi]
+pub fn validate_timestamp(timestamp: String) -> Result<()> {
+    validator()
+        .validate_timestamp(&timestamp)
+        .map_err(|e| js_error(&e))
+}
+
+/// The size rules: serialized event and data lengths (bytes) against the limits.
+#[napi]
+pub fn validate_sizes(event_len: f64, data_len: f64, max_event: f64, max_data: f64) -> Result<()> {
+    event_bus::EventValidator::new(max_event as usize, max_data as usize)
+        .validate_sizes(event_len as usize, data_len as usize)
+        .map_err(|e| js_error(&e))
+}
+
+/// The strict schemas of the predefined photo events (`data_json` is `JSON.stringify(data)`).
+#[napi]
+pub fn validate_event_data(event_type: String, data_json: String) -> Result<()> {
+    let data: Value = serde_json::from_str(&data_json).map_err(arg_error)?;
+    validator()
+        .validate_event_data(&event_type, &data)
+        .map_err(|e| js_error(&e))
+}
+
+/// Bench helper: `n` copies of `event_json` as one JSON array text (what `take_batch` hands
+/// over; JS parses it with `JSON.parse`).
+#[napi]
+pub fn bench_events_as_json(event_json: String, n: u32) -> String {
+    let mut s = String::with_capacity((event_json.len() + 1) * n as usize + 2);
+    s.push('[');
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&event_json);
+    }
+    s.push(']');
+    s
+}
+
+/// Bench helper: the same events converted to JS objects by napi (the alternative to
+/// `JSON.parse`, measured and rejected; see the README).
+#[napi]
+pub fn bench_events_as_objects(event_json: String, n: u32) -> Result<Vec<Value>> {
+    (0..n)
+        .map(|_| serde_json::from_str(&event_json).map_err(arg_error))
+        .collect()
+}

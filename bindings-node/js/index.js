@@ -1,0 +1,679 @@
+/**
+ * @shared-infra/event-bus 2.x: the TS package's API on the Rust core.
+ *
+ * This file only converts between JavaScript and the native addon (bindings-node/src/lib.rs).
+ * Validation, channel choice, the envelope, glob matching, filters, timeouts and retries are
+ * the core's. See index.d.ts for the documented types.
+ *
+ * Bridge notes:
+ * - Data is serialized here with JSON.stringify and crosses as text; received events cross as
+ *   one JSON array per batch, parsed with one JSON.parse (measured faster than napi object
+ *   conversion; see the README's benchmark section).
+ * - Publishes made in the same tick are coalesced into one native call (publishMany).
+ * - Handlers run here, on the JS thread; each outcome (return, throw, resolve, reject) is
+ *   reported to the core, which applies timeout and retry.
+ * - A connected client keeps the process alive (a ref'd timer, like an ioredis socket);
+ *   after disconnect(), or without connect(), nothing does.
+ */
+'use strict';
+
+const { EventEmitter } = require('node:events');
+const { randomUUID } = require('node:crypto');
+const native = require('./native');
+
+// ---------------------------------------------------------------------------------------------
+// Constants and small utilities (same names and shapes as 1.0.0)
+// ---------------------------------------------------------------------------------------------
+
+const SocketEvents = Object.freeze({
+  CONNECT: 'connect',
+  DISCONNECT: 'disconnect',
+  ERROR: 'error',
+  IDENTIFY: 'identify',
+  SUBSCRIBE: 'subscribe',
+  UNSUBSCRIBE: 'unsubscribe',
+  EVENT: 'event',
+  JOIN_ROOM: 'join_room',
+  LEAVE_ROOM: 'leave_room',
+  PING: 'ping',
+  PONG: 'pong',
+});
+
+/** Runtime companion of the `LogLevel` type. */
+const LogLevel = Object.freeze({ DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' });
+
+const LOG_LEVELS = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/** The 1.0.0 logger: `[ISO time] [LEVEL] [serviceName] message args...` on the console. */
+class Logger {
+  constructor(level = 'info', serviceName = 'event-bus') {
+    this.level = level;
+    this.serviceName = serviceName;
+  }
+
+  debug(message, ...args) {
+    this._log('debug', message, ...args);
+  }
+
+  info(message, ...args) {
+    this._log('info', message, ...args);
+  }
+
+  warn(message, ...args) {
+    this._log('warn', message, ...args);
+  }
+
+  error(message, error, ...args) {
+    if (error instanceof Error) {
+      this._log('error', message, { error: error.message, stack: error.stack }, ...args);
+    } else if (error) {
+      this._log('error', message, error, ...args);
+    } else {
+      this._log('error', message, ...args);
+    }
+  }
+
+  setLevel(level) {
+    this.level = level;
+  }
+
+  getLevel() {
+    return this.level;
+  }
+
+  _log(level, message, ...args) {
+    if (LOG_LEVELS[level] < (LOG_LEVELS[this.level] ?? 1)) return;
+    const prefix = `[${new Date().toISOString()}] [${level.toUpperCase().padEnd(5)}] [${this.serviceName}]`;
+    const parts = args.map((arg) => {
+      if (typeof arg === 'object') {
+        try {
+          return JSON.stringify(arg, null, 2);
+        } catch {
+          return String(arg);
+        }
+      }
+      return String(arg);
+    });
+    const line = [prefix, message, ...parts].join(' ');
+    if (level === 'error') console.error(line);
+    else if (level === 'warn') console.warn(line);
+    else console.log(line);
+  }
+}
+
+/** The 1.0.0 validation error. */
+class ValidationError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ValidationError';
+    this.code = 'VALIDATION_ERROR';
+    Object.setPrototypeOf(this, ValidationError.prototype);
+  }
+}
+
+/**
+ * The one place that turns native errors (`[CODE] message`) into JS errors: `ValidationError`
+ * for validation, otherwise an `Error` whose `code` is the core's error kind.
+ */
+function mapError(err) {
+  if (!(err instanceof Error)) return err;
+  const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(err.message);
+  if (!m) return err;
+  const [, code, message] = m;
+  const e = code === 'VALIDATION_ERROR' ? new ValidationError(message) : new Error(message);
+  e.code = code;
+  return e;
+}
+
+function callNative(fn, ...args) {
+  try {
+    return fn(...args);
+  } catch (err) {
+    throw mapError(err);
+  }
+}
+
+function notConnected() {
+  const e = new Error('Not connected to Event Bus');
+  e.code = 'NOT_CONNECTED';
+  return e;
+}
+
+/** A short description of anything a handler threw or rejected with. */
+function describeFailure(reason) {
+  if (reason instanceof Error) return reason.message || reason.name || 'Error';
+  try {
+    return `handler failed with a non-Error value: ${String(reason)}`;
+  } catch {
+    return `handler failed with a non-Error value of type ${typeof reason}`;
+  }
+}
+
+/** `JSON.stringify(value)`, or a ValidationError saying why it cannot be. */
+function toJson(value, what) {
+  const t = typeof value;
+  if (t === 'function' || t === 'symbol') {
+    throw new ValidationError(`${what} must be JSON-serializable (got a ${t})`);
+  }
+  let s;
+  try {
+    s = JSON.stringify(value);
+  } catch (err) {
+    throw new ValidationError(`${what} must be JSON-serializable: ${err && err.message}`);
+  }
+  return s === undefined ? 'null' : s;
+}
+
+/** `matchesPattern(pattern, channel)`: Redis's glob semantics, byte for byte. */
+function matchesPattern(pattern, channel) {
+  if (typeof pattern !== 'string' || typeof channel !== 'string') return false;
+  return native.matchesPattern(pattern, channel);
+}
+
+// ---------------------------------------------------------------------------------------------
+// EventValidator: the 1.0.0 class; the rules run in the core
+// ---------------------------------------------------------------------------------------------
+
+class EventValidator {
+  constructor(maxEventSize = 1024 * 1024, maxDataSize = 512 * 1024) {
+    this.maxEventSize = maxEventSize;
+    this.maxDataSize = maxDataSize;
+  }
+
+  validateEvent(event) {
+    if (!event || typeof event !== 'object') throw new ValidationError('Event ID is required');
+    if (!event.id) throw new ValidationError('Event ID is required');
+    if (!event.type) throw new ValidationError('Event type is required');
+    if (event.data === undefined || event.data === null) {
+      throw new ValidationError('Event data is required');
+    }
+    if (!event.metadata) throw new ValidationError('Event metadata is required');
+    this.validateEventType(event.type);
+    this.validateMetadata(event.metadata);
+    this.validateEventSize(event);
+    this.validateDataSize(event.data);
+  }
+
+  validateEventType(eventType) {
+    if (typeof eventType !== 'string') throw new ValidationError('Event type must be a string');
+    callNative(native.validateEventType, eventType);
+  }
+
+  validateMetadata(metadata) {
+    if (!metadata || typeof metadata !== 'object') {
+      throw new ValidationError('Metadata source is required');
+    }
+    if (!metadata.source) throw new ValidationError('Metadata source is required');
+    if (!metadata.timestamp) throw new ValidationError('Metadata timestamp is required');
+    if (typeof metadata.source !== 'string' || metadata.source.length === 0) {
+      throw new ValidationError('Metadata source must be a non-empty string');
+    }
+    this.validateTimestamp(metadata.timestamp);
+    if (metadata.traceId !== undefined) this.validateId(metadata.traceId, 'traceId');
+    if (metadata.userId !== undefined) this.validateId(metadata.userId, 'userId');
+    if (metadata.correlationId !== undefined) {
+      this.validateId(metadata.correlationId, 'correlationId');
+    }
+    if (metadata.version !== undefined && typeof metadata.version !== 'string') {
+      throw new ValidationError('Metadata version must be a string');
+    }
+  }
+
+  validateTimestamp(timestamp) {
+    if (typeof timestamp !== 'string') throw new ValidationError('Timestamp must be a string');
+    callNative(native.validateTimestamp, timestamp);
+  }
+
+  validateId(id, fieldName) {
+    if (typeof id !== 'string') throw new ValidationError(`${fieldName} must be a string`);
+    callNative(native.validateId, id, String(fieldName));
+  }
+
+  validateEventSize(event) {
+    const size = Buffer.byteLength(toJson(event, 'Event'), 'utf8');
+    callNative(native.validateSizes, size, 0, this.maxEventSize, Number.MAX_SAFE_INTEGER);
+  }
+
+  validateDataSize(data) {
+    const size = Buffer.byteLength(toJson(data, 'Event data'), 'utf8');
+    callNative(native.validateSizes, 0, size, Number.MAX_SAFE_INTEGER, this.maxDataSize);
+  }
+
+  validateEventData(eventType, data) {
+    callNative(native.validateEventData, String(eventType), toJson(data, 'Event data'));
+  }
+
+  setMaxEventSize(maxEventSize) {
+    this.maxEventSize = maxEventSize;
+  }
+
+  setMaxDataSize(maxDataSize) {
+    this.maxDataSize = maxDataSize;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// EventBusClient
+// ---------------------------------------------------------------------------------------------
+
+const STRING_OPTIONS = ['traceId', 'correlationId', 'userId', 'room'];
+const MAX_PUBLISH_CHUNK = 5000;
+
+/**
+ * Turn `(eventType, data, options)` into what the core takes, or throw a ValidationError with
+ * the reason. No rule of the validator is repeated here: only what JSON cannot express.
+ */
+function preparePublish(eventType, data, options) {
+  if (typeof eventType !== 'string') throw new ValidationError('Event type must be a string');
+  const json = data === undefined || data === null ? 'null' : toJson(data, 'Event data');
+  if (options === undefined || options === null) return { type: eventType, json, opts: '' };
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new ValidationError('Publish options must be an object');
+  }
+  const o = {};
+  let any = false;
+  for (const k of STRING_OPTIONS) {
+    const v = options[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'string') throw new ValidationError(`${k} must be a string`);
+    o[k] = v;
+    any = true;
+  }
+  if (options.broadcast) {
+    o.broadcast = true;
+    any = true;
+  }
+  if (options.metadata !== undefined && options.metadata !== null) {
+    if (typeof options.metadata !== 'object' || Array.isArray(options.metadata)) {
+      throw new ValidationError('Publish options metadata must be an object');
+    }
+    o.metadata = options.metadata;
+    any = true;
+  }
+  return { type: eventType, json, opts: any ? toJson(o, 'Publish options') : '' };
+}
+
+function failureResult(err) {
+  return {
+    success: false,
+    eventId: randomUUID(),
+    publishedAt: new Date().toISOString(),
+    error: { code: err.code || 'INTERNAL_ERROR', message: err.message || String(err), details: {} },
+  };
+}
+
+class EventBusClient extends EventEmitter {
+  /**
+   * @param {import('./index').EventBusConfig} config
+   */
+  constructor(config) {
+    super();
+    let json;
+    try {
+      json = JSON.stringify(config === undefined || config === null ? {} : config);
+    } catch (err) {
+      throw new Error(`EventBusConfig must be JSON-serializable: ${err && err.message}`);
+    }
+    this._logger = new Logger(
+      (config && config.logLevel) || 'info',
+      (config && config.serviceName) || 'event-bus'
+    );
+    this._handlers = new Map(); // slot -> handler
+    this._subs = new Map(); // subscription id -> { sub, slot }
+    this._nextSlot = 1;
+    this._keepAlive = null;
+    this._jsFailures = 0;
+    // Publishes of the current tick, flushed together.
+    this._pq = [];
+    this._pqScheduled = false;
+    // Async handler successes, reported together.
+    this._okq = [];
+    this._okqScheduled = false;
+    this._native = callNative(
+      (j) => new native.NativeClient(j, () => this._drain(), (s) => this._onState(s)),
+      json
+    );
+  }
+
+  // ----- lifecycle ---------------------------------------------------------------------------
+
+  async connect() {
+    try {
+      await this._native.connect();
+    } catch (err) {
+      throw mapError(err);
+    }
+    if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 0x7fffffff);
+  }
+
+  async disconnect() {
+    if (this._pq.length) this._flushPublishes();
+    try {
+      await this._native.disconnect();
+    } catch (err) {
+      throw mapError(err);
+    } finally {
+      for (const { sub } of this._subs.values()) sub.active = false;
+      this._subs.clear();
+      this._handlers.clear();
+      if (this._keepAlive) {
+        clearInterval(this._keepAlive);
+        this._keepAlive = null;
+      }
+    }
+  }
+
+  isConnected() {
+    return this._native.isConnected();
+  }
+
+  // ----- publishing --------------------------------------------------------------------------
+
+  async publish(eventType, data, options = {}) {
+    if (!this._native.isConnected()) throw notConnected();
+    let p;
+    try {
+      p = preparePublish(eventType, data, options);
+    } catch (err) {
+      return this._jsFailure(err);
+    }
+    return new Promise((resolve, reject) => {
+      this._pq.push({ p, resolve, reject });
+      if (!this._pqScheduled) {
+        this._pqScheduled = true;
+        process.nextTick(() => this._flushPublishes());
+      }
+    });
+  }
+
+  publishToRoom(room, eventType, data, options = {}) {
+    return this.publish(eventType, data, { ...(options || {}), room });
+  }
+
+  publishToUser(userId, eventType, data, options = {}) {
+    return this.publish(eventType, data, { ...(options || {}), userId });
+  }
+
+  broadcast(eventType, data, options = {}) {
+    return this.publish(eventType, data, { ...(options || {}), broadcast: true });
+  }
+
+  /**
+   * Publish many events in one pipeline: `[{ type, data, options }]` (or `eventType`).
+   * Resolves to one PublishResult per item, in order.
+   */
+  async publishBatch(events) {
+    if (!this._native.isConnected()) throw notConnected();
+    if (!Array.isArray(events)) throw new ValidationError('publishBatch expects an array');
+    const results = new Array(events.length);
+    const types = [];
+    const datas = [];
+    const opts = [];
+    const slots = [];
+    events.forEach((item, i) => {
+      try {
+        if (!item || typeof item !== 'object') throw new ValidationError('Event type must be a string');
+        const type = item.type !== undefined ? item.type : item.eventType;
+        const p = preparePublish(type, item.data, item.options);
+        types.push(p.type);
+        datas.push(p.json);
+        opts.push(p.opts);
+        slots.push(i);
+      } catch (err) {
+        results[i] = this._jsFailure(err);
+      }
+    });
+    if (slots.length) {
+      let out;
+      try {
+        out = JSON.parse(await this._native.publishMany(types, datas, opts));
+      } catch (err) {
+        throw mapError(err);
+      }
+      slots.forEach((slot, k) => {
+        results[slot] = out[k];
+      });
+    }
+    return results;
+  }
+
+  _jsFailure(err) {
+    this._jsFailures++;
+    this._logger.error('Failed to publish event', err);
+    return failureResult(err);
+  }
+
+  _flushPublishes() {
+    this._pqScheduled = false;
+    const q = this._pq;
+    this._pq = [];
+    for (let start = 0; start < q.length; start += MAX_PUBLISH_CHUNK) {
+      const chunk = q.length <= MAX_PUBLISH_CHUNK ? q : q.slice(start, start + MAX_PUBLISH_CHUNK);
+      const n = chunk.length;
+      const types = new Array(n);
+      const datas = new Array(n);
+      const opts = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const { p } = chunk[i];
+        types[i] = p.type;
+        datas[i] = p.json;
+        opts[i] = p.opts;
+      }
+      let promise;
+      try {
+        promise = this._native.publishMany(types, datas, opts);
+      } catch (err) {
+        for (const it of chunk) it.reject(mapError(err));
+        continue;
+      }
+      promise.then(
+        (json) => {
+          const results = JSON.parse(json);
+          for (let i = 0; i < n; i++) chunk[i].resolve(results[i]);
+        },
+        (err) => {
+          const e = mapError(err);
+          for (const it of chunk) it.reject(e);
+        }
+      );
+    }
+  }
+
+  // ----- subscribing -------------------------------------------------------------------------
+
+  async subscribe(pattern, handler, options = {}) {
+    if (!this._native.isConnected()) throw notConnected();
+    if (typeof pattern !== 'string') throw new ValidationError('Subscription pattern must be a string');
+    if (typeof handler !== 'function') throw new ValidationError('Subscription handler must be a function');
+    if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
+      throw new ValidationError('Subscription options must be an object');
+    }
+    const optsJson = options ? toJson(options, 'Subscription options') : '';
+    const slot = this._nextSlot++;
+    this._handlers.set(slot, handler);
+    let info;
+    try {
+      info = JSON.parse(await this._native.subscribe(pattern, slot, optsJson));
+    } catch (err) {
+      this._handlers.delete(slot);
+      throw mapError(err);
+    }
+    const sub = {
+      id: info.id,
+      pattern,
+      handler,
+      options: options || {},
+      createdAt: new Date(info.createdAt),
+      active: true,
+    };
+    if (options && options.filter) sub.filter = options.filter;
+    this._subs.set(sub.id, { sub, slot });
+    return sub;
+  }
+
+  async unsubscribe(subscriptionId) {
+    if (typeof subscriptionId !== 'string') return false;
+    let removed;
+    try {
+      removed = await this._native.unsubscribe(subscriptionId);
+    } catch (err) {
+      throw mapError(err);
+    }
+    const entry = this._subs.get(subscriptionId);
+    if (entry) {
+      entry.sub.active = false;
+      this._subs.delete(subscriptionId);
+      this._handlers.delete(entry.slot);
+    }
+    return removed;
+  }
+
+  /** Called (through the weak threadsafe function) when events are waiting: run them all. */
+  _drain() {
+    let batch;
+    let events;
+    try {
+      batch = this._native.takeBatch();
+      if (batch.tokens.length === 0) return;
+      events = JSON.parse(batch.events);
+    } catch (err) {
+      this._logger.error('Failed to take events from the native queue', err);
+      if (batch) for (const t of batch.tokens) this._fail(t, err);
+      return;
+    }
+    const ok = [];
+    const { slots, tokens } = batch;
+    for (let i = 0; i < tokens.length; i++) {
+      const token = tokens[i];
+      const handler = this._handlers.get(slots[i]);
+      if (handler === undefined) {
+        ok.push(token); // unsubscribed meanwhile: nothing to run
+        continue;
+      }
+      try {
+        const r = handler(events[i]);
+        if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
+          r.then(
+            () => this._settleOk(token),
+            (reason) => this._fail(token, reason)
+          );
+        } else {
+          ok.push(token);
+        }
+      } catch (err) {
+        this._fail(token, err);
+      }
+    }
+    if (ok.length) this._native.completeOk(ok);
+  }
+
+  _settleOk(token) {
+    this._okq.push(token);
+    if (!this._okqScheduled) {
+      this._okqScheduled = true;
+      process.nextTick(() => {
+        this._okqScheduled = false;
+        const q = this._okq;
+        this._okq = [];
+        this._native.completeOk(q);
+      });
+    }
+  }
+
+  _fail(token, reason) {
+    try {
+      this._native.completeErr(token, describeFailure(reason));
+    } catch {
+      // The native side never throws here; nothing sensible to do if it did.
+    }
+  }
+
+  /** A connection state change from the core: emitted as a Node event. */
+  _onState(json) {
+    let ev;
+    try {
+      ev = JSON.parse(json);
+    } catch {
+      return;
+    }
+    const name = ev.type;
+    try {
+      if (name === 'error') {
+        // Never emit 'error' without a listener: Node would throw it. The core logged it.
+        if (this.listenerCount('error') === 0) return;
+        const err = new Error(ev.message);
+        err.code = 'CONNECTION_ERROR';
+        err.connection = ev.connection;
+        this.emit('error', err);
+      } else {
+        this.emit(name, ev);
+      }
+    } catch (err) {
+      this._logger.error(`A '${name}' listener threw`, err);
+    }
+  }
+
+  // ----- rooms -------------------------------------------------------------------------------
+
+  async joinRoom(room) {
+    try {
+      await this._native.joinRoom(String(room));
+    } catch (err) {
+      throw mapError(err);
+    }
+  }
+
+  async leaveRoom(room) {
+    try {
+      await this._native.leaveRoom(String(room));
+    } catch (err) {
+      throw mapError(err);
+    }
+  }
+
+  async getRoomMembers(room) {
+    try {
+      return await this._native.getRoomMembers(String(room));
+    } catch (err) {
+      throw mapError(err);
+    }
+  }
+
+  // ----- monitoring --------------------------------------------------------------------------
+
+  async healthCheck() {
+    try {
+      return JSON.parse(await this._native.healthCheck());
+    } catch (err) {
+      throw mapError(err);
+    }
+  }
+
+  async getStats() {
+    const s = JSON.parse(callNative(() => this._native.stats()));
+    if (this._jsFailures) {
+      s.eventsFailed += this._jsFailures;
+      const denom = s.eventsPublished + s.eventsReceived + s.invalidMessages + this._jsFailures;
+      s.errorRate = denom > 0 ? s.eventsFailed / denom : 0;
+    }
+    const m = process.memoryUsage();
+    s.memoryUsage = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, rss: m.rss };
+    return s;
+  }
+}
+
+/** Create an Event Bus client with configuration. */
+function createEventBusClient(config) {
+  return new EventBusClient(config);
+}
+
+Object.defineProperty(exports, '__esModule', { value: true });
+exports.EventBusClient = EventBusClient;
+exports.default = EventBusClient;
+exports.createEventBusClient = createEventBusClient;
+exports.Logger = Logger;
+exports.LogLevel = LogLevel;
+exports.EventValidator = EventValidator;
+exports.ValidationError = ValidationError;
+exports.SocketEvents = SocketEvents;
+exports.matchesPattern = matchesPattern;
