@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The C suite: builds and installs the C library into a scratch prefix, checks that the
+# committed header is what cbindgen generates, that every exported eb_* function is referenced
+# by the symbols test, compiles the tests (-Wall -Wextra -Werror, as C and as C++) and the
+# example through pkg-config, and runs the tests under valgrind (zero errors, zero leaks).
+#
+#   scripts/test-c.sh                # needs Redis at REDIS_URL or 127.0.0.1:6379 (started if none)
+#   VALGRIND=0 scripts/test-c.sh     # without valgrind (faster)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/lib.sh
+
+BUILD=$ROOT/tests/c/build
+PREFIX=$BUILD/prefix
+CC=${CC:-cc}
+CXX=${CXX:-c++}
+WARN="-Wall -Wextra -Werror -g -O1"
+passed=0
+failed=0
+
+step() {
+  local name=$1; shift
+  if "$@"; then
+    passed=$((passed + 1)); echo "ok   - $name"
+  else
+    failed=$((failed + 1)); echo "FAIL - $name"
+  fi
+}
+
+command -v valgrind >/dev/null || [ "${VALGRIND:-1}" = 0 ] || apt_install valgrind
+command -v pkg-config >/dev/null || apt_install pkg-config
+ensure_redis || exit 1
+
+mkdir -p "$BUILD"
+log "building and installing the C library into $PREFIX"
+build_out=$(bash scripts/build-c.sh --prefix="$PREFIX") || { echo "0 passed, 1 failed"; exit 1; }
+GENERATED=$(printf '%s\n' "$build_out" | sed -n 's/^GENERATED_HEADER=//p')
+export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+RPATH="-Wl,-rpath,$PREFIX/lib"
+
+header_is_current() {
+  if ! cmp -s "$GENERATED" include/event_bus.h; then
+    echo "    include/event_bus.h is stale; regenerate with scripts/build-c.sh --update-header:" >&2
+    diff -u include/event_bus.h "$GENERATED" | head -40 >&2
+    return 1
+  fi
+}
+
+soname_is_set() {
+  readelf -d "$PREFIX/lib/libevent_bus.so" | grep -q 'SONAME.*\[libevent_bus\.so\.[0-9]*\]'
+}
+
+compile() {
+  rm -f "$BUILD"/test_capi "$BUILD"/test_capi_cpp "$BUILD"/test_symbols* "$BUILD"/notifier
+  $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_capi.c -o "$BUILD/test_capi" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CXX -std=c++17 $WARN -x c++ tests/c/test_capi.c -o "$BUILD/test_capi_cpp" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CC -std=c11 $WARN tests/c/test_symbols.c -o "$BUILD/test_symbols" \
+      $(pkg-config --cflags --libs event_bus) $RPATH &&
+  $CXX -std=c++17 $WARN -x c++ tests/c/test_symbols.c -o "$BUILD/test_symbols_cpp" \
+      $(pkg-config --cflags --libs event_bus) $RPATH &&
+  $CC -std=c11 $WARN tests/c/test_symbols.c -o "$BUILD/test_symbols_static" \
+      $(pkg-config --cflags --libs event_bus-static) &&
+  $CC -std=c11 $WARN -D_GNU_SOURCE examples/c/notifier.c -o "$BUILD/notifier" \
+      $(pkg-config --cflags --libs event_bus) $RPATH
+}
+
+# Every eb_* function the library exports is in the symbols test, and the reverse.
+exports_match() {
+  local exported referenced
+  exported=$(nm -D --defined-only "$PREFIX/lib/libevent_bus.so" | awk '$2 == "T" && $3 ~ /^eb_/ {print $3}' | sort)
+  referenced=$("$BUILD/test_symbols" --list | sort)
+  if [ "$exported" != "$referenced" ]; then
+    echo "    exported vs referenced differ:" >&2
+    diff <(echo "$exported") <(echo "$referenced") >&2
+    return 1
+  fi
+  "$BUILD/test_symbols" && "$BUILD/test_symbols_cpp" >/dev/null && "$BUILD/test_symbols_static" >/dev/null
+}
+
+VG=(valgrind --quiet --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible
+    --errors-for-leak-kinds=definite,possible --track-origins=yes)
+run_tests() {
+  if [ "${VALGRIND:-1}" = 0 ]; then
+    "$BUILD/test_capi"
+  else
+    "${VG[@]}" "$BUILD/test_capi"
+  fi
+}
+
+run_tests_cpp() {
+  "$BUILD/test_capi_cpp" | tail -1
+}
+
+# The example receives an event published by a raw Redis client (the wire format, no library).
+example_runs() {
+  command -v redis-cli >/dev/null || { echo "    (redis-cli missing: example only compiled)"; return 0; }
+  local ch="photo.processing.completed" out pid
+  out=$(mktemp)
+  EB_NOTIFIER_MAX_EVENTS=1 "$BUILD/notifier" >"$out" 2>&1 &
+  pid=$!
+  local payload='{"id":"5f0c2a9e-1111-4c1d-9a2b-0123456789ab","type":"photo.processing.completed","data":{"photoId":"c-example","url":"https://x/y.jpg"},"metadata":{"source":"test-c.sh","timestamp":"'$(date -u +%Y-%m-%dT%H:%M:%S.000Z)'","traceId":"t","version":"1.0.0"}}'
+  local hp=${REDIS_URL#redis://}; hp=${hp#*@}; hp=${hp%%/*}
+  for _ in $(seq 1 100); do
+    grep -q "listening" "$out" && break
+    sleep 0.1
+  done
+  redis-cli -h "${hp%%:*}" -p "${hp##*:}" PUBLISH "$ch" "$payload" >/dev/null
+  for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+  if kill -0 $pid 2>/dev/null; then kill $pid; wait $pid; cat "$out" >&2; rm -f "$out"; return 1; fi
+  wait $pid; local rc=$?
+  grep -q "c-example" "$out" || rc=1
+  [ $rc = 0 ] || cat "$out" >&2
+  rm -f "$out"
+  return $rc
+}
+
+step "header matches cbindgen output" header_is_current
+step "SONAME set" soname_is_set
+step "compile tests and example (-Wall -Wextra -Werror, C and C++, shared and static)" compile
+step "every exported eb_* symbol referenced" exports_match
+step "C tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_tests
+step "C tests compiled as C++" run_tests_cpp
+step "example receives an event" example_runs
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
