@@ -170,14 +170,13 @@ impl RateLimit {
         use std::sync::atomic::Ordering::*;
         let now = crate::stats::now_ms();
         let last = self.last.load(Relaxed);
-        if last == 0 || now.saturating_sub(last) >= self.interval_ms {
-            if self
+        if (last == 0 || now.saturating_sub(last) >= self.interval_ms)
+            && self
                 .last
                 .compare_exchange(last, now, AcqRel, Relaxed)
                 .is_ok()
-            {
-                return Some(self.suppressed.swap(0, AcqRel));
-            }
+        {
+            return Some(self.suppressed.swap(0, AcqRel));
         }
         self.suppressed.fetch_add(1, Relaxed);
         None

@@ -24,7 +24,11 @@ fn cfg(t: T, service: &str, top_extra: &str) -> String {
         T::Redis => config(service, &shared_url(), "", top_extra),
         T::Memory => {
             let broker = unique("broker");
-            let t = if top_extra.is_empty() { String::new() } else { format!(",{top_extra}") };
+            let t = if top_extra.is_empty() {
+                String::new()
+            } else {
+                format!(",{top_extra}")
+            };
             format!(
                 r#"{{"serviceName":"{service}","logLevel":"error","transport":"memory","redis":{{"url":"memory://{broker}"}}{t}}}"#
             )
@@ -43,11 +47,12 @@ async fn client(t: T, extra: &str) -> EventBusClient {
 async fn receivers(t: T, bus: &EventBusClient, channel: &str) -> u64 {
     match t {
         T::Redis => raw_publish(&mut raw_conn(&shared_url()), channel, b"probe") as u64,
-        T::Memory => bus
-            .publish(channel, &raw("0"), &Default::default())
-            .await
-            .unwrap()
-            .delivered_to,
+        T::Memory => {
+            bus.publish(channel, &raw("0"), &Default::default())
+                .await
+                .unwrap()
+                .delivered_to
+        }
     }
 }
 
@@ -74,27 +79,53 @@ async fn publish_family_and_delivered_to(t: T) {
     let room_c = Collector::new();
     let user_c = Collector::new();
     let bc = Collector::new();
-    bus.subscribe(&format!("{tag}.x"), col.handler(), Default::default()).await.unwrap();
-    bus.subscribe(&format!("room:{tag}"), room_c.handler(), Default::default()).await.unwrap();
-    bus.subscribe(&format!("user:{tag}"), user_c.handler(), Default::default()).await.unwrap();
-    bus.subscribe("broadcast", bc.handler(), Default::default()).await.unwrap();
+    bus.subscribe(&format!("{tag}.x"), col.handler(), Default::default())
+        .await
+        .unwrap();
+    bus.subscribe(&format!("room:{tag}"), room_c.handler(), Default::default())
+        .await
+        .unwrap();
+    bus.subscribe(&format!("user:{tag}"), user_c.handler(), Default::default())
+        .await
+        .unwrap();
+    bus.subscribe("broadcast", bc.handler(), Default::default())
+        .await
+        .unwrap();
     let data = raw(r#"{"k":"v"}"#);
     let opts = PublishOptions {
         correlation_id: Some("c1".into()),
         trace_id: Some("t1".into()),
         ..Default::default()
     };
-    let r = bus.publish(&format!("{tag}.x"), &data, &opts).await.unwrap();
+    let r = bus
+        .publish(&format!("{tag}.x"), &data, &opts)
+        .await
+        .unwrap();
     assert_eq!(r.delivered_to, 1);
     assert_eq!(r.channel, format!("{tag}.x"));
     assert!(uuid::Uuid::parse_str(&r.event_id).is_ok());
     // Nobody listening: delivered to 0, still a success.
-    let r0 = bus.publish(&format!("{tag}.none"), &data, &opts).await.unwrap();
+    let r0 = bus
+        .publish(&format!("{tag}.none"), &data, &opts)
+        .await
+        .unwrap();
     assert_eq!(r0.delivered_to, 0);
-    let r = bus.publish_to_room(&tag, "chat.message", &data, &opts).await.unwrap();
-    assert_eq!((r.channel.as_str(), r.delivered_to), (format!("room:{tag}").as_str(), 1));
-    let r = bus.publish_to_user(&tag, "notify.x", &data, &opts).await.unwrap();
-    assert_eq!((r.channel.as_str(), r.delivered_to), (format!("user:{tag}").as_str(), 1));
+    let r = bus
+        .publish_to_room(&tag, "chat.message", &data, &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.channel.as_str(), r.delivered_to),
+        (format!("room:{tag}").as_str(), 1)
+    );
+    let r = bus
+        .publish_to_user(&tag, "notify.x", &data, &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.channel.as_str(), r.delivered_to),
+        (format!("user:{tag}").as_str(), 1)
+    );
     // Options on publish: room wins over user.
     let both = PublishOptions {
         room: Some(tag.clone()),
@@ -104,13 +135,22 @@ async fn publish_family_and_delivered_to(t: T) {
     let r = bus.publish("chat.message", &data, &both).await.unwrap();
     assert_eq!(r.channel, format!("room:{tag}"));
     let bt = format!("{tag}.bcast");
-    let r = bus.broadcast(&bt, &data, &Default::default()).await.unwrap();
+    let r = bus
+        .broadcast(&bt, &data, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(r.channel, "broadcast");
     assert!(r.delivered_to >= 1); // other clients of the shared server may listen too
     assert_eq!(col.wait_for(1, Duration::from_secs(5)).await, 1);
     assert_eq!(room_c.wait_for(2, Duration::from_secs(5)).await, 2);
     assert_eq!(user_c.wait_for(1, Duration::from_secs(5)).await, 1);
-    assert!(wait_until(Duration::from_secs(5), || bc.all().iter().any(|d| d.event_type() == bt)).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || bc
+            .all()
+            .iter()
+            .any(|d| d.event_type() == bt))
+        .await
+    );
     let d = &col.all()[0];
     assert_eq!(d.metadata().correlation_id.as_deref(), Some("c1"));
     assert_eq!(d.metadata().trace_id.as_deref(), Some("t1"));
@@ -137,7 +177,9 @@ async fn publish_batch_outcomes_in_order(t: T) {
     let bus = client(t, "").await;
     let tag = unique("pb");
     let col = Collector::new();
-    bus.subscribe(&format!("{tag}.*"), col.handler(), Default::default()).await.unwrap();
+    bus.subscribe(&format!("{tag}.*"), col.handler(), Default::default())
+        .await
+        .unwrap();
     let item = |ty: String, d: &str| BatchItem {
         event_type: ty,
         data: raw(d),
@@ -152,11 +194,21 @@ async fn publish_batch_outcomes_in_order(t: T) {
     let out = bus.publish_batch(&items).await;
     assert_eq!(out.len(), 4);
     assert_eq!(out[0].as_ref().unwrap().delivered_to, 1);
-    assert_eq!(out[1].as_ref().unwrap_err().error.kind(), ErrorKind::Validation);
-    assert_eq!(out[2].as_ref().unwrap_err().error.message(), "Event data is required");
+    assert_eq!(
+        out[1].as_ref().unwrap_err().error.kind(),
+        ErrorKind::Validation
+    );
+    assert_eq!(
+        out[2].as_ref().unwrap_err().error.message(),
+        "Event data is required"
+    );
     assert_eq!(out[3].as_ref().unwrap().channel, format!("{tag}.c"));
     assert_eq!(col.wait_for(2, Duration::from_secs(5)).await, 2);
-    let types: Vec<String> = col.all().iter().map(|d| d.event_type().to_string()).collect();
+    let types: Vec<String> = col
+        .all()
+        .iter()
+        .map(|d| d.event_type().to_string())
+        .collect();
     assert_eq!(types, [format!("{tag}.a"), format!("{tag}.c")]);
     assert!(bus.publish_batch(&[]).await.is_empty());
     bus.disconnect().await.unwrap();
@@ -170,10 +222,18 @@ async fn exactly_once_per_subscription(t: T) {
     let pat = Collector::new();
     let pat2 = Collector::new();
     let q = Collector::new();
-    bus.subscribe(&format!("{tag}.x.y"), exact.handler(), Default::default()).await.unwrap();
-    bus.subscribe(&format!("{tag}.*"), pat.handler(), Default::default()).await.unwrap();
-    bus.subscribe(&format!("{tag}.*"), pat2.handler(), Default::default()).await.unwrap();
-    bus.subscribe(&format!("{tag}.?.y"), q.handler(), Default::default()).await.unwrap();
+    bus.subscribe(&format!("{tag}.x.y"), exact.handler(), Default::default())
+        .await
+        .unwrap();
+    bus.subscribe(&format!("{tag}.*"), pat.handler(), Default::default())
+        .await
+        .unwrap();
+    bus.subscribe(&format!("{tag}.*"), pat2.handler(), Default::default())
+        .await
+        .unwrap();
+    bus.subscribe(&format!("{tag}.?.y"), q.handler(), Default::default())
+        .await
+        .unwrap();
     let r = bus
         .publish(&format!("{tag}.x.y"), &raw("1"), &Default::default())
         .await
@@ -203,35 +263,79 @@ async fn unsubscribe_refcounting(t: T) {
     let tag = unique("rc");
     let pattern = format!("{tag}.*");
     let chan = format!("{tag}-chan");
-    let (a, b, c1, c2) = (Collector::new(), Collector::new(), Collector::new(), Collector::new());
-    let sa = bus.subscribe(&pattern, a.handler(), Default::default()).await.unwrap();
-    let sb = bus.subscribe(&pattern, b.handler(), Default::default()).await.unwrap();
-    let sc1 = bus.subscribe(&chan, c1.handler(), Default::default()).await.unwrap();
-    let sc2 = bus.subscribe(&chan, c2.handler(), Default::default()).await.unwrap();
+    let (a, b, c1, c2) = (
+        Collector::new(),
+        Collector::new(),
+        Collector::new(),
+        Collector::new(),
+    );
+    let sa = bus
+        .subscribe(&pattern, a.handler(), Default::default())
+        .await
+        .unwrap();
+    let sb = bus
+        .subscribe(&pattern, b.handler(), Default::default())
+        .await
+        .unwrap();
+    let sc1 = bus
+        .subscribe(&chan, c1.handler(), Default::default())
+        .await
+        .unwrap();
+    let sc2 = bus
+        .subscribe(&chan, c2.handler(), Default::default())
+        .await
+        .unwrap();
     assert!(sa.active && sa.pattern == pattern && sa.id != sb.id);
     assert_eq!(bus.stats().active_subscriptions, 4);
     let probe = format!("{tag}.probe");
-    assert_eq!(receivers(t, &bus, &probe).await, 1, "one PSUBSCRIBE for two subscriptions");
-    assert_eq!(receivers(t, &bus, &chan).await, 1, "one SUBSCRIBE for two subscriptions");
+    assert_eq!(
+        receivers(t, &bus, &probe).await,
+        1,
+        "one PSUBSCRIBE for two subscriptions"
+    );
+    assert_eq!(
+        receivers(t, &bus, &chan).await,
+        1,
+        "one SUBSCRIBE for two subscriptions"
+    );
     if t == T::Redis {
         assert_eq!(numsub(&mut raw_conn(&shared_url()), &chan), 1);
     }
     assert!(bus.unsubscribe(&sa.id).await.unwrap());
-    assert!(!bus.unsubscribe(&sa.id).await.unwrap(), "second unsubscribe is false");
+    assert!(
+        !bus.unsubscribe(&sa.id).await.unwrap(),
+        "second unsubscribe is false"
+    );
     assert!(bus.unsubscribe(&sc1.id).await.unwrap());
-    assert_eq!(receivers(t, &bus, &probe).await, 1, "the other subscription keeps the pattern");
+    assert_eq!(
+        receivers(t, &bus, &probe).await,
+        1,
+        "the other subscription keeps the pattern"
+    );
     assert_eq!(receivers(t, &bus, &chan).await, 1);
     if t == T::Redis {
         assert_eq!(numsub(&mut raw_conn(&shared_url()), &chan), 1);
     }
     let before = a.len();
-    bus.publish(&format!("{tag}.ev"), &raw("1"), &Default::default()).await.unwrap();
-    assert!(wait_until(Duration::from_secs(5), || b.all().iter().any(|d| d.event_type().ends_with(".ev"))).await);
+    bus.publish(&format!("{tag}.ev"), &raw("1"), &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || b
+            .all()
+            .iter()
+            .any(|d| d.event_type().ends_with(".ev")))
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(a.len(), before, "unsubscribed handler gets nothing");
     assert!(bus.unsubscribe(&sb.id).await.unwrap());
     assert!(bus.unsubscribe(&sc2.id).await.unwrap());
-    assert_eq!(receivers(t, &bus, &probe).await, 0, "last one gone: PUNSUBSCRIBE");
+    assert_eq!(
+        receivers(t, &bus, &probe).await,
+        0,
+        "last one gone: PUNSUBSCRIBE"
+    );
     assert_eq!(receivers(t, &bus, &chan).await, 0);
     if t == T::Redis {
         assert_eq!(numsub(&mut raw_conn(&shared_url()), &chan), 0);
@@ -254,7 +358,7 @@ async fn order_with_concurrency_one(t: T) {
             async move {
                 let n = d.data()["n"].as_u64().unwrap();
                 // Uneven handler times must not reorder.
-                if n % 7 == 0 {
+                if n.is_multiple_of(7) {
                     tokio::time::sleep(Duration::from_millis(3)).await;
                 }
                 s.lock().unwrap().push(n);
@@ -275,7 +379,11 @@ async fn order_with_concurrency_one(t: T) {
     for r in bus.publish_batch(&items).await {
         r.unwrap();
     }
-    assert!(wait_until(Duration::from_secs(10), || seen.lock().unwrap().len() == 300).await);
+    assert!(
+        wait_until(Duration::from_secs(10), || seen.lock().unwrap().len()
+            == 300)
+        .await
+    );
     assert_eq!(*seen.lock().unwrap(), (0..300).collect::<Vec<u64>>());
     bus.disconnect().await.unwrap();
 }
@@ -311,10 +419,20 @@ async fn concurrency_runs_handlers_in_parallel(t: T) {
     .await
     .unwrap();
     for i in 0..12 {
-        bus.publish(&ch, &raw(&format!("{i}")), &Default::default()).await.unwrap();
+        bus.publish(&ch, &raw(&format!("{i}")), &Default::default())
+            .await
+            .unwrap();
     }
-    assert!(wait_until(Duration::from_secs(15), || bus.stats().events_delivered == 12).await);
-    assert_eq!(peak.load(Ordering::SeqCst), 4, "never more than concurrency, and reached it");
+    assert!(
+        wait_until(Duration::from_secs(15), || bus.stats().events_delivered
+            == 12)
+        .await
+    );
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        4,
+        "never more than concurrency, and reached it"
+    );
     bus.disconnect().await.unwrap();
 }
 
@@ -343,10 +461,18 @@ async fn max_pending_drops_and_counts(t: T) {
         )
         .await
         .unwrap();
-    bus.publish(&ch, &raw("0"), &Default::default()).await.unwrap();
-    assert!(wait_until(Duration::from_secs(5), || started.load(Ordering::SeqCst) == 1).await);
+    bus.publish(&ch, &raw("0"), &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || started.load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
     for i in 1..20 {
-        bus.publish(&ch, &raw(&format!("{i}")), &Default::default()).await.unwrap();
+        bus.publish(&ch, &raw(&format!("{i}")), &Default::default())
+            .await
+            .unwrap();
     }
     assert!(wait_until(Duration::from_secs(5), || bus.stats().events_received == 20).await);
     assert_eq!(bus.pending_events(&sub.id), Some(5));
@@ -382,8 +508,12 @@ async fn timeout_and_retries_with_backoff(t: T) {
     )
     .await
     .unwrap();
-    bus.publish(&ch, &raw(r#""slow""#), &Default::default()).await.unwrap();
-    bus.publish(&ch, &raw(r#""fast""#), &Default::default()).await.unwrap();
+    bus.publish(&ch, &raw(r#""slow""#), &Default::default())
+        .await
+        .unwrap();
+    bus.publish(&ch, &raw(r#""fast""#), &Default::default())
+        .await
+        .unwrap();
     assert!(wait_until(Duration::from_secs(5), || done.load(Ordering::SeqCst) == 1).await);
     let st = bus.stats();
     assert_eq!(st.events_delivered, 1);
@@ -418,12 +548,26 @@ async fn timeout_and_retries_with_backoff(t: T) {
     )
     .await
     .unwrap();
-    bus.publish(&ch, &raw("1"), &Default::default()).await.unwrap();
-    assert!(wait_until(Duration::from_secs(5), || attempts.lock().unwrap().len() == 3).await);
+    bus.publish(&ch, &raw("1"), &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || attempts.lock().unwrap().len()
+            == 3)
+        .await
+    );
     assert!(wait_until(Duration::from_secs(5), || bus.stats().events_delivered == 2).await);
     let at = attempts.lock().unwrap().clone();
-    assert!(at[1] - at[0] >= Duration::from_millis(40), "{:?}", at[1] - at[0]);
-    assert!(at[2] - at[1] >= Duration::from_millis(80), "backoff doubles: {:?}", at[2] - at[1]);
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(40),
+        "{:?}",
+        at[1] - at[0]
+    );
+    assert!(
+        at[2] - at[1] >= Duration::from_millis(80),
+        "backoff doubles: {:?}",
+        at[2] - at[1]
+    );
 
     // Always failing: 1 + maxRetries attempts, then one failure counted.
     let ch = unique("retryfail");
@@ -445,8 +589,14 @@ async fn timeout_and_retries_with_backoff(t: T) {
     .await
     .unwrap();
     let failed_before = bus.stats().events_failed;
-    bus.publish(&ch, &raw("1"), &Default::default()).await.unwrap();
-    assert!(wait_until(Duration::from_secs(5), || bus.stats().events_failed == failed_before + 1).await);
+    bus.publish(&ch, &raw("1"), &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || bus.stats().events_failed
+            == failed_before + 1)
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(n.load(Ordering::SeqCst), 3);
     // Without retryOnError: one attempt.
@@ -463,8 +613,14 @@ async fn timeout_and_retries_with_backoff(t: T) {
     )
     .await
     .unwrap();
-    bus.publish(&ch, &raw("1"), &Default::default()).await.unwrap();
-    assert!(wait_until(Duration::from_secs(5), || bus.stats().events_failed == failed_before + 2).await);
+    bus.publish(&ch, &raw("1"), &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || bus.stats().events_failed
+            == failed_before + 2)
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(m.load(Ordering::SeqCst), 1);
     bus.disconnect().await.unwrap();
@@ -483,7 +639,9 @@ async fn filter_conditions(t: T) {
         ], "operator": "AND"}
     }))
     .unwrap();
-    bus.subscribe(&format!("{tag}.*"), and_c.handler(), opts).await.unwrap();
+    bus.subscribe(&format!("{tag}.*"), and_c.handler(), opts)
+        .await
+        .unwrap();
     let opts: SubscriptionOptions = serde_json::from_value(serde_json::json!({
         "filter": {"conditions": [
             {"field": "data.userId", "operator": "in", "value": ["u2"]},
@@ -491,12 +649,17 @@ async fn filter_conditions(t: T) {
         ], "operator": "OR"}
     }))
     .unwrap();
-    bus.subscribe(&format!("{tag}.*"), or_c.handler(), opts).await.unwrap();
+    bus.subscribe(&format!("{tag}.*"), or_c.handler(), opts)
+        .await
+        .unwrap();
     let bad: SubscriptionOptions = serde_json::from_value(serde_json::json!({
         "filter": {"conditions": [{"field": "x", "operator": "like", "value": 1}]}
     }))
     .unwrap();
-    let e = bus.subscribe(&format!("{tag}.*"), and_c.handler(), bad).await.unwrap_err();
+    let e = bus
+        .subscribe(&format!("{tag}.*"), and_c.handler(), bad)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Validation);
     let ty = format!("{tag}.ev");
     for (d, corr) in [
@@ -516,7 +679,11 @@ async fn filter_conditions(t: T) {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(and_c.len(), 1);
     assert_eq!(and_c.all()[0].data()["size"], 20);
-    let users: Vec<String> = or_c.all().iter().map(|d| d.data()["userId"].as_str().unwrap().to_string()).collect();
+    let users: Vec<String> = or_c
+        .all()
+        .iter()
+        .map(|d| d.data()["userId"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(users, ["u2", "u3"]);
     assert_eq!(bus.stats().events_filtered, 3 + 2);
     bus.disconnect().await.unwrap();
@@ -527,14 +694,18 @@ async fn stats_and_health_have_real_values(t: T) {
     let bus = client(t, "").await;
     let ch = unique("st");
     let col = Collector::new();
-    bus.subscribe(&ch, col.handler(), Default::default()).await.unwrap();
+    bus.subscribe(&ch, col.handler(), Default::default())
+        .await
+        .unwrap();
     let h = bus.health_check().await;
     assert_eq!(h.status, "healthy");
     assert_eq!(h.checks["redis"]["status"], "pass");
     assert!(h.checks["redis"]["duration"].as_f64().unwrap() >= 0.0);
     assert_eq!(h.version, event_bus::VERSION);
     for i in 0..20 {
-        bus.publish(&ch, &raw(&format!("{i}")), &Default::default()).await.unwrap();
+        bus.publish(&ch, &raw(&format!("{i}")), &Default::default())
+            .await
+            .unwrap();
     }
     assert_eq!(col.wait_for(20, Duration::from_secs(5)).await, 20);
     // messagesPerSecond counts full seconds of a recent window.
@@ -542,7 +713,11 @@ async fn stats_and_health_have_real_values(t: T) {
     let st = bus.stats();
     assert_eq!(st.events_published, 20);
     assert_eq!(st.events_received, 20);
-    assert!(wait_until(Duration::from_secs(2), || bus.stats().events_delivered == 20).await);
+    assert!(
+        wait_until(Duration::from_secs(2), || bus.stats().events_delivered
+            == 20)
+        .await
+    );
     assert_eq!(st.events_failed, 0);
     assert_eq!(st.active_subscriptions, 1);
     assert_eq!(st.total_subscriptions, 1);
@@ -584,15 +759,24 @@ async fn disconnect_drains_and_releases(t: T) {
     .await
     .unwrap();
     for i in 0..3 {
-        bus.publish(&ch, &raw(&format!("{i}")), &Default::default()).await.unwrap();
+        bus.publish(&ch, &raw(&format!("{i}")), &Default::default())
+            .await
+            .unwrap();
     }
     assert!(wait_until(Duration::from_secs(5), || bus.stats().events_received == 3).await);
     bus.disconnect().await.unwrap();
-    assert_eq!(done.load(Ordering::SeqCst), 3, "queued and running handlers drained");
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        3,
+        "queued and running handlers drained"
+    );
     assert!(!bus.is_connected());
     assert_eq!(Arc::strong_count(&marker), 1, "handler released");
     bus.disconnect().await.unwrap(); // idempotent
-    let f = bus.publish(&ch, &raw("1"), &Default::default()).await.unwrap_err();
+    let f = bus
+        .publish(&ch, &raw("1"), &Default::default())
+        .await
+        .unwrap_err();
     assert_eq!(f.error.kind(), ErrorKind::NotConnected);
     assert_eq!(f.error.message(), "Not connected to Event Bus");
 
@@ -614,13 +798,22 @@ async fn disconnect_drains_and_releases(t: T) {
     )
     .await
     .unwrap();
-    bus.publish(&ch, &raw("1"), &Default::default()).await.unwrap();
-    assert!(wait_until(Duration::from_secs(5), || started.load(Ordering::SeqCst) == 1).await);
+    bus.publish(&ch, &raw("1"), &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || started.load(Ordering::SeqCst)
+            == 1)
+        .await
+    );
     let t0 = Instant::now();
     bus.disconnect().await.unwrap();
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(200), "{took:?}");
-    assert!(took < Duration::from_secs(30), "abandoned at the timeout, not after the handler: {took:?}");
+    assert!(
+        took < Duration::from_secs(30),
+        "abandoned at the timeout, not after the handler: {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -649,7 +842,11 @@ async fn redis_connections_are_named_and_released() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_unreachable_port_names_the_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let bus = EventBusClient::from_json(&config(
         "unreach",
         &format!("redis://127.0.0.1:{port}"),
@@ -667,10 +864,16 @@ async fn connect_to_unreachable_port_names_the_address() {
 async fn calls_before_connect_fail_not_connected() {
     for t in [T::Redis, T::Memory] {
         let bus = EventBusClient::from_json(&cfg(t, "early", "")).unwrap();
-        let f = bus.publish("a.b", &raw("1"), &Default::default()).await.unwrap_err();
+        let f = bus
+            .publish("a.b", &raw("1"), &Default::default())
+            .await
+            .unwrap_err();
         assert_eq!(f.error.message(), "Not connected to Event Bus");
         let c = Collector::new();
-        let e = bus.subscribe("a.*", c.handler(), Default::default()).await.unwrap_err();
+        let e = bus
+            .subscribe("a.*", c.handler(), Default::default())
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NotConnected);
         assert_eq!(bus.health_check().await.status, "unhealthy");
         bus.disconnect().await.unwrap();

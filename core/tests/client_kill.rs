@@ -17,8 +17,12 @@ async fn own_subscriber_killed_by_id_resubscribes_within_500ms() {
     let chan = unique("ckill.chan");
     let pat = format!("{}.*", unique("ckill.pat"));
     let col = Collector::new();
-    bus.subscribe(&chan, col.handler(), Default::default()).await.unwrap();
-    bus.subscribe(&pat, col.handler(), Default::default()).await.unwrap();
+    bus.subscribe(&chan, col.handler(), Default::default())
+        .await
+        .unwrap();
+    bus.subscribe(&pat, col.handler(), Default::default())
+        .await
+        .unwrap();
     let mut admin = raw_conn(&shared_url());
     assert_eq!(numsub(&mut admin, &chan), 1);
 
@@ -57,19 +61,22 @@ async fn own_subscriber_killed_by_id_resubscribes_within_500ms() {
     assert_eq!(new.len(), 1);
     assert_ne!(new[0], old, "a new connection");
     // The pattern is back too, and events flow.
-    assert!(wait_until(Duration::from_secs(2), || bus
-        .subscriptions()
-        .len()
-        == 2)
-    .await);
+    assert!(wait_until(Duration::from_secs(2), || bus.subscriptions().len() == 2).await);
     let data = raw(r#"{"x":1}"#);
-    let r = bus.publish(&chan, &data, &Default::default()).await.unwrap();
+    let r = bus
+        .publish(&chan, &data, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(r.delivered_to, 1);
     let pch = pat.trim_end_matches('*').to_string() + "x";
     let r = bus.publish(&pch, &data, &Default::default()).await.unwrap();
     assert_eq!(r.delivered_to, 1);
     assert_eq!(col.wait_for(2, Duration::from_secs(5)).await, 2);
-    assert!(states.has("disconnected") && states.has("gap"), "{:?}", states.names());
+    assert!(
+        states.has("disconnected") && states.has("gap"),
+        "{:?}",
+        states.names()
+    );
     // The publisher connection was not touched.
     let pubs: Vec<_> = client_list(&mut admin)
         .into_iter()

@@ -21,6 +21,9 @@ enum Outcome {
     Unknown,
 }
 
+/// (started, settled, outcome, error kind)
+type Settled = (Instant, Instant, Outcome, Option<ErrorKind>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_under_load() {
     let server = Arc::new(Mutex::new(RedisServer::start()));
@@ -53,9 +56,13 @@ async fn kill_under_load() {
         max_pending: Some(TOTAL * 2),
         ..Default::default()
     };
-    bus.subscribe(&pattern, handler, opts.clone()).await.unwrap();
+    bus.subscribe(&pattern, handler, opts.clone())
+        .await
+        .unwrap();
     let exact_col = Collector::new();
-    bus.subscribe(&exact, exact_col.handler(), opts).await.unwrap();
+    bus.subscribe(&exact, exact_col.handler(), opts)
+        .await
+        .unwrap();
 
     // Health poller.
     let health: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
@@ -72,8 +79,7 @@ async fn kill_under_load() {
     };
 
     // Publisher: 20 publishes every 10 ms, each in its own task, recording start, end, outcome.
-    let results: Arc<Mutex<HashMap<usize, (Instant, Instant, Outcome, Option<ErrorKind>)>>> =
-        Arc::default();
+    let results: Arc<Mutex<HashMap<usize, Settled>>> = Arc::default();
     let start = Instant::now();
     let mut kill_at = None;
     let mut restart_at = None;
@@ -102,7 +108,10 @@ async fn kill_under_load() {
                     }
                     Err(f) => (Outcome::Failed, Some(f.error.kind())),
                 };
-                results.lock().unwrap().insert(s, (t0, Instant::now(), o, k));
+                results
+                    .lock()
+                    .unwrap()
+                    .insert(s, (t0, Instant::now(), o, k));
             }));
             seq += 1;
         }
@@ -148,7 +157,10 @@ async fn kill_under_load() {
     let resubscribed_at = resubscribed_at.expect("subscriber resubscribed");
     let resub = resubscribed_at.saturating_duration_since(restart_at);
     println!("resubscribed {} ms after the restart", resub.as_millis());
-    assert!(resub <= Duration::from_secs(1), "resubscribe took {resub:?}");
+    assert!(
+        resub <= Duration::from_secs(1),
+        "resubscribe took {resub:?}"
+    );
 
     // Every publish settled, within the publish timeout, and the counts add up.
     let results = results.lock().unwrap().clone();
@@ -177,7 +189,10 @@ async fn kill_under_load() {
         .filter(|(_, (t0, _, o, _))| *o == Outcome::Success && *t0 >= resubscribed_at)
         .map(|(s, _)| *s)
         .collect();
-    assert!(!expect_after.is_empty(), "some publishes happened after the resubscribe");
+    assert!(
+        !expect_after.is_empty(),
+        "some publishes happened after the resubscribe"
+    );
     wait_until(Duration::from_secs(10), || {
         let got: HashSet<usize> = received.lock().unwrap().iter().map(|(s, _)| *s).collect();
         expect_after.is_subset(&got)
@@ -241,4 +256,3 @@ async fn kill_under_load() {
     assert!(st.reconnects >= 2, "both connections reconnected: {st:?}");
     bus.disconnect().await.unwrap();
 }
-

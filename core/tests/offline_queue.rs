@@ -17,13 +17,19 @@ async fn offline_queue_cap_and_timeout() {
     let cfg = config(
         &unique("offq"),
         &server.url(),
-        &format!(r#""offlineQueueSize":{cap},"publishTimeout":{timeout_ms},"reconnectDelay":50,"reconnectDelayMax":200"#),
+        &format!(
+            r#""offlineQueueSize":{cap},"publishTimeout":{timeout_ms},"reconnectDelay":50,"reconnectDelayMax":200"#
+        ),
         "",
     );
     let bus = EventBusClient::from_json(&cfg).unwrap();
     bus.connect().await.unwrap();
     server.kill();
-    assert!(wait_until(Duration::from_secs(5), || bus.stats().active_connections == 0).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || bus.stats().active_connections
+            == 0)
+        .await
+    );
 
     let total = cap + 4;
     let mut tasks = Vec::new();

@@ -68,8 +68,10 @@ async fn blocked_handler_queue_bound_and_drop_count() {
         }
     }
     assert!(
-        wait_until(Duration::from_secs(60), || bus.stats().events_received as usize == TOTAL)
-            .await,
+        wait_until(Duration::from_secs(60), || bus.stats().events_received
+            as usize
+            == TOTAL)
+        .await,
         "received {} of {TOTAL}",
         bus.stats().events_received
     );
@@ -93,7 +95,11 @@ async fn blocked_handler_queue_bound_and_drop_count() {
     );
     // 90,000 events of ~1 KB went by after the first measurement; a leak would show as ~90 MB.
     let growth = st.memory_usage.rss.saturating_sub(rss_after_first);
-    assert!(growth < 48 * 1024 * 1024, "RSS grew by {} KiB", growth / 1024);
+    assert!(
+        growth < 48 * 1024 * 1024,
+        "RSS grew by {} KiB",
+        growth / 1024
+    );
 
     // Unblock: the queue drains and the handler sees exactly the kept events.
     let drain = tokio::spawn({
@@ -108,7 +114,8 @@ async fn blocked_handler_queue_bound_and_drop_count() {
         }
     });
     assert!(
-        wait_until(Duration::from_secs(30), || bus.stats().events_delivered as usize
+        wait_until(Duration::from_secs(30), || bus.stats().events_delivered
+            as usize
             == 1 + MAX_PENDING)
         .await
     );

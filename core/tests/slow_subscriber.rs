@@ -125,7 +125,9 @@ async fn blocked_handler_is_not_evicted_because_reads_never_stop() {
         assert!(bus.pending_events(&sub.id).unwrap() <= 1000);
     }
     assert!(
-        wait_until(Duration::from_secs(60), || bus.stats().events_received == total as u64).await,
+        wait_until(Duration::from_secs(60), || bus.stats().events_received
+            == total as u64)
+        .await,
         "every message was read off the socket: {}",
         bus.stats().events_received
     );
@@ -136,9 +138,17 @@ async fn blocked_handler_is_not_evicted_because_reads_never_stop() {
         st.events_dropped,
         bus.pending_events(&sub.id).unwrap()
     );
-    assert!(sub_disconnects(&states).is_empty(), "not evicted: {:?}", sub_disconnects(&states));
+    assert!(
+        sub_disconnects(&states).is_empty(),
+        "not evicted: {:?}",
+        sub_disconnects(&states)
+    );
     assert_eq!(pub_disconnects(&states), 0);
-    assert_eq!(ids_by_name(&mut admin), before, "both connections are the original ones");
+    assert_eq!(
+        ids_by_name(&mut admin),
+        before,
+        "both connections are the original ones"
+    );
     assert_eq!(bus.pending_events(&sub.id), Some(1000), "queue bound held");
     assert_eq!(
         st.events_dropped,
@@ -168,7 +178,9 @@ async fn eviction_is_detected_reported_and_recovered() {
     let big = vec![b'x'; 2 * 1024 * 1024];
     assert_eq!(raw_publish(&mut admin, "evict.chan", &big), 1);
     assert!(
-        wait_until(Duration::from_secs(5), || !sub_disconnects(&states).is_empty()).await,
+        wait_until(Duration::from_secs(5), || !sub_disconnects(&states)
+            .is_empty())
+        .await,
         "eviction reported"
     );
     println!("reported: {:?}", sub_disconnects(&states));
@@ -180,8 +192,14 @@ async fn eviction_is_detected_reported_and_recovered() {
     assert!(bus.wait_until_up(Duration::from_secs(5)).await);
     assert_eq!(numsub(&mut admin, "evict.chan"), 1, "resubscribed");
     let after = ids_by_name(&mut admin);
-    assert_ne!(after[&sub_name], before[&sub_name], "a new subscriber connection");
-    assert_eq!(after[&pub_name], before[&pub_name], "publisher connection unaffected");
+    assert_ne!(
+        after[&sub_name], before[&sub_name],
+        "a new subscriber connection"
+    );
+    assert_eq!(
+        after[&pub_name], before[&pub_name],
+        "publisher connection unaffected"
+    );
     assert_eq!(pub_disconnects(&states), 0);
     let r = bus
         .publish("evict.chan", &raw(r#"{"after":true}"#), &Default::default())

@@ -463,7 +463,7 @@ async fn publisher_loop(
                     r = rx.recv() => match r {
                         Some(req) => {
                             offline_q.push_back(req);
-                            if offline_q.len() % 256 == 0 {
+                            if offline_q.len().is_multiple_of(256) {
                                 purge_cancelled(&mut offline_q);
                             }
                         }
