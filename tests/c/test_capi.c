@@ -24,6 +24,7 @@ typedef struct recorder {
   int calls;        /* handler calls (attempts) */
   int drops;        /* drop(ctx) calls */
   int fail_first;   /* return failure for the first N calls */
+  int slow_first_ms; /* the first call sleeps this long */
   int overlap;      /* set if two calls of one subscription ran at once */
   int running;
   char last_id[64];
@@ -72,7 +73,7 @@ static int on_event(const eb_event *ev, void *ctx) {
   r->meta_ok = ev->metadata_json != NULL && strstr(ev->metadata_json, "\"source\":\"c-tests\"");
   pthread_mutex_unlock(&r->mu);
   int n = __atomic_add_fetch(&r->calls, 1, __ATOMIC_SEQ_CST);
-  h_sleep_ms(1);
+  h_sleep_ms(n == 1 && r->slow_first_ms > 0 ? r->slow_first_ms : 1);
   __atomic_fetch_sub(&r->running, 1, __ATOMIC_SEQ_CST);
   return n <= r->fail_first ? 1 : 0;
 }
@@ -281,6 +282,29 @@ static void test_handler_failure_is_retried(void) {
   CHECK_OK(eb_get_stats(c, &stats));
   CHECK(stats != NULL && strstr(stats, "\"eventsDelivered\":1") != NULL);
   eb_string_free(stats);
+  CHECK_OK(eb_client_free(c));
+  CHECK(r.drops == 1);
+  rec_destroy(&r);
+}
+
+/* A call that times out is retried, but the retry waits for the timed-out call to return:
+ * calls of one subscription never overlap (concurrency 1). */
+static void test_timeout_retry_does_not_overlap(void) {
+  eb_client *c = h_connected_client();
+  char type[128];
+  recorder r;
+  rec_init(&r);
+  r.slow_first_ms = 400;
+  if (c == NULL) return;
+  h_unique(type, sizeof type, "ctest.timeout");
+  CHECK_OK(eb_subscribe(c, type,
+                        "{\"timeout\":100,\"retryOnError\":true,\"maxRetries\":1,\"retryDelay\":10}",
+                        rec_handler(), &r, NULL));
+  CHECK_OK(eb_publish(c, type, "1", NULL, NULL));
+  CHECK(h_wait_at_least(&r.calls, 2, 10000) == 2);
+  h_sleep_ms(100);
+  CHECK(r.calls == 2);
+  CHECK(!r.overlap);
   CHECK_OK(eb_client_free(c));
   CHECK(r.drops == 1);
   rec_destroy(&r);
@@ -664,6 +688,7 @@ int main(void) {
   RUN(test_subscribe_callback_ctx);
   RUN(test_unsubscribe_then_drop_once);
   RUN(test_handler_failure_is_retried);
+  RUN(test_timeout_retry_does_not_overlap);
   RUN(test_bad_arguments);
   RUN(test_last_error_and_strerror);
   RUN(test_last_error_is_per_thread);

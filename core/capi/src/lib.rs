@@ -17,7 +17,8 @@ use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
 use event_bus::{
-    BatchItem, Error, ErrorKind, EventBusClient, PublishOptions, PublishOutcome, SubscriptionOptions,
+    BatchItem, Error, ErrorKind, EventBusClient, PublishOptions, PublishOutcome,
+    SubscriptionOptions,
 };
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -460,7 +461,16 @@ pub unsafe extern "C" fn eb_publish(
     result_out: *mut eb_publish_result,
 ) -> eb_status {
     // SAFETY: forwarded contract.
-    unsafe { publish_with(client, event_type, data_json, options_json, result_out, |_| Ok(())) }
+    unsafe {
+        publish_with(
+            client,
+            event_type,
+            data_json,
+            options_json,
+            result_out,
+            |_| Ok(()),
+        )
+    }
 }
 
 /// As eb_publish, to channel `room:{room}`.
@@ -482,7 +492,16 @@ pub unsafe extern "C" fn eb_publish_to_room(
         Ok(())
     };
     // SAFETY: forwarded contract.
-    unsafe { publish_with(client, event_type, data_json, options_json, result_out, adjust) }
+    unsafe {
+        publish_with(
+            client,
+            event_type,
+            data_json,
+            options_json,
+            result_out,
+            adjust,
+        )
+    }
 }
 
 /// As eb_publish, to channel `user:{user_id}` (unless the options name a room).
@@ -504,7 +523,16 @@ pub unsafe extern "C" fn eb_publish_to_user(
         Ok(())
     };
     // SAFETY: forwarded contract.
-    unsafe { publish_with(client, event_type, data_json, options_json, result_out, adjust) }
+    unsafe {
+        publish_with(
+            client,
+            event_type,
+            data_json,
+            options_json,
+            result_out,
+            adjust,
+        )
+    }
 }
 
 /// As eb_publish, to channel `broadcast` (unless the options name a room or user).
@@ -521,10 +549,17 @@ pub unsafe extern "C" fn eb_broadcast(
 ) -> eb_status {
     // SAFETY: forwarded contract.
     unsafe {
-        publish_with(client, event_type, data_json, options_json, result_out, |o| {
-            o.broadcast = Some(true);
-            Ok(())
-        })
+        publish_with(
+            client,
+            event_type,
+            data_json,
+            options_json,
+            result_out,
+            |o| {
+                o.broadcast = Some(true);
+                Ok(())
+            },
+        )
     }
 }
 
@@ -570,8 +605,7 @@ pub unsafe extern "C" fn eb_publish_batch(
                 options,
             });
         }
-        let outcomes =
-            event_bus::runtime::block_on(async move { c.publish_batch(&batch).await });
+        let outcomes = event_bus::runtime::block_on(async move { c.publish_batch(&batch).await });
         let mut first: Option<Error> = None;
         let arr: Vec<Value> = outcomes
             .into_iter()
@@ -639,7 +673,9 @@ pub unsafe extern "C" fn eb_subscribe(
             // SAFETY: writable per contract.
             unsafe { *subscription_id_out = std::ptr::null_mut() };
         }
-        let call = handler.call.ok_or_else(|| invalid("handler.call is NULL"))?;
+        let call = handler
+            .call
+            .ok_or_else(|| invalid("handler.call is NULL"))?;
         let c = lookup(client)?;
         // SAFETY: per contract.
         let pattern = unsafe { arg_str(pattern, "pattern") }?.to_string();
@@ -653,9 +689,8 @@ pub unsafe extern "C" fn eb_subscribe(
         };
         let serial = options.concurrency.unwrap_or(1) <= 1;
         let h = std::sync::Arc::new(CHandler::new(call, owned, serial));
-        let info = event_bus::runtime::block_on(async move {
-            c.subscribe(&pattern, h, options).await
-        })?;
+        let info =
+            event_bus::runtime::block_on(async move { c.subscribe(&pattern, h, options).await })?;
         if !subscription_id_out.is_null() {
             // SAFETY: writable per contract.
             unsafe { give_string(subscription_id_out, &info.id) };
@@ -765,8 +800,7 @@ pub unsafe extern "C" fn eb_get_room_members(
         let c = lookup(client)?;
         // SAFETY: per contract.
         let room = unsafe { arg_str(room, "room") }?.to_string();
-        let members =
-            event_bus::runtime::block_on(async move { c.get_room_members(&room).await })?;
+        let members = event_bus::runtime::block_on(async move { c.get_room_members(&room).await })?;
         // SAFETY: checked by out_str.
         unsafe { give_string(members_json_out, &json!(members).to_string()) };
         Ok(eb_status::EB_OK)

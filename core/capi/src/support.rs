@@ -163,7 +163,10 @@ pub(crate) unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> Result<&'a str
 ///
 /// # Safety
 /// As [`arg_str`].
-pub(crate) unsafe fn arg_opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Error> {
+pub(crate) unsafe fn arg_opt_str<'a>(
+    p: *const c_char,
+    what: &str,
+) -> Result<Option<&'a str>, Error> {
     if p.is_null() {
         Ok(None)
     } else {
