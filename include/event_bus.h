@@ -15,7 +15,10 @@
  *  - Callbacks (handlers, state, log) run on library threads, never on the caller's thread;
  *    see eb_subscribe, eb_on_state and eb_set_log_callback for which threads and overlap.
  *    A C++ callback must not let an exception escape (that aborts the process).
- *  - Link with `$(pkg-config --cflags --libs event_bus)` (add --static for libevent_bus.a).
+ *  - Before the process exits, call eb_shutdown(): it frees the clients still alive and stops
+ *    the library's threads (nothing is left for leak checkers).
+ *  - Link with `$(pkg-config --cflags --libs event_bus)`, or `event_bus-static` for
+ *    libevent_bus.a.
  */
 
 #ifndef EVENT_BUS_H
@@ -500,6 +503,8 @@ void eb_string_free(char *s);
  * safe to call eb_publish*, eb_subscribe, eb_unsubscribe (also of its own subscription),
  * eb_get_stats and eb_health_check; eb_disconnect, eb_client_free and eb_shutdown are refused.
  * `drop` may run on any library thread or on the thread calling eb_unsubscribe/eb_disconnect.
+ *
+ * The first call may start on a library thread before this function has returned.
  *
  * On success `*subscription_id_out` (if not NULL) owns the subscription id (free with
  * eb_string_free).

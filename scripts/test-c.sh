@@ -91,7 +91,11 @@ run_tests() {
 }
 
 run_tests_cpp() {
-  "$BUILD/test_capi_cpp" | tail -1
+  if [ "${VALGRIND:-1}" = 0 ]; then
+    "$BUILD/test_capi_cpp" | tail -1
+  else
+    "${VG[@]}" "$BUILD/test_capi_cpp" | tail -1
+  fi
 }
 
 # The example receives an event published by a raw Redis client (the wire format, no library).
@@ -122,7 +126,7 @@ step "SONAME set" soname_is_set
 step "compile tests and example (-Wall -Wextra -Werror, C and C++, shared and static)" compile
 step "every exported eb_* symbol referenced" exports_match
 step "C tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_tests
-step "C tests compiled as C++" run_tests_cpp
+step "C tests compiled as C++$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_tests_cpp
 step "example receives an event" example_runs
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -651,6 +651,8 @@ pub unsafe extern "C" fn eb_publish_batch(
 /// eb_get_stats and eb_health_check; eb_disconnect, eb_client_free and eb_shutdown are refused.
 /// `drop` may run on any library thread or on the thread calling eb_unsubscribe/eb_disconnect.
 ///
+/// The first call may start on a library thread before this function has returned.
+///
 /// On success `*subscription_id_out` (if not NULL) owns the subscription id (free with
 /// eb_string_free).
 ///
