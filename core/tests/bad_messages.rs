@@ -55,12 +55,12 @@ async fn bad_messages_are_counted_not_delivered() {
     let mut expected_invalid = 0;
     for (i, (what, payload)) in bad.iter().enumerate() {
         for ch in [&chan, &pchan] {
+            let n = col.len() + 1;
             assert_eq!(raw_publish(&mut c, ch, payload), 1, "{what}");
             expected_invalid += 1;
             // The next good event arrives.
             let id = format!("good-{i}-{ch}");
             assert_eq!(raw_publish(&mut c, ch, good(&id).as_bytes()), 1);
-            let n = col.len() + 1;
             assert_eq!(
                 col.wait_for(n, Duration::from_secs(5)).await,
                 n,
