@@ -40,8 +40,10 @@ struct PubRequest {
     payload: String,
     state: Arc<AtomicU8>,
     reply: oneshot::Sender<Result<u64>>,
-    /// Holds one slot of the offline queue until sent or cancelled.
-    offline: bool,
+    /// Holds one slot of the offline queue until sent or cancelled. Whoever swaps it from
+    /// true to false (the task when sending or failing it, the caller when it times out)
+    /// gives the slot back, so it is released exactly once.
+    offline: Arc<AtomicBool>,
 }
 
 enum SubCtl {
@@ -215,6 +217,7 @@ impl RedisTransport {
                 }
                 offline = true;
             }
+            let offline = Arc::new(AtomicBool::new(offline));
             let state = Arc::new(AtomicU8::new(PENDING));
             let (reply, rx) = oneshot::channel();
             let req = PubRequest {
@@ -222,18 +225,18 @@ impl RedisTransport {
                 payload,
                 state: state.clone(),
                 reply,
-                offline,
+                offline: offline.clone(),
             };
             match tokio::time::timeout_at(deadline, self.pub_tx.send(req)).await {
                 Ok(Ok(())) => waits.push(Ok((rx, state, offline))),
                 Ok(Err(_)) => {
-                    if offline {
+                    if offline.swap(false, AcqRel) {
                         self.links.offline.fetch_sub(1, AcqRel);
                     }
                     waits.push(Err(Error::closed()))
                 }
                 Err(_) => {
-                    if offline {
+                    if offline.swap(false, AcqRel) {
                         self.links.offline.fetch_sub(1, AcqRel);
                     }
                     waits.push(Err(Error::new(
@@ -273,7 +276,7 @@ impl RedisTransport {
                         .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
                         .is_ok()
                     {
-                        if offline {
+                        if offline.swap(false, AcqRel) {
                             self.links.offline.fetch_sub(1, AcqRel);
                         }
                         Err(Error::new(
@@ -373,7 +376,7 @@ fn fail_all(
         if r.state
             .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
             .is_ok()
-            && r.offline
+            && r.offline.swap(false, AcqRel)
         {
             links.offline.fetch_sub(1, AcqRel);
         }
@@ -462,6 +465,30 @@ async fn publisher_loop(
                     _ = tokio::time::sleep_until(until) => break,
                     r = rx.recv() => match r {
                         Some(req) => {
+                            // Sent while the link still looked up: it now waits offline, so it
+                            // takes an offline-queue slot like any other, or fails at once.
+                            if !req.offline.load(Acquire) {
+                                let cap = shared.settings.offline_queue_size;
+                                if links.offline.fetch_add(1, AcqRel) >= cap {
+                                    links.offline.fetch_sub(1, AcqRel);
+                                    if req.state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() {
+                                        let _ = req.reply.send(Err(Error::new(
+                                            ErrorKind::QueueFull,
+                                            format!("Redis is unavailable and the offline queue is full ({cap} publishes waiting); publish not sent"),
+                                        )));
+                                    }
+                                    continue;
+                                }
+                                req.offline.store(true, Release);
+                                if req.state.load(Acquire) != PENDING {
+                                    // The caller gave up meanwhile; release the slot unless
+                                    // it already did.
+                                    if req.offline.swap(false, AcqRel) {
+                                        links.offline.fetch_sub(1, AcqRel);
+                                    }
+                                    continue;
+                                }
+                            }
                             offline_q.push_back(req);
                             if offline_q.len().is_multiple_of(256) {
                                 purge_cancelled(&mut offline_q);
@@ -591,7 +618,7 @@ async fn send_batch(
             .compare_exchange(PENDING, SENT, AcqRel, Acquire)
             .is_ok()
         {
-            if r.offline {
+            if r.offline.swap(false, AcqRel) {
                 links.offline.fetch_sub(1, AcqRel);
             }
             pipe.cmd("PUBLISH").arg(&r.channel).arg(&r.payload);
