@@ -1,0 +1,836 @@
+/**
+ * @shared-infra/event-bus 2.x — hand-written type declarations.
+ *
+ * Every type of 1.0.0 with the same name and shape, plus what 2.x adds (marked "Added in 2.0").
+ * A service that changes nothing but its dependency compiles under `tsc --strict`.
+ */
+
+// ============================================================================
+// Core Event Interfaces
+// ============================================================================
+
+/** Base event interface for all events in the system. */
+export interface Event<T = any> {
+  id: string;
+  type: EventType | string;
+  data: T;
+  metadata: EventMetadata;
+}
+
+/** Metadata attached to every event. */
+export interface EventMetadata {
+  source: string;
+  timestamp: string;
+  traceId?: string;
+  userId?: string;
+  correlationId?: string;
+  version?: string;
+}
+
+/** Channel-specific event wrapper. */
+export interface ChannelEvent extends Event {
+  channel: string;
+}
+
+/**
+ * What a handler receives (Added in 2.0: the 1.0.0 handler got an `Event`; this is a
+ * superset): the event plus the channel it was published on and, for pattern subscriptions,
+ * the pattern it matched.
+ */
+export interface DeliveredEvent<T = any> extends Event<T> {
+  channel: string;
+  pattern?: string;
+}
+
+// ============================================================================
+// Event Types for Photo Management
+// ============================================================================
+
+export type EventType =
+  | 'photo.uploaded'
+  | 'photo.processing.started'
+  | 'photo.processing.progress'
+  | 'photo.processing.stage.completed'
+  | 'photo.processing.completed'
+  | 'photo.processing.failed'
+  | 'batch.processing.started'
+  | 'batch.processing.completed'
+  | 'batch.processing.failed'
+  | 'user.registered'
+  | 'user.updated'
+  | 'system.health.update'
+  | 'system.maintenance'
+  | 'notification.new';
+
+export interface PhotoUploadedEvent extends Event<PhotoUploadedData> {
+  type: 'photo.uploaded';
+}
+
+export interface PhotoUploadedData {
+  photoId: string;
+  userId: string;
+  filename: string;
+  size: number;
+  mimeType: string;
+  uploadedAt: string;
+}
+
+export interface PhotoProcessingStartedEvent extends Event<PhotoProcessingStartedData> {
+  type: 'photo.processing.started';
+}
+
+export interface PhotoProcessingStartedData {
+  photoId: string;
+  userId: string;
+  jobId: string;
+  startedAt: string;
+  estimatedDuration?: number;
+}
+
+export interface PhotoProcessingProgressEvent extends Event<PhotoProcessingProgressData> {
+  type: 'photo.processing.progress';
+}
+
+export interface PhotoProcessingProgressData {
+  photoId: string;
+  userId: string;
+  jobId: string;
+  progress: number;
+  stage: string;
+  currentStep?: string;
+  estimatedCompletion?: string;
+}
+
+export interface PhotoProcessingStageCompletedEvent extends Event<PhotoProcessingStageData> {
+  type: 'photo.processing.stage.completed';
+}
+
+export interface PhotoProcessingStageData {
+  photoId: string;
+  userId: string;
+  jobId: string;
+  stage: string;
+  completedAt: string;
+  duration: number;
+  nextStage?: string;
+}
+
+export interface PhotoProcessingCompletedEvent extends Event<PhotoProcessingCompletedData> {
+  type: 'photo.processing.completed';
+}
+
+export interface PhotoProcessingCompletedData {
+  photoId: string;
+  userId: string;
+  jobId: string;
+  completedAt: string;
+  duration: number;
+  thumbnails: ThumbnailInfo[];
+  metadata: PhotoMetadata;
+  storageInfo: StorageInfo;
+}
+
+export interface ThumbnailInfo {
+  size: string;
+  width: number;
+  height: number;
+  url: string;
+  path: string;
+}
+
+export interface PhotoMetadata {
+  width: number;
+  height: number;
+  format: string;
+  colorSpace?: string;
+  hasAlpha?: boolean;
+  exif?: Record<string, any>;
+}
+
+export interface StorageInfo {
+  bucket: string;
+  key: string;
+  size: number;
+  contentType: string;
+}
+
+export interface PhotoProcessingFailedEvent extends Event<PhotoProcessingFailedData> {
+  type: 'photo.processing.failed';
+}
+
+export interface PhotoProcessingFailedData {
+  photoId: string;
+  userId: string;
+  jobId: string;
+  failedAt: string;
+  error: ErrorInfo;
+  retryable: boolean;
+  retryCount?: number;
+}
+
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  details?: Record<string, any>;
+  stack?: string;
+}
+
+// ============================================================================
+// Event Bus Configuration
+// ============================================================================
+
+export interface EventBusConfig {
+  serviceName: string;
+  serviceVersion?: string;
+  /** Accepted and ignored (server mode is not part of this package). */
+  server?: ServerConfig;
+  /** Socket.IO hub, used for rooms (rooms are not supported in 2.0; see joinRoom). */
+  client?: ClientConfig;
+  redis: RedisConfig;
+  websocket?: WebSocketConfig;
+  /** Accepted and ignored. */
+  security?: SecurityConfig;
+  performance?: PerformanceConfig;
+  /** Accepted and ignored. */
+  monitoring?: MonitoringConfig;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Added in 2.0: `text` (default, the 1.0.0 line format) or `json` lines. */
+  logFormat?: 'text' | 'json';
+  /** Added in 2.0: `memory` runs on an in-process broker (unit tests, no Redis). */
+  transport?: 'redis' | 'memory';
+  /** Added in 2.0: validation limits. */
+  validation?: ValidationConfig;
+  /** Added in 2.0: how long disconnect() waits for running handlers (ms, default 5000). */
+  disconnectTimeout?: number;
+}
+
+export interface ServerConfig {
+  port: number;
+  host?: string;
+  cors?: CorsConfig;
+  path?: string;
+}
+
+export interface ClientConfig {
+  url: string;
+  authToken?: string;
+  reconnection?: boolean;
+  reconnectionDelay?: number;
+  reconnectionDelayMax?: number;
+  reconnectionAttempts?: number;
+  timeout?: number;
+}
+
+/**
+ * Redis configuration. 1.0.0 required `host` and `port`; they are still accepted, and 2.0 also
+ * takes `url` instead (`redis://`, `rediss://`, `memory://name`), so both are optional here.
+ */
+export interface RedisConfig {
+  host?: string;
+  port?: number;
+  password?: string;
+  db?: number;
+  /** Accepted; as in 1.0.0 it never applies to pub/sub channels. */
+  keyPrefix?: string;
+  /** Accepted and ignored (ioredis option). */
+  maxRetriesPerRequest?: number;
+  /** Accepted and ignored (ioredis option). */
+  enableReadyCheck?: boolean;
+  /** Accepted and ignored (ioredis option). */
+  retryDelayOnFailover?: number;
+  /** Added in 2.0. */
+  url?: string;
+  /** Added in 2.0: ACL user. */
+  username?: string;
+  /** Added in 2.0: connect with TLS. */
+  tls?: boolean | Record<string, any>;
+  /** Added in 2.0 (ms, default 10000). */
+  connectTimeout?: number;
+  /** Added in 2.0: a publish not sent after this long fails (ms, default 5000). */
+  publishTimeout?: number;
+  /** Added in 2.0: publishes waiting while disconnected (default 10000). */
+  offlineQueueSize?: number;
+  /** Added in 2.0: PING interval on the subscriber connection (ms, default 5000; 0 = off). */
+  heartbeatInterval?: number;
+  /** Added in 2.0: first reconnect delay (ms, default 100). */
+  reconnectDelay?: number;
+  /** Added in 2.0: reconnect delay cap (ms, default 5000). */
+  reconnectDelayMax?: number;
+}
+
+/** Added in 2.0. */
+export interface ValidationConfig {
+  maxEventSize?: number;
+  maxDataSize?: number;
+  /** Check the predefined photo events' data shapes before publishing. */
+  strictSchemas?: boolean;
+}
+
+export interface WebSocketConfig {
+  transports?: ('websocket' | 'polling')[];
+  pingTimeout?: number;
+  pingInterval?: number;
+  maxHttpBufferSize?: number;
+  connectTimeout?: number;
+  serveClient?: boolean;
+}
+
+export interface CorsConfig {
+  origin: string | string[] | boolean;
+  credentials?: boolean;
+  methods?: string[];
+  allowedHeaders?: string[];
+}
+
+export interface SecurityConfig {
+  enableAuth?: boolean;
+  tokenValidator?: TokenValidator;
+  rateLimiting?: RateLimitConfig;
+  allowedOrigins?: string[];
+}
+
+export type TokenValidator = (token: string) => Promise<AuthenticatedUser | null>;
+
+export interface RateLimitConfig {
+  windowMs: number;
+  maxRequests: number;
+  keyGenerator?: (socket: any) => string;
+}
+
+export interface AuthenticatedUser {
+  id: string;
+  email?: string;
+  roles?: string[];
+  permissions?: string[];
+}
+
+export interface PerformanceConfig {
+  batchSize?: number;
+  batchInterval?: number;
+  maxRetries?: number;
+  retryDelay?: number;
+  enableCompression?: boolean;
+}
+
+export interface MonitoringConfig {
+  enableMetrics?: boolean;
+  enableTracing?: boolean;
+  metricsPort?: number;
+  healthCheckInterval?: number;
+}
+
+// ============================================================================
+// Subscription Management
+// ============================================================================
+
+export interface Subscription {
+  id: string;
+  pattern: string;
+  handler: EventHandler;
+  filter?: SubscriptionFilter;
+  options?: SubscriptionOptions;
+  createdAt: Date;
+  active: boolean;
+}
+
+export type EventHandler<T = any> = (event: Event<T>) => Promise<void> | void;
+
+export interface SubscriptionOptions {
+  /** Accepted; no effect. */
+  priority?: number;
+  retryOnError?: boolean;
+  /** Retries after the first attempt (default 3). */
+  maxRetries?: number;
+  /** Handler timeout in ms (default 30000). Timed-out handlers are not cancelled. */
+  timeout?: number;
+  /** Free-form; a `filter` inside it is honoured (the 1.0.0 README's form). */
+  metadata?: Record<string, any>;
+  /** Added in 2.0: first retry delay (ms, default 1000), doubled per retry. */
+  retryDelay?: number;
+  /** Added in 2.0: retry delay cap (ms, default 10000). */
+  maxRetryDelay?: number;
+  /** Added in 2.0 (declared but never applied in 1.0.0): only matching events are handled. */
+  filter?: SubscriptionFilter;
+  /** Added in 2.0: handler runs in flight at once (default 1 = in order). */
+  concurrency?: number;
+  /** Added in 2.0: queued events per subscription before dropping (default 10000). */
+  maxPending?: number;
+}
+
+export interface SubscriptionFilter {
+  conditions: FilterCondition[];
+  operator?: 'AND' | 'OR';
+}
+
+export interface FilterCondition {
+  field: string;
+  operator: 'equals' | 'notEquals' | 'contains' | 'notContains' | 'greaterThan' | 'lessThan' | 'in' | 'notIn';
+  value: any;
+}
+
+export interface SubscriptionStats {
+  totalSubscriptions: number;
+  activeSubscriptions: number;
+  eventsByType: Record<string, number>;
+  errorRate: number;
+  averageProcessingTime: number;
+}
+
+// ============================================================================
+// Event Publishing
+// ============================================================================
+
+export interface PublishOptions {
+  traceId?: string;
+  correlationId?: string;
+  /** Accepted; no effect until durable delivery exists. */
+  priority?: number;
+  /** Accepted; no effect until durable delivery exists. */
+  ttl?: number;
+  /** Accepted; no effect until durable delivery exists. */
+  persistent?: boolean;
+  room?: string;
+  userId?: string;
+  broadcast?: boolean;
+  /** Extra metadata fields, written after `version` (2.0; 1.0.0 dropped them). */
+  metadata?: Record<string, any>;
+}
+
+export interface PublishResult {
+  success: boolean;
+  eventId: string;
+  publishedAt: string;
+  /** Redis's PUBLISH reply: clients that received it (filled since 2.0). */
+  deliveredTo?: number;
+  error?: ErrorInfo;
+}
+
+/** Added in 2.0: one item of publishBatch(). */
+export interface BatchEvent<T = any> {
+  type: EventType | string;
+  data: T;
+  options?: PublishOptions;
+}
+
+// ============================================================================
+// Room Management
+// ============================================================================
+
+export interface RoomInfo {
+  name: string;
+  memberCount: number;
+  createdAt: Date;
+  metadata?: Record<string, any>;
+}
+
+export interface ClientInfo {
+  id: string;
+  userId?: string;
+  rooms: string[];
+  connectedAt: Date;
+  lastActivity: Date;
+  metadata?: Record<string, any>;
+}
+
+// ============================================================================
+// Health Check & Monitoring
+// ============================================================================
+
+export interface HealthCheckResult {
+  status: 'healthy' | 'degraded' | 'unhealthy';
+  timestamp: string;
+  checks: Record<string, CheckResult>;
+  uptime: number;
+  version?: string;
+}
+
+export interface CheckResult {
+  status: 'pass' | 'warn' | 'fail';
+  message?: string;
+  duration?: number;
+  details?: Record<string, any>;
+}
+
+export interface EventBusStats {
+  activeConnections: number;
+  totalConnections: number;
+  eventsPublished: number;
+  eventsReceived: number;
+  eventsDelivered: number;
+  eventsFailed: number;
+  activeSubscriptions: number;
+  totalSubscriptions: number;
+  activeRooms: number;
+  averageLatency: number;
+  messagesPerSecond: number;
+  errorRate: number;
+  lastError?: ErrorInfo;
+  memoryUsage?: MemoryUsage;
+  uptime: number;
+  /** Added in 2.0. */
+  p95Latency?: number;
+  /** Added in 2.0. */
+  p99Latency?: number;
+  /** Added in 2.0: events dropped because a subscription's queue was full. */
+  eventsDropped?: number;
+  /** Added in 2.0: received messages that were not valid events. */
+  invalidMessages?: number;
+  /** Added in 2.0. */
+  reconnects?: number;
+  /** Added in 2.0: events skipped by subscription filters. */
+  eventsFiltered?: number;
+}
+
+export interface MemoryUsage {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  rss: number;
+}
+
+export interface MetricsSnapshot {
+  timestamp: string;
+  connections: ConnectionMetrics;
+  events: EventMetrics;
+  subscriptions: SubscriptionMetrics;
+  performance: PerformanceMetrics;
+  errors: ErrorMetrics;
+}
+
+export interface ConnectionMetrics {
+  active: number;
+  total: number;
+  connected: number;
+  disconnected: number;
+}
+
+export interface EventMetrics {
+  published: number;
+  received: number;
+  delivered: number;
+  failed: number;
+  byType: Record<string, number>;
+}
+
+export interface SubscriptionMetrics {
+  active: number;
+  total: number;
+  byPattern: Record<string, number>;
+}
+
+export interface PerformanceMetrics {
+  averageLatency: number;
+  p95Latency: number;
+  p99Latency: number;
+  throughput: number;
+}
+
+export interface ErrorMetrics {
+  total: number;
+  rate: number;
+  byType: Record<string, number>;
+  recent: ErrorInfo[];
+}
+
+// ============================================================================
+// Event Routing & Filtering
+// ============================================================================
+
+export interface RoutingRule {
+  id: string;
+  pattern: string;
+  condition?: FilterCondition;
+  targets: RoutingTarget[];
+  priority?: number;
+  enabled: boolean;
+}
+
+export interface RoutingTarget {
+  type: 'room' | 'user' | 'channel' | 'broadcast';
+  value: string;
+  transform?: EventTransform;
+}
+
+export interface EventTransform {
+  include?: string[];
+  exclude?: string[];
+  rename?: Record<string, string>;
+  addFields?: Record<string, any>;
+}
+
+export interface EventFilter {
+  id: string;
+  pattern: string;
+  conditions: FilterCondition[];
+  action: FilterAction;
+  priority?: number;
+}
+
+export interface FilterAction {
+  type: 'allow' | 'deny' | 'transform' | 'throttle';
+  transform?: EventTransform;
+  throttle?: ThrottleParams;
+}
+
+export interface ThrottleParams {
+  maxEvents: number;
+  windowMs: number;
+  key?: string;
+}
+
+// ============================================================================
+// Error Handling
+// ============================================================================
+
+export type ErrorCategory =
+  | 'connection'
+  | 'authentication'
+  | 'validation'
+  | 'timeout'
+  | 'rate_limit'
+  | 'internal'
+  | 'unknown';
+
+export interface RetryConfig {
+  maxRetries: number;
+  initialDelay: number;
+  maxDelay: number;
+  backoffMultiplier: number;
+  retryableErrors?: ErrorCategory[];
+}
+
+export type CircuitBreakerState = 'closed' | 'open' | 'half-open';
+
+export interface CircuitBreakerConfig {
+  failureThreshold: number;
+  successThreshold: number;
+  timeout: number;
+  resetTimeout: number;
+}
+
+// ============================================================================
+// Event Bus Client & Server Interfaces
+// ============================================================================
+
+export interface IEventBusService {
+  publish(eventType: string, data: any, options?: PublishOptions): Promise<PublishResult>;
+  publishToRoom(room: string, eventType: string, data: any, options?: PublishOptions): Promise<PublishResult>;
+  publishToUser(userId: string, eventType: string, data: any, options?: PublishOptions): Promise<PublishResult>;
+  broadcast(eventType: string, data: any, options?: PublishOptions): Promise<PublishResult>;
+  subscribe(pattern: string, handler: EventHandler, options?: SubscriptionOptions): Promise<Subscription>;
+  unsubscribe(subscriptionId: string): Promise<boolean>;
+  joinRoom(room: string): Promise<void>;
+  leaveRoom(room: string): Promise<void>;
+  getRoomMembers(room: string): Promise<string[]>;
+  healthCheck(): Promise<HealthCheckResult>;
+  getStats(): Promise<EventBusStats>;
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  isConnected(): boolean;
+}
+
+export interface IEventBusServer {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  getStats(): Promise<EventBusStats>;
+  healthCheck(): Promise<HealthCheckResult>;
+}
+
+// ============================================================================
+// WebSocket Specific Types
+// ============================================================================
+
+export declare const SocketEvents: {
+  readonly CONNECT: 'connect';
+  readonly DISCONNECT: 'disconnect';
+  readonly ERROR: 'error';
+  readonly IDENTIFY: 'identify';
+  readonly SUBSCRIBE: 'subscribe';
+  readonly UNSUBSCRIBE: 'unsubscribe';
+  readonly EVENT: 'event';
+  readonly JOIN_ROOM: 'join_room';
+  readonly LEAVE_ROOM: 'leave_room';
+  readonly PING: 'ping';
+  readonly PONG: 'pong';
+};
+
+export interface SocketMessage {
+  type: string;
+  data: any;
+  timestamp: string;
+  messageId?: string;
+}
+
+export interface IdentifyMessage {
+  userId: string;
+  token?: string;
+  metadata?: Record<string, any>;
+}
+
+export interface SubscribeMessage {
+  pattern: string;
+  filter?: SubscriptionFilter;
+  options?: SubscriptionOptions;
+}
+
+export interface UnsubscribeMessage {
+  subscriptionId: string;
+}
+
+export interface JoinRoomMessage {
+  room: string;
+}
+
+export interface LeaveRoomMessage {
+  room: string;
+}
+
+// ============================================================================
+// Connection state events (Added in 2.0)
+// ============================================================================
+
+export type ConnectionName = 'publisher' | 'subscriber' | 'socketio';
+
+export interface ConnectedEvent {
+  type: 'connected';
+  connection: ConnectionName;
+  /** True after a reconnect. */
+  reconnect: boolean;
+}
+
+export interface DisconnectedEvent {
+  type: 'disconnected';
+  connection: ConnectionName;
+  reason: string;
+}
+
+export interface ReconnectingEvent {
+  type: 'reconnecting';
+  connection: ConnectionName;
+  /** 1-based attempt number. */
+  attempt: number;
+  /** Delay before this attempt, ms. */
+  delay: number;
+}
+
+/** Events may have been missed between `from` and `to` (pub/sub is at-most-once). */
+export interface GapEvent {
+  type: 'gap';
+  from: string;
+  to: string;
+  duration: number;
+}
+
+/** The `error` event's value: an Error with the connection it is about. */
+export interface ConnectionError extends Error {
+  code: string;
+  connection: ConnectionName;
+}
+
+export interface EventBusClientEvents {
+  connected: (event: ConnectedEvent) => void;
+  disconnected: (event: DisconnectedEvent) => void;
+  reconnecting: (event: ReconnectingEvent) => void;
+  gap: (event: GapEvent) => void;
+  error: (error: ConnectionError) => void;
+}
+
+// ============================================================================
+// Classes and functions
+// ============================================================================
+
+/**
+ * The Event Bus client (Node EventEmitter for connection state events).
+ *
+ * A connected client keeps the Node process alive (like an open ioredis connection);
+ * after `disconnect()`, or if `connect()` was never called, it does not.
+ */
+export declare class EventBusClient implements IEventBusService {
+  /** Throws `serviceName is required in EventBusConfig` / `redis configuration is required in EventBusConfig`. */
+  constructor(config: EventBusConfig);
+
+  connect(): Promise<void>;
+  /** Idempotent; waits for running handlers up to `disconnectTimeout`. */
+  disconnect(): Promise<void>;
+  isConnected(): boolean;
+
+  /** Rejects with `Not connected to Event Bus` before connect(); other failures resolve `{success: false, error}`. */
+  publish<T = any>(eventType: EventType | string, data: T, options?: PublishOptions): Promise<PublishResult>;
+  publishToRoom<T = any>(room: string, eventType: EventType | string, data: T, options?: PublishOptions): Promise<PublishResult>;
+  publishToUser<T = any>(userId: string, eventType: EventType | string, data: T, options?: PublishOptions): Promise<PublishResult>;
+  broadcast<T = any>(eventType: EventType | string, data: T, options?: PublishOptions): Promise<PublishResult>;
+  /** Added in 2.0: validate each, send the valid ones in one pipeline; one result per item. */
+  publishBatch(events: BatchEvent[]): Promise<PublishResult[]>;
+
+  subscribe<T = any>(
+    pattern: string,
+    handler: (event: DeliveredEvent<T>) => Promise<void> | void,
+    options?: SubscriptionOptions
+  ): Promise<Subscription>;
+  unsubscribe(subscriptionId: string): Promise<boolean>;
+
+  /** Rooms over Socket.IO are not supported in 2.0: rejects with `Socket.IO not connected`. */
+  joinRoom(room: string): Promise<void>;
+  /** See joinRoom. */
+  leaveRoom(room: string): Promise<void>;
+  /** See joinRoom. */
+  getRoomMembers(room: string): Promise<string[]>;
+
+  healthCheck(): Promise<HealthCheckResult>;
+  getStats(): Promise<EventBusStats>;
+
+  on<E extends keyof EventBusClientEvents>(event: E, listener: EventBusClientEvents[E]): this;
+  once<E extends keyof EventBusClientEvents>(event: E, listener: EventBusClientEvents[E]): this;
+  off<E extends keyof EventBusClientEvents>(event: E, listener: EventBusClientEvents[E]): this;
+  addListener<E extends keyof EventBusClientEvents>(event: E, listener: EventBusClientEvents[E]): this;
+  removeListener<E extends keyof EventBusClientEvents>(event: E, listener: EventBusClientEvents[E]): this;
+  removeAllListeners(event?: keyof EventBusClientEvents): this;
+  listenerCount(event: keyof EventBusClientEvents): number;
+}
+
+export default EventBusClient;
+
+/** Create an Event Bus client with configuration. */
+export declare function createEventBusClient(config: EventBusConfig): EventBusClient;
+
+/** Added in 2.0: Redis glob matching (`*`, `?`, `[...]`, `[^...]`, `\`), exactly as the server. */
+export declare function matchesPattern(pattern: string, channel: string): boolean;
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** Added in 2.0: runtime values of LogLevel. */
+export declare const LogLevel: {
+  readonly DEBUG: 'debug';
+  readonly INFO: 'info';
+  readonly WARN: 'warn';
+  readonly ERROR: 'error';
+};
+
+export declare class Logger {
+  constructor(level?: LogLevel, serviceName?: string);
+  debug(message: string, ...args: any[]): void;
+  info(message: string, ...args: any[]): void;
+  warn(message: string, ...args: any[]): void;
+  error(message: string, error?: any, ...args: any[]): void;
+  setLevel(level: LogLevel): void;
+  getLevel(): LogLevel;
+}
+
+export declare class EventValidator {
+  constructor(maxEventSize?: number, maxDataSize?: number);
+  validateEvent(event: Event): void;
+  validateEventType(eventType: string): void;
+  validateMetadata(metadata: EventMetadata): void;
+  validateTimestamp(timestamp: string): void;
+  validateId(id: string, fieldName: string): void;
+  validateEventSize(event: Event): void;
+  validateDataSize(data: any): void;
+  validateEventData(eventType: string, data: any): void;
+  setMaxEventSize(maxEventSize: number): void;
+  setMaxDataSize(maxDataSize: number): void;
+}
+
+export declare class ValidationError extends Error {
+  constructor(message: string);
+  /** Added in 2.0: always `VALIDATION_ERROR`. */
+  code: string;
+}

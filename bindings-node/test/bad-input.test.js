@@ -1,0 +1,132 @@
+'use strict';
+// Bad input never crashes the process: each case is a clear error or a counted failure.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { EventBusClient, ValidationError } = require('../..');
+const { uniq, config, waitFor, sleep, TRANSPORTS } = require('./helpers');
+
+for (const transport of TRANSPORTS) {
+  test(`[${transport}] bad publish input resolves {success:false, error}`, async () => {
+    const c = new EventBusClient(config(transport, { validation: { maxDataSize: 1000, maxEventSize: 5000 } }));
+    await c.connect();
+    const circular = { a: 1 };
+    circular.self = circular;
+    const cases = [
+      [['t.a', circular], /JSON-serializable/],
+      [['t.a', { big: 10n }], /JSON-serializable.*BigInt/],
+      [['t.a', () => 1], /JSON-serializable \(got a function\)/],
+      [['t.a', Symbol('s')], /JSON-serializable \(got a symbol\)/],
+      [['t.a', undefined], /^Event data is required$/],
+      [['t.a', null], /^Event data is required$/],
+      [[42, {}], /^Event type must be a string$/],
+      [[null, {}], /^Event type must be a string$/],
+      [['', {}], /^Event type is required$/],
+      [['has space', {}], /alphanumeric characters, dots, hyphens, and underscores/],
+      [['x'.repeat(256), {}], /too long/],
+      [['t.a', {}, { room: 5 }], /^room must be a string$/],
+      [['t.a', {}, { userId: {} }], /^userId must be a string$/],
+      [['t.a', {}, { traceId: '' }], /^traceId cannot be empty$/],
+      [['t.a', {}, { correlationId: 'c'.repeat(300) }], /correlationId is too long/],
+      [['t.a', {}, 'opts'], /Publish options must be an object/],
+      [['t.a', {}, { metadata: { source: 'spoof' } }], /source/],
+      [['t.a', { s: 'x'.repeat(2000) }], /Event data size \(\d+ bytes\) exceeds maximum allowed size \(1000 bytes\)/],
+      [['t.a', { s: 1 }, { metadata: { pad: 'x'.repeat(6000) } }], /^Event size \(\d+ bytes\) exceeds maximum allowed size \(5000 bytes\)$/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await c.publish(...args);
+      assert.equal(r.success, false, String(args[0]));
+      assert.equal(r.error.code, 'VALIDATION_ERROR', r.error.message);
+      assert.match(r.error.message, re);
+      assert.match(r.eventId, /^[0-9a-f-]{36}$/);
+      assert.equal(typeof r.publishedAt, 'string');
+    }
+    const s = await c.getStats();
+    assert.equal(s.eventsFailed, cases.length);
+    assert.equal(s.eventsPublished, 0);
+    await c.disconnect();
+  });
+
+  test(`[${transport}] bad subscribe input rejects clearly`, async () => {
+    const c = new EventBusClient(config(transport));
+    await c.connect();
+    await assert.rejects(c.subscribe(5, () => {}), ValidationError);
+    await assert.rejects(c.subscribe('a.*', 'not a function'), ValidationError);
+    await assert.rejects(c.subscribe('', () => {}), /pattern cannot be empty/);
+    await assert.rejects(c.subscribe('a.*', () => {}, { timeout: 'soon' }), (e) => e.code === 'INVALID_ARGUMENT');
+    await assert.rejects(c.subscribe('a.*', () => {}, 7), ValidationError);
+    assert.equal(await c.unsubscribe(42), false);
+    assert.equal(await c.unsubscribe('no-such-id'), false);
+    assert.equal((await c.getStats()).activeSubscriptions, 0);
+    await c.disconnect();
+  });
+
+  test(`[${transport}] handlers that throw, reject with non-Errors or misbehave are counted failures`, async () => {
+    const c = new EventBusClient(config(transport));
+    await c.connect();
+    const ns = uniq('bad');
+    const behaviours = [
+      () => { throw new Error('sync throw'); },
+      () => { throw 'a string'; }, // eslint-disable-line no-throw-literal
+      () => { throw undefined; }, // eslint-disable-line no-throw-literal
+      () => Promise.reject(42),
+      () => Promise.reject(null),
+      () => Promise.reject(Object.create(null)),
+      () => ({ get then() { throw new Error('then getter'); } }),
+      async () => { throw Symbol('sym'); },
+    ];
+    let calls = 0;
+    for (const [i, b] of behaviours.entries()) {
+      await c.subscribe(`${ns}.${i}`, (e) => { calls++; return b(e); });
+    }
+    const good = [];
+    await c.subscribe(`${ns}.*`, (e) => { good.push(e.channel); });
+    for (let i = 0; i < behaviours.length; i++) await c.publish(`${ns}.${i}`, { i });
+    await waitFor(() => calls === behaviours.length && good.length === behaviours.length, 3000, 'all handlers ran');
+    await waitFor(async () => (await c.getStats()).eventsFailed === behaviours.length, 3000, 'failures counted');
+    const s = await c.getStats();
+    assert.equal(s.eventsDelivered, behaviours.length); // the well-behaved pattern handler
+    await c.disconnect();
+  });
+
+  test(`[${transport}] unsubscribe and publish from inside a handler do not deadlock`, async () => {
+    const c = new EventBusClient(config(transport));
+    await c.connect();
+    const ch = uniq('inside');
+    const seen = [];
+    let sub;
+    sub = await c.subscribe(ch, async (e) => {
+      seen.push(e.data.n);
+      if (e.data.n === 1) {
+        assert.equal(await c.unsubscribe(sub.id), true);
+        const r = await c.publish(`${ch}.echo`, { from: 'handler' });
+        assert.equal(r.success, true);
+      }
+    });
+    const echoed = [];
+    await c.subscribe(`${ch}.echo`, (e) => { echoed.push(e); });
+    await c.publish(ch, { n: 1 });
+    await waitFor(() => echoed.length === 1, 3000, 'echo');
+    await c.publish(ch, { n: 2 });
+    await sleep(100);
+    assert.deepEqual(seen, [1]);
+    await c.disconnect();
+  });
+
+  test(`[${transport}] calls after disconnect`, async () => {
+    const c = new EventBusClient(config(transport));
+    await c.connect();
+    const sub = await c.subscribe(uniq('x'), () => {});
+    await c.disconnect();
+    assert.equal(sub.active, false);
+    await assert.rejects(c.publish('a', 1), { message: 'Not connected to Event Bus' });
+    await assert.rejects(c.broadcast('a', 1), { message: 'Not connected to Event Bus' });
+    await assert.rejects(c.subscribe('a', () => {}), { message: 'Not connected to Event Bus' });
+    assert.equal(await c.unsubscribe(sub.id), false);
+    assert.equal((await c.healthCheck()).status, 'unhealthy');
+    assert.equal(typeof (await c.getStats()).eventsPublished, 'number');
+    // and it can connect again
+    await c.connect();
+    assert.equal((await c.publish(uniq('again'), 1)).success, true);
+    await c.disconnect();
+  });
+}
