@@ -57,7 +57,10 @@ fn js_error(e: &event_bus::Error) -> napi::Error {
 fn arg_error(message: impl std::fmt::Display) -> napi::Error {
     napi::Error::new(
         Status::InvalidArg,
-        format!("[{}] {message}", event_bus::ErrorKind::InvalidArgument.code()),
+        format!(
+            "[{}] {message}",
+            event_bus::ErrorKind::InvalidArgument.code()
+        ),
     )
 }
 
@@ -74,7 +77,10 @@ where
     event_bus::runtime::spawn(fut).await.map_err(|e| {
         napi::Error::new(
             Status::GenericFailure,
-            format!("[{}] event-bus task failed: {e}", event_bus::ErrorKind::Internal.code()),
+            format!(
+                "[{}] event-bus task failed: {e}",
+                event_bus::ErrorKind::Internal.code()
+            ),
         )
     })
 }
@@ -319,8 +325,10 @@ impl NativeClient {
         let info = on_core(async move { c.subscribe(&pattern, handler, options).await })
             .await?
             .map_err(|e| js_error(&e))?;
-        Ok(json!({"id": info.id, "pattern": info.pattern, "createdAt": info.created_at})
-            .to_string())
+        Ok(
+            json!({"id": info.id, "pattern": info.pattern, "createdAt": info.created_at})
+                .to_string(),
+        )
     }
 
     /// Unsubscribe by id; `false` when unknown.
@@ -342,7 +350,8 @@ impl NativeClient {
         };
         let mut slots = Vec::with_capacity(items.len());
         let mut tokens = Vec::with_capacity(items.len());
-        let mut events = String::with_capacity(items.iter().map(|p| p.json.len() + 1).sum::<usize>() + 2);
+        let mut events =
+            String::with_capacity(items.iter().map(|p| p.json.len() + 1).sum::<usize>() + 2);
         events.push('[');
         let mut inflight = lock(&self.dispatcher.inflight);
         for (i, p) in items.into_iter().enumerate() {
@@ -387,7 +396,7 @@ impl NativeClient {
     pub async fn health_check(&self) -> Result<String> {
         let c = self.client.clone();
         let r = on_core(async move { c.health_check().await }).await?;
-        serde_json::to_string(&r).map_err(|e| arg_error(e))
+        serde_json::to_string(&r).map_err(arg_error)
     }
 
     /// `getStats()` as JSON.
@@ -405,7 +414,10 @@ impl NativeClient {
     /// See `join_room`.
     #[napi]
     pub async fn leave_room(&self, room: String) -> Result<()> {
-        self.client.leave_room(&room).await.map_err(|e| js_error(&e))
+        self.client
+            .leave_room(&room)
+            .await
+            .map_err(|e| js_error(&e))
     }
 
     /// See `join_room`.
@@ -449,7 +461,9 @@ pub fn validate_event_type(event_type: String) -> Result<()> {
 /// The TS validator's id rule (`traceId`, `userId`, `correlationId`).
 #[napi]
 pub fn validate_id(id: String, field: String) -> Result<()> {
-    validator().validate_id(&id, &field).map_err(|e| js_error(&e))
+    validator()
+        .validate_id(&id, &field)
+        .map_err(|e| js_error(&e))
 }
 
 /// The TS validator's timestamp rule.
