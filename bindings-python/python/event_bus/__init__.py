@@ -1,0 +1,235 @@
+"""Event bus client over Redis pub/sub (Rust core), for Python workers.
+
+Two clients, as redis-py does it:
+
+- :class:`event_bus.EventBusClient`: blocking. Handlers are plain callables that run on one
+  dispatcher thread per client, in order per subscription. ``run_forever()`` parks a worker
+  process until Ctrl-C / SIGTERM and then disconnects cleanly.
+- :class:`event_bus.asyncio.EventBusClient`: ``await`` everything; handlers may be ``async def``
+  and run on the event loop that subscribed.
+
+Both take the same config dict as the Node package (``{"serviceName": ..., "redis": {...}}``)
+and/or keyword arguments (``service_name=``, ``redis_url=``, ``redis_host=``, ...), and both
+are context managers. Times in options are milliseconds, as in the Node package.
+
+Errors are exceptions: :class:`EventBusError` and its subclasses :class:`ValidationError`,
+:class:`NotConnectedError`, :class:`ConnectionError`, :class:`TimeoutError`,
+:class:`PublishError` (with :class:`QueueFullError` and :class:`OutcomeUnknownError`). Logs go to
+``logging.getLogger("event_bus")``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import signal
+import threading
+from types import TracebackType
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Type, Union
+
+from event_bus import _native
+from event_bus._config import check_handler, config_json, subscription_options_json
+from event_bus._native import (
+    ConnectionError,
+    Event,
+    EventBusError,
+    NotConnectedError,
+    OutcomeUnknownError,
+    PublishError,
+    PublishResult,
+    QueueFullError,
+    Subscription,
+    TimeoutError,
+    ValidationError,
+    matches_pattern,
+)
+
+__all__ = [
+    "EventBusClient",
+    "Event",
+    "PublishResult",
+    "Subscription",
+    "EventBusError",
+    "ValidationError",
+    "NotConnectedError",
+    "ConnectionError",
+    "TimeoutError",
+    "PublishError",
+    "QueueFullError",
+    "OutcomeUnknownError",
+    "matches_pattern",
+    "BatchItem",
+    "__version__",
+]
+
+__version__: str = _native.__version__
+
+logging.getLogger("event_bus").addHandler(logging.NullHandler())
+atexit.register(_native._shutdown_logging)
+
+BatchItem = Union[Mapping[str, Any], tuple]  # type: ignore[type-arg]
+
+
+class EventBusClient:
+    """Blocking event bus client.
+
+    >>> with EventBusClient(service_name="worker", redis_url="redis://127.0.0.1:6379") as bus:
+    ...     bus.subscribe("photo.*", lambda ev: print(ev.type, ev.data))
+    ...     bus.publish("photo.uploaded", {"photoId": "p1"})
+    ...     bus.run_forever()
+
+    Every call releases the GIL while it waits and can be interrupted with Ctrl-C. The client
+    may be used from any thread, including from inside its own handlers.
+    """
+
+    def __init__(self, config: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
+        self._native = _native.NativeClient(config_json(config, kwargs))
+        self._thread: Optional[threading.Thread] = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def connect(self) -> None:
+        """Open the publisher and subscriber connections (no-op when already connected)."""
+        with self._lock:
+            self._native.connect()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._native.run_dispatcher,
+                    name=f"event-bus-dispatcher[{self._native.service_name}]",
+                    daemon=True,
+                )
+                self._thread.start()
+
+    def disconnect(self) -> None:
+        """Stop receiving, let queued handlers finish (up to ``disconnectTimeout``), close the
+        connections and stop the dispatcher thread. Idempotent."""
+        with self._lock:
+            self._native.disconnect()
+            self._native.stop_dispatcher()
+            t, self._thread = self._thread, None
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=5)
+        self._stop.set()
+
+    close = disconnect
+
+    def is_connected(self) -> bool:
+        return self._native.is_connected()
+
+    def __enter__(self) -> "EventBusClient":
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.disconnect()
+
+    def run_forever(self, install_sigterm: bool = True) -> None:
+        """Block until Ctrl-C, SIGTERM (when called on the main thread) or :meth:`stop`, then
+        disconnect. Handlers keep running on the dispatcher thread meanwhile."""
+        self._stop.clear()
+        previous: Any = None
+        main = threading.current_thread() is threading.main_thread()
+        if install_sigterm and main:
+            previous = signal.signal(signal.SIGTERM, lambda signum, frame: self._stop.set())
+        try:
+            while not self._stop.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if install_sigterm and main:
+                signal.signal(signal.SIGTERM, previous)
+            self.disconnect()
+
+    def stop(self) -> None:
+        """Make :meth:`run_forever` return (safe from handlers and other threads)."""
+        self._stop.set()
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish(self, event_type: str, data: Any, **options: Any) -> PublishResult:
+        """Publish one event; raises an :class:`EventBusError` subclass on failure.
+
+        Options: ``trace_id``, ``correlation_id``, ``user_id``, ``room``, ``broadcast``,
+        ``metadata`` (extra metadata fields), ``priority``/``ttl``/``persistent`` (accepted, no
+        effect)."""
+        return self._native.publish(event_type, data, **options)
+
+    def publish_to_room(self, room: str, event_type: str, data: Any, **options: Any) -> PublishResult:
+        return self._native.publish(event_type, data, **{**options, "room": room})
+
+    def publish_to_user(
+        self, user_id: str, event_type: str, data: Any, **options: Any
+    ) -> PublishResult:
+        return self._native.publish(event_type, data, **{**options, "user_id": user_id})
+
+    def broadcast(self, event_type: str, data: Any, **options: Any) -> PublishResult:
+        return self._native.publish(event_type, data, **{**options, "broadcast": True})
+
+    def publish_batch(self, events: Iterable[BatchItem]) -> List[PublishResult]:
+        """Publish many events in one pipeline. Items are dicts ``{"type", "data", "options"}``
+        or tuples ``(type, data[, options])``. Returns one result per item; a failed item has
+        ``success=False`` and ``error`` set (this call does not raise for them)."""
+        return self._native.publish_batch(events)
+
+    # ------------------------------------------------------------------ subscribing
+
+    def subscribe(
+        self,
+        pattern: str,
+        handler: Callable[[Event], Any],
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ) -> Subscription:
+        """Subscribe ``handler`` (a plain callable taking an :class:`Event`) to a Redis glob
+        pattern. Options (keywords or a camelCase dict): ``timeout`` (ms), ``retry_on_error``,
+        ``max_retries``, ``retry_delay`` (ms), ``max_retry_delay`` (ms), ``filter``,
+        ``concurrency``, ``max_pending``."""
+        check_handler(handler)
+        import inspect
+
+        if inspect.iscoroutinefunction(handler):
+            raise TypeError(
+                "async handlers need event_bus.asyncio.EventBusClient; the blocking client runs plain callables"
+            )
+        return self._native.subscribe(pattern, handler, subscription_options_json(options, kwargs))
+
+    def unsubscribe(self, subscription_id: str) -> bool:
+        return self._native.unsubscribe(subscription_id)
+
+    # ------------------------------------------------------------------ rooms, monitoring
+
+    def join_room(self, room: str) -> None:
+        self._native.join_room(room)
+
+    def leave_room(self, room: str) -> None:
+        self._native.leave_room(room)
+
+    def get_room_members(self, room: str) -> List[str]:
+        return self._native.get_room_members(room)
+
+    def health_check(self) -> dict[str, Any]:
+        return self._native.health_check()
+
+    def get_stats(self) -> dict[str, Any]:
+        return self._native.get_stats()
+
+    def on_state(self, callback: Callable[[dict[str, Any]], Any]) -> int:
+        """Call ``callback(state)`` on connection state changes (``{"type": "connected" |
+        "disconnected" | "reconnecting" | "gap" | "error", ...}``). Runs on a runtime thread:
+        keep it short. Returns an id for :meth:`off_state`."""
+        check_handler(callback)
+        return self._native.on_state(callback)
+
+    def off_state(self, listener_id: int) -> bool:
+        return self._native.off_state(listener_id)
+
+    def __repr__(self) -> str:
+        return f"<event_bus.EventBusClient service={self._native.service_name!r} connected={self.is_connected()}>"

@@ -1,0 +1,177 @@
+"""The asyncio client: ``await`` everything; handlers may be ``async def``.
+
+Handlers run on the event loop that called :meth:`EventBusClient.subscribe`; coroutine handlers
+become tasks on that loop and the subscription's ``timeout`` / ``retry_on_error`` apply to them
+(a timed-out coroutine is not cancelled, so a retry may overlap it). The Rust runtime never
+blocks the loop: results and events are queued in Rust and handed over in batches, one
+``call_soon_threadsafe`` per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from types import TracebackType
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Type
+
+from event_bus import _native
+from event_bus import BatchItem, Event, PublishResult, Subscription
+from event_bus._config import check_handler, config_json, subscription_options_json
+
+__all__ = ["EventBusClient"]
+
+
+class EventBusClient:
+    """Asyncio event bus client.
+
+    >>> async with EventBusClient({"serviceName": "w", "redis": {"url": "redis://127.0.0.1"}}) as bus:
+    ...     async def on_event(ev: Event) -> None: ...
+    ...     await bus.subscribe("photo.*", on_event)
+    ...     await bus.publish("photo.uploaded", {"photoId": "p1"})
+    """
+
+    def __init__(self, config: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
+        self._native = _native.NativeClient(config_json(config, kwargs))
+        self._bridges: dict[int, _native.LoopBridge] = {}
+
+    def _bridge(self) -> "tuple[asyncio.AbstractEventLoop, _native.LoopBridge]":
+        loop = asyncio.get_running_loop()
+        b = self._bridges.get(id(loop))
+        if b is None or b.event_loop is not loop:
+            b = _native.LoopBridge(loop)
+            self._bridges[id(loop)] = b
+        return loop, b
+
+    def _future(self) -> "tuple[asyncio.Future[Any], _native.LoopBridge]":
+        loop, b = self._bridge()
+        return loop.create_future(), b
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self) -> None:
+        fut, b = self._future()
+        self._native.connect_async(b, fut)
+        await fut
+
+    async def disconnect(self) -> None:
+        fut, b = self._future()
+        self._native.disconnect_async(b, fut)
+        await fut
+
+    close = disconnect
+
+    def is_connected(self) -> bool:
+        return self._native.is_connected()
+
+    async def __aenter__(self) -> "EventBusClient":
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.disconnect()
+
+    # ------------------------------------------------------------------ publishing
+
+    async def publish(self, event_type: str, data: Any, **options: Any) -> PublishResult:
+        fut, b = self._future()
+        self._native.publish_async(b, fut, event_type, data, **options)
+        r: PublishResult = await fut
+        return r
+
+    async def publish_to_room(
+        self, room: str, event_type: str, data: Any, **options: Any
+    ) -> PublishResult:
+        return await self.publish(event_type, data, **{**options, "room": room})
+
+    async def publish_to_user(
+        self, user_id: str, event_type: str, data: Any, **options: Any
+    ) -> PublishResult:
+        return await self.publish(event_type, data, **{**options, "user_id": user_id})
+
+    async def broadcast(self, event_type: str, data: Any, **options: Any) -> PublishResult:
+        return await self.publish(event_type, data, **{**options, "broadcast": True})
+
+    async def publish_batch(self, events: Iterable[BatchItem]) -> List[PublishResult]:
+        fut, b = self._future()
+        self._native.publish_batch_async(b, fut, events)
+        r: List[PublishResult] = await fut
+        return r
+
+    # ------------------------------------------------------------------ subscribing
+
+    async def subscribe(
+        self,
+        pattern: str,
+        handler: Callable[[Event], Any],
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ) -> Subscription:
+        check_handler(handler)
+        opts = subscription_options_json(options, kwargs)
+        fut, b = self._future()
+        self._native.subscribe_async(b, fut, pattern, handler, opts)
+        r: Subscription = await fut
+        return r
+
+    async def unsubscribe(self, subscription_id: str) -> bool:
+        fut, b = self._future()
+        self._native.unsubscribe_async(b, fut, subscription_id)
+        r: bool = await fut
+        return r
+
+    # ------------------------------------------------------------------ rooms, monitoring
+
+    async def join_room(self, room: str) -> None:
+        fut, b = self._future()
+        self._native.room_async(b, fut, "join", room)
+        await fut
+
+    async def leave_room(self, room: str) -> None:
+        fut, b = self._future()
+        self._native.room_async(b, fut, "leave", room)
+        await fut
+
+    async def get_room_members(self, room: str) -> List[str]:
+        fut, b = self._future()
+        self._native.room_async(b, fut, "members", room)
+        r: List[str] = await fut
+        return r
+
+    async def health_check(self) -> dict[str, Any]:
+        fut, b = self._future()
+        self._native.health_check_async(b, fut)
+        r: dict[str, Any] = await fut
+        return r
+
+    async def get_stats(self) -> dict[str, Any]:
+        return self._native.get_stats()
+
+    def on_state(self, callback: Callable[[dict[str, Any]], Any]) -> int:
+        """Call ``callback(state)`` (plain or ``async def``) on this loop for every connection
+        state change. Returns an id for :meth:`off_state`."""
+        check_handler(callback)
+        loop = asyncio.get_running_loop()
+
+        def forward(state: dict[str, Any]) -> None:
+            def run() -> None:
+                r = callback(state)
+                if inspect.isawaitable(r):
+                    asyncio.ensure_future(r)
+
+            try:
+                loop.call_soon_threadsafe(run)
+            except RuntimeError:
+                pass  # loop closed
+
+        return self._native.on_state(forward)
+
+    def off_state(self, listener_id: int) -> bool:
+        return self._native.off_state(listener_id)
+
+    def __repr__(self) -> str:
+        return f"<event_bus.asyncio.EventBusClient service={self._native.service_name!r} connected={self.is_connected()}>"

@@ -1,0 +1,194 @@
+//! Python objects <-> JSON, in Rust (no `json` module round trip on the hot path).
+//!
+//! Python -> JSON follows `json.dumps(allow_nan=False)` for the types JSON can carry (dict with
+//! str keys, list, tuple, str, int, float, bool, None) and refuses everything else with a
+//! `TypeError` that names the type and where it was found (`data['tags']`); NaN and infinities
+//! are a `ValidationError`.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::Value;
+
+use crate::errors::ValidationError;
+
+const MAX_DEPTH: usize = 200;
+
+enum Kind {
+    Type,
+    Value,
+}
+
+struct ConvErr {
+    kind: Kind,
+    msg: String,
+    path: Vec<String>,
+}
+
+fn type_name(o: &Bound<'_, PyAny>) -> String {
+    o.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn push_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).expect("string serialization cannot fail"));
+}
+
+fn write(out: &mut String, o: &Bound<'_, PyAny>, depth: usize) -> Result<(), ConvErr> {
+    let fail = |kind, msg: String| ConvErr {
+        kind,
+        msg,
+        path: Vec::new(),
+    };
+    if depth > MAX_DEPTH {
+        return Err(fail(
+            Kind::Value,
+            "data is nested too deeply (or contains a reference cycle)".into(),
+        ));
+    }
+    if o.is_none() {
+        out.push_str("null");
+    } else if let Ok(s) = o.cast::<PyString>() {
+        let s = s
+            .to_cow()
+            .map_err(|e| fail(Kind::Value, format!("string is not valid UTF-8: {e}")))?;
+        push_str(out, &s);
+    } else if let Ok(b) = o.cast::<PyBool>() {
+        out.push_str(if b.is_true() { "true" } else { "false" });
+    } else if o.cast::<PyInt>().is_ok() {
+        if let Ok(i) = o.extract::<i64>() {
+            out.push_str(itoa(i).as_str());
+        } else {
+            // Beyond i64: Python's decimal text is valid JSON.
+            let s = o
+                .str()
+                .and_then(|s| s.to_cow().map(|c| c.into_owned()))
+                .map_err(|e| fail(Kind::Value, e.to_string()))?;
+            out.push_str(&s);
+        }
+    } else if let Ok(f) = o.cast::<PyFloat>() {
+        let v = f.value();
+        if !v.is_finite() {
+            return Err(fail(
+                Kind::Value,
+                format!("Out of range float values are not JSON compliant: {v}"),
+            ));
+        }
+        out.push_str(&serde_json::to_string(&v).expect("finite float"));
+    } else if let Ok(d) = o.cast::<PyDict>() {
+        out.push('{');
+        let mut first = true;
+        for (k, v) in d.iter() {
+            let key = match k.cast::<PyString>() {
+                Ok(s) => s
+                    .to_cow()
+                    .map_err(|e| fail(Kind::Value, e.to_string()))?
+                    .into_owned(),
+                Err(_) => {
+                    return Err(fail(
+                        Kind::Type,
+                        format!("keys must be str, not {}", type_name(&k)),
+                    ))
+                }
+            };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            push_str(out, &key);
+            out.push(':');
+            if let Err(mut e) = write(out, &v, depth + 1) {
+                e.path.push(format!("['{}']", key.replace('\\', "\\\\").replace('\'', "\\'")));
+                return Err(e);
+            }
+        }
+        out.push('}');
+    } else if o.cast::<PyList>().is_ok() || o.cast::<PyTuple>().is_ok() {
+        out.push('[');
+        for (i, v) in o.try_iter().map_err(|e| fail(Kind::Type, e.to_string()))?.enumerate() {
+            let v = v.map_err(|e| fail(Kind::Type, e.to_string()))?;
+            if i > 0 {
+                out.push(',');
+            }
+            if let Err(mut e) = write(out, &v, depth + 1) {
+                e.path.push(format!("[{i}]"));
+                return Err(e);
+            }
+        }
+        out.push(']');
+    } else {
+        return Err(fail(
+            Kind::Type,
+            format!("Object of type {} is not JSON serializable", type_name(o)),
+        ));
+    }
+    Ok(())
+}
+
+fn itoa(i: i64) -> String {
+    i.to_string()
+}
+
+/// Serialize `o` as JSON text; `what` names it in errors (`data`, `metadata`).
+pub fn to_json(o: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let mut out = String::with_capacity(128);
+    match write(&mut out, o, 0) {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            let path: String = e.path.iter().rev().map(String::as_str).collect();
+            let msg = format!("{} (at {what}{path})", e.msg);
+            Err(match e.kind {
+                Kind::Type => PyTypeError::new_err(msg),
+                Kind::Value => ValidationError::new_err(msg),
+            })
+        }
+    }
+}
+
+/// A JSON value as Python objects (dict keeps the key order).
+pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(a) => {
+            let l = PyList::empty(py);
+            for x in a {
+                l.append(to_py(py, x)?)?;
+            }
+            l.into_any()
+        }
+        Value::Object(m) => {
+            let d = PyDict::new(py);
+            for (k, x) in m {
+                d.set_item(k, to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+/// Parse JSON text into Python objects.
+pub fn parse_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ValidationError::new_err(format!("invalid JSON: {e}")))?;
+    to_py(py, &v)
+}
+
+/// Any serializable Rust value as Python objects.
+pub fn ser_to_py<'py, T: serde::Serialize>(py: Python<'py>, t: &T) -> PyResult<Bound<'py, PyAny>> {
+    let v = serde_json::to_value(t)
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+    to_py(py, &v)
+}
