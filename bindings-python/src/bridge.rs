@@ -299,7 +299,8 @@ impl BridgeInner {
                 .call_method1("call_soon_threadsafe", (self.drain.bind(py),));
             if r.is_err() {
                 // Loop closed: fail everything queued (dropping the replies fails the handlers).
-                let jobs = std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
+                let jobs =
+                    std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()));
                 self.scheduled.store(false, Ordering::Release);
                 drop(jobs);
             }
@@ -324,7 +325,11 @@ impl BridgeInner {
             self.run(py, job);
         }
         // More arrived than one batch: let the loop breathe, then continue.
-        let more = !self.queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+        let more = !self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
             && self.scheduled.load(Ordering::Acquire);
         if more {
             let _ = self
@@ -355,8 +360,7 @@ impl BridgeInner {
                 event,
                 reply,
             } => {
-                let r = Py::new(py, Event::new(event))
-                    .and_then(|ev| handler.bind(py).call1((ev,)));
+                let r = Py::new(py, Event::new(event)).and_then(|ev| handler.bind(py).call1((ev,)));
                 match r {
                     Err(e) => {
                         log_traceback(py, &e);
@@ -366,28 +370,29 @@ impl BridgeInner {
                         let _ = reply.send(Ok(()));
                     }
                     Ok(v) => {
-                        let awaitable = v.is_instance(self.coroutine_type.bind(py)).unwrap_or(false)
-                            || v.hasattr("__await__").unwrap_or(false);
+                        let awaitable =
+                            v.is_instance(self.coroutine_type.bind(py)).unwrap_or(false)
+                                || v.hasattr("__await__").unwrap_or(false);
                         if !awaitable {
                             let _ = reply.send(Ok(()));
                             return;
                         }
                         let kw = pyo3::types::PyDict::new(py);
                         let _ = kw.set_item("loop", self.event_loop.bind(py));
-                        let task = self
-                            .ensure_future
-                            .bind(py)
-                            .call((v,), Some(&kw))
-                            .and_then(|t| {
-                                let c = Py::new(
-                                    py,
-                                    Completer {
-                                        reply: Mutex::new(None),
-                                    },
-                                )?;
-                                t.call_method1("add_done_callback", (c.clone_ref(py),))?;
-                                Ok(c)
-                            });
+                        let task =
+                            self.ensure_future
+                                .bind(py)
+                                .call((v,), Some(&kw))
+                                .and_then(|t| {
+                                    let c = Py::new(
+                                        py,
+                                        Completer {
+                                            reply: Mutex::new(None),
+                                        },
+                                    )?;
+                                    t.call_method1("add_done_callback", (c.clone_ref(py),))?;
+                                    Ok(c)
+                                });
                         match task {
                             Ok(c) => {
                                 *c.get().reply.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -419,9 +424,11 @@ impl Handler for AioHandler {
             reply,
         });
         Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(HandlerError::new("event loop closed before the handler ran")))
+            rx.await.unwrap_or_else(|_| {
+                Err(HandlerError::new(
+                    "event loop closed before the handler ran",
+                ))
+            })
         })
     }
 }
-

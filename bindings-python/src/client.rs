@@ -118,9 +118,10 @@ pub fn build_opts(kw: Option<&Bound<'_, PyDict>>) -> PyResult<PublishOptions> {
                 o.broadcast = if v.is_none() {
                     None
                 } else {
-                    Some(v.extract::<bool>().map_err(|_| {
-                        PyTypeError::new_err("broadcast must be bool")
-                    })?)
+                    Some(
+                        v.extract::<bool>()
+                            .map_err(|_| PyTypeError::new_err("broadcast must be bool"))?,
+                    )
                 }
             }
             "metadata" => {
@@ -141,7 +142,8 @@ pub fn build_opts(kw: Option<&Bound<'_, PyDict>>) -> PyResult<PublishOptions> {
 
 fn raw_data(data: &Bound<'_, PyAny>) -> PyResult<Box<RawValue>> {
     let s = convert::to_json(data, "data")?;
-    RawValue::from_string(s).map_err(|e| PyRuntimeError::new_err(format!("internal JSON error: {e}")))
+    RawValue::from_string(s)
+        .map_err(|e| PyRuntimeError::new_err(format!("internal JSON error: {e}")))
 }
 
 fn check_type(event_type: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -197,9 +199,10 @@ fn batch_items(items: &Bound<'_, PyAny>) -> PyResult<Vec<BatchItem>> {
                     .get_item("data")?
                     .unwrap_or_else(|| it.py().None().into_bound(it.py()));
                 let opts = match d.get_item("options")? {
-                    Some(o) if !o.is_none() => Some(o.cast_into::<PyDict>().map_err(|_| {
-                        PyTypeError::new_err("'options' must be a dict")
-                    })?),
+                    Some(o) if !o.is_none() => Some(
+                        o.cast_into::<PyDict>()
+                            .map_err(|_| PyTypeError::new_err("'options' must be a dict"))?,
+                    ),
                     _ => None,
                 };
                 Ok(BatchItem {
@@ -214,9 +217,11 @@ fn batch_items(items: &Bound<'_, PyAny>) -> PyResult<Vec<BatchItem>> {
                     ));
                 }
                 let opts = if t.len() == 3 && !t.get_item(2)?.is_none() {
-                    Some(t.get_item(2)?.cast_into::<PyDict>().map_err(|_| {
-                        PyTypeError::new_err("options must be a dict")
-                    })?)
+                    Some(
+                        t.get_item(2)?
+                            .cast_into::<PyDict>()
+                            .map_err(|_| PyTypeError::new_err("options must be a dict"))?,
+                    )
                 } else {
                     None
                 };
@@ -366,13 +371,19 @@ impl NativeClient {
             dispatcher: self.dispatcher.clone(),
         });
         let c = self.core.clone();
-        let info = errors::map(wait(py, async move { c.subscribe(&pattern, h, opts).await })?)?;
+        let info = errors::map(wait(
+            py,
+            async move { c.subscribe(&pattern, h, opts).await },
+        )?)?;
         Subscription::new(py, info, options_json.as_deref().unwrap_or(""))
     }
 
     fn unsubscribe(&self, py: Python<'_>, subscription_id: String) -> PyResult<bool> {
         let c = self.core.clone();
-        errors::map(wait(py, async move { c.unsubscribe(&subscription_id).await })?)
+        errors::map(wait(
+            py,
+            async move { c.unsubscribe(&subscription_id).await },
+        )?)
     }
 
     fn join_room(&self, py: Python<'_>, room: String) -> PyResult<()> {
@@ -405,15 +416,16 @@ impl NativeClient {
     /// Register `callback(state: dict)` for connection state changes. It runs on a runtime
     /// thread (briefly holding the GIL); the asyncio wrapper forwards it to its loop.
     fn on_state(&self, callback: Py<PyAny>) -> u64 {
-        self.core.on_state(Arc::new(move |ev: &event_bus::StateEvent| {
-            let v = serde_json::to_value(ev).unwrap_or_default();
-            Python::try_attach(|py| {
-                let r = convert::to_py(py, &v).and_then(|d| callback.bind(py).call1((d,)));
-                if let Err(e) = r {
-                    e.write_unraisable(py, None);
-                }
-            });
-        }))
+        self.core
+            .on_state(Arc::new(move |ev: &event_bus::StateEvent| {
+                let v = serde_json::to_value(ev).unwrap_or_default();
+                Python::try_attach(|py| {
+                    let r = convert::to_py(py, &v).and_then(|d| callback.bind(py).call1((d,)));
+                    if let Err(e) = r {
+                        e.write_unraisable(py, None);
+                    }
+                });
+            }))
     }
 
     fn off_state(&self, listener_id: u64) -> bool {
@@ -431,9 +443,12 @@ impl NativeClient {
 
     fn disconnect_async(&self, bridge: &LoopBridge, future: Py<PyAny>) {
         let c = self.core.clone();
-        resolve_later(bridge, future, async move { c.disconnect().await }, |py, r| {
-            errors::map(r).map(|_| none(py))
-        });
+        resolve_later(
+            bridge,
+            future,
+            async move { c.disconnect().await },
+            |py, r| errors::map(r).map(|_| none(py)),
+        );
     }
 
     #[pyo3(signature = (bridge, future, event_type, data, **options))]
@@ -526,7 +541,13 @@ impl NativeClient {
             bridge,
             future,
             async move { c.unsubscribe(&subscription_id).await },
-            |py, r| Ok(errors::map(r)?.into_pyobject(py)?.to_owned().into_any().unbind()),
+            |py, r| {
+                Ok(errors::map(r)?
+                    .into_pyobject(py)?
+                    .to_owned()
+                    .into_any()
+                    .unbind())
+            },
         );
     }
 
@@ -534,12 +555,18 @@ impl NativeClient {
     fn room_async(&self, bridge: &LoopBridge, future: Py<PyAny>, op: &str, room: String) {
         let c = self.core.clone();
         match op {
-            "join" => resolve_later(bridge, future, async move { c.join_room(&room).await }, |py, r| {
-                errors::map(r).map(|_| none(py))
-            }),
-            "leave" => resolve_later(bridge, future, async move { c.leave_room(&room).await }, |py, r| {
-                errors::map(r).map(|_| none(py))
-            }),
+            "join" => resolve_later(
+                bridge,
+                future,
+                async move { c.join_room(&room).await },
+                |py, r| errors::map(r).map(|_| none(py)),
+            ),
+            "leave" => resolve_later(
+                bridge,
+                future,
+                async move { c.leave_room(&room).await },
+                |py, r| errors::map(r).map(|_| none(py)),
+            ),
             _ => resolve_later(
                 bridge,
                 future,
@@ -551,8 +578,11 @@ impl NativeClient {
 
     fn health_check_async(&self, bridge: &LoopBridge, future: Py<PyAny>) {
         let c = self.core.clone();
-        resolve_later(bridge, future, async move { c.health_check().await }, |py, r| {
-            Ok(convert::ser_to_py(py, &r)?.unbind())
-        });
+        resolve_later(
+            bridge,
+            future,
+            async move { c.health_check().await },
+            |py, r| Ok(convert::ser_to_py(py, &r)?.unbind()),
+        );
     }
 }

@@ -100,14 +100,21 @@ fn write(out: &mut String, o: &Bound<'_, PyAny>, depth: usize) -> Result<(), Con
             push_str(out, &key);
             out.push(':');
             if let Err(mut e) = write(out, &v, depth + 1) {
-                e.path.push(format!("['{}']", key.replace('\\', "\\\\").replace('\'', "\\'")));
+                e.path.push(format!(
+                    "['{}']",
+                    key.replace('\\', "\\\\").replace('\'', "\\'")
+                ));
                 return Err(e);
             }
         }
         out.push('}');
     } else if o.cast::<PyList>().is_ok() || o.cast::<PyTuple>().is_ok() {
         out.push('[');
-        for (i, v) in o.try_iter().map_err(|e| fail(Kind::Type, e.to_string()))?.enumerate() {
+        for (i, v) in o
+            .try_iter()
+            .map_err(|e| fail(Kind::Type, e.to_string()))?
+            .enumerate()
+        {
             let v = v.map_err(|e| fail(Kind::Type, e.to_string()))?;
             if i > 0 {
                 out.push(',');

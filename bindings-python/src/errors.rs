@@ -9,13 +9,43 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
 
-create_exception!(event_bus, EventBusError, PyException, "Base class of every event bus error.");
-create_exception!(event_bus, ValidationError, EventBusError, "An event, pattern, option or config broke a validation rule.");
-create_exception!(event_bus, NotConnectedError, EventBusError, "The call needs connect() first, or the client was disconnected.");
-create_exception!(event_bus, ConnectionError, EventBusError, "Redis could not be reached, or a connection failed.");
-create_exception!(event_bus, TimeoutError, EventBusError, "A deadline passed before the operation was sent.");
+create_exception!(
+    event_bus,
+    EventBusError,
+    PyException,
+    "Base class of every event bus error."
+);
+create_exception!(
+    event_bus,
+    ValidationError,
+    EventBusError,
+    "An event, pattern, option or config broke a validation rule."
+);
+create_exception!(
+    event_bus,
+    NotConnectedError,
+    EventBusError,
+    "The call needs connect() first, or the client was disconnected."
+);
+create_exception!(
+    event_bus,
+    ConnectionError,
+    EventBusError,
+    "Redis could not be reached, or a connection failed."
+);
+create_exception!(
+    event_bus,
+    TimeoutError,
+    EventBusError,
+    "A deadline passed before the operation was sent."
+);
 create_exception!(event_bus, PublishError, EventBusError, "A publish failed.");
-create_exception!(event_bus, QueueFullError, PublishError, "The offline publish queue is full: the event was not sent.");
+create_exception!(
+    event_bus,
+    QueueFullError,
+    PublishError,
+    "The offline publish queue is full: the event was not sent."
+);
 create_exception!(event_bus, OutcomeUnknownError, PublishError, "The event was written but the connection died before Redis answered: it may or may not have been delivered. Never resent automatically.");
 
 /// A core error on its way to Python, optionally with the event id of a failed publish.

@@ -1,0 +1,205 @@
+"""The asyncio client: every method, on Redis and on the memory transport; coroutine handlers
+on the subscribing loop; timeout and retry for coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+
+import event_bus
+import event_bus.asyncio as aio
+
+
+async def until(cond: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        await asyncio.sleep(0.01)
+    return cond()
+
+
+async def test_lifecycle(config: dict[str, Any]) -> None:
+    bus = aio.EventBusClient(config)
+    assert not bus.is_connected()
+    await bus.connect()
+    assert bus.is_connected()
+    await bus.disconnect()
+    await bus.disconnect()
+    assert not bus.is_connected()
+    async with aio.EventBusClient(config) as b2:
+        assert b2.is_connected()
+    assert not b2.is_connected()
+
+
+async def test_coroutine_handlers_run_on_the_loop(config: dict[str, Any], uid: str) -> None:
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[Any, bool, bool]] = []
+
+    async def handler(ev: event_bus.Event) -> None:
+        await asyncio.sleep(0.001)
+        seen.append((ev.data, asyncio.get_running_loop() is loop,
+                     threading.current_thread() is threading.main_thread()))
+
+    async with aio.EventBusClient(config) as bus:
+        sub = await bus.subscribe(f"{uid}.*", handler)
+        assert sub.pattern == f"{uid}.*"
+        r = await bus.publish(f"{uid}.a", {"i": 1}, trace_id="t")
+        assert r.success and r.delivered_to >= 1
+        for i in range(2, 50):
+            await bus.publish(f"{uid}.a", {"i": i})
+        assert await until(lambda: len(seen) == 49)
+        assert [s[0]["i"] for s in seen] == list(range(1, 50))  # in order
+        assert all(s[1] and s[2] for s in seen)
+
+
+async def test_sync_handler_in_async_client(config: dict[str, Any], uid: str) -> None:
+    got: list[str] = []
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"{uid}.s", lambda e: got.append(e.type))
+        await bus.publish(f"{uid}.s", [1])
+        assert await until(lambda: got == [f"{uid}.s"])
+
+
+async def test_all_publish_forms_and_batch(config: dict[str, Any], uid: str) -> None:
+    chans: list[str] = []
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"room:{uid}", lambda e: chans.append(e.channel))
+        await bus.subscribe(f"user:{uid}", lambda e: chans.append(e.channel))
+        await bus.subscribe("broadcast", lambda e: chans.append(e.channel) if e.type == f"{uid}.b" else None)
+        await bus.subscribe(f"{uid}.*", lambda e: chans.append(e.channel))
+        assert (await bus.publish_to_room(uid, "x.r", 1)).channel == f"room:{uid}"
+        assert (await bus.publish_to_user(uid, "x.u", 1)).channel == f"user:{uid}"
+        assert (await bus.broadcast(f"{uid}.b", 1)).channel == "broadcast"
+        rs = await bus.publish_batch([(f"{uid}.a", 1), {"type": "bad!", "data": 1}, (f"{uid}.c", 3)])
+        assert [r.success for r in rs] == [True, False, True]
+        assert isinstance(rs[1].error, event_bus.ValidationError)
+        assert await until(lambda: len(chans) == 5)
+
+
+async def test_errors_raise(config: dict[str, Any], uid: str) -> None:
+    bus = aio.EventBusClient(config)
+    with pytest.raises(event_bus.NotConnectedError):
+        await bus.publish("a.b", 1)
+    with pytest.raises(event_bus.NotConnectedError):
+        await bus.subscribe("a.b", print)
+    async with bus:
+        with pytest.raises(event_bus.ValidationError):
+            await bus.publish("bad type!", 1)
+        with pytest.raises(TypeError, match="set"):
+            await bus.publish("a.b", {1})
+        with pytest.raises(event_bus.EventBusError, match="Socket.IO"):
+            await bus.join_room("r")
+        with pytest.raises(event_bus.EventBusError, match="Socket.IO"):
+            await bus.leave_room("r")
+        with pytest.raises(event_bus.EventBusError, match="Socket.IO"):
+            await bus.get_room_members("r")
+
+
+async def test_unsubscribe_health_stats(config: dict[str, Any], uid: str) -> None:
+    got: list[int] = []
+    async with aio.EventBusClient(config) as bus:
+        s = await bus.subscribe(f"{uid}.u", lambda e: got.append(e.data))
+        await bus.publish(f"{uid}.u", 1)
+        assert await until(lambda: got == [1])
+        assert await bus.unsubscribe(s.id) is True
+        assert await bus.unsubscribe(s.id) is False
+        await bus.publish(f"{uid}.u", 2)
+        await asyncio.sleep(0.1)
+        assert got == [1]
+        h = await bus.health_check()
+        assert h["status"] == "healthy"
+        st = await bus.get_stats()
+        assert st["eventsPublished"] == 2 and st["activeSubscriptions"] == 0
+
+
+async def test_coroutine_retry_and_failure(config: dict[str, Any], uid: str) -> None:
+    attempts: list[int] = []
+    others: list[int] = []
+
+    async def flaky(e: event_bus.Event) -> None:
+        await asyncio.sleep(0)
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise RuntimeError("transient")
+
+    async def broken(e: event_bus.Event) -> None:
+        raise ValueError("always")
+
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"{uid}.r", flaky, retry_on_error=True, max_retries=5, retry_delay=5)
+        await bus.subscribe(f"{uid}.r", broken)
+        await bus.subscribe(f"{uid}.r", lambda e: others.append(1))
+        await bus.publish(f"{uid}.r", 1)
+        assert await until(lambda: len(attempts) == 3 and others == [1])
+        assert await until(lambda: bus._native.get_stats()["eventsFailed"] == 1)
+        assert bus._native.get_stats()["eventsDelivered"] == 2
+
+
+async def test_coroutine_timeout_then_retry(config: dict[str, Any], uid: str) -> None:
+    starts: list[float] = []
+
+    async def slow(e: event_bus.Event) -> None:
+        starts.append(time.monotonic())
+        await asyncio.sleep(0.5 if len(starts) == 1 else 0)
+
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"{uid}.t", slow, timeout=50, retry_on_error=True, max_retries=1, retry_delay=10)
+        await bus.publish(f"{uid}.t", 1)
+        assert await until(lambda: len(starts) == 2)
+        assert starts[1] - starts[0] < 0.4  # retried after the timeout, not after the sleep
+        assert await until(lambda: bus._native.get_stats()["eventsDelivered"] == 1)
+
+
+async def test_exactly_once(config: dict[str, Any], uid: str) -> None:
+    a: list[str] = []
+    b: list[str] = []
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"{uid}.x", lambda e: a.append(e.id))
+        await bus.subscribe(f"{uid}.*", lambda e: b.append(e.id))
+        ids = [(await bus.publish(f"{uid}.x", i)).event_id for i in range(30)]
+        assert await until(lambda: len(a) == 30 and len(b) == 30)
+        await asyncio.sleep(0.1)
+        assert a == ids and b == ids
+
+
+async def test_concurrent_publishes_gathered(config: dict[str, Any], uid: str) -> None:
+    got: list[int] = []
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"{uid}.g", lambda e: got.append(e.data))
+        rs = await asyncio.gather(*(bus.publish(f"{uid}.g", i) for i in range(500)))
+        assert all(r.success for r in rs)
+        assert await until(lambda: len(got) == 500)
+        assert sorted(got) == list(range(500))
+
+
+async def test_state_callback_on_loop(config: dict[str, Any]) -> None:
+    states: list[str] = []
+    bus = aio.EventBusClient(config)
+    bus.on_state(lambda s: states.append(s["type"]))
+    async with bus:
+        pass
+    assert await until(lambda: "connected" in states)
+
+
+def test_two_loops_sequentially(uid: str) -> None:
+    bus = aio.EventBusClient(service_name="l", redis_url=f"memory://{uid}")
+    got: list[int] = []
+
+    async def one() -> None:
+        await bus.connect()
+        await bus.subscribe("a.b", lambda e: got.append(e.data))
+        await bus.publish("a.b", 1)
+        await until(lambda: got == [1])
+
+    async def two() -> None:
+        await bus.publish("a.b", 2)
+        await bus.disconnect()
+
+    asyncio.run(one())
+    asyncio.run(two())  # the first loop is closed: its handler fails, nothing hangs
+    assert got == [1]

@@ -1,0 +1,127 @@
+"""Bad input, calls in the wrong state: clear exceptions, never a crash or a hang."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any, Iterator
+
+import pytest
+
+import event_bus
+
+
+@pytest.fixture
+def bus(uid: str) -> Iterator[event_bus.EventBusClient]:
+    with event_bus.EventBusClient(service_name="err", redis_url=f"memory://{uid}") as b:
+        yield b
+
+
+@pytest.mark.parametrize(
+    "data, exc, words",
+    [
+        ({1, 2}, TypeError, "set"),
+        (b"bytes", TypeError, "bytes"),
+        ({"when": datetime.datetime.now()}, TypeError, "datetime"),
+        ({"o": object()}, TypeError, "object"),
+        ({"x": [1, float("nan")]}, event_bus.ValidationError, "NaN"),
+        ({"x": float("inf")}, event_bus.ValidationError, "inf"),
+        ({1: "int key"}, TypeError, "keys must be str"),
+        (None, event_bus.ValidationError, "Event data is required"),
+    ],
+)
+def test_data_json_cannot_carry(bus: event_bus.EventBusClient, data: Any, exc: type, words: str) -> None:
+    with pytest.raises(exc, match=words):
+        bus.publish("a.b", data)
+
+
+def test_error_names_the_place(bus: event_bus.EventBusClient) -> None:
+    with pytest.raises(TypeError, match=r"at data\['tags'\]\[1\]"):
+        bus.publish("a.b", {"tags": ["ok", {1}]})
+
+
+def test_cycle_is_not_a_crash(bus: event_bus.EventBusClient) -> None:
+    cyc: list[Any] = []
+    cyc.append(cyc)
+    with pytest.raises(event_bus.ValidationError, match="nested too deeply"):
+        bus.publish("a.b", cyc)
+
+
+def test_big_int_and_unicode(bus: event_bus.EventBusClient) -> None:
+    got: list[Any] = []
+    bus.subscribe("a.b", got.append)
+    assert bus.publish("a.b", {"big": 2**70, "u": "✓\u0000\"", "t": (1, 2)}).success
+
+
+def test_wrong_argument_types(bus: event_bus.EventBusClient) -> None:
+    with pytest.raises(TypeError, match="event_type must be str"):
+        bus.publish(123, {"a": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unexpected publish option"):
+        bus.publish("a.b", {"a": 1}, tracid="x")
+    with pytest.raises(TypeError, match="trace_id must be str"):
+        bus.publish("a.b", {"a": 1}, trace_id=5)
+    with pytest.raises(TypeError, match="metadata must be a dict"):
+        bus.publish("a.b", {"a": 1}, metadata=[1])
+    with pytest.raises(TypeError, match="handler must be callable"):
+        bus.subscribe("a.b", 42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unexpected subscription option"):
+        bus.subscribe("a.b", print, timout=5)
+    with pytest.raises(TypeError, match="timeout must be a number"):
+        bus.subscribe("a.b", print, timeout="5")
+    with pytest.raises(event_bus.ValidationError):
+        bus.subscribe("", print)
+    with pytest.raises(event_bus.ValidationError, match="concurrency"):
+        bus.subscribe("a.b", print, concurrency=0)
+    with pytest.raises(TypeError, match="async handlers"):
+        async def h(e: event_bus.Event) -> None: ...
+        bus.subscribe("a.b", h)
+    with pytest.raises(TypeError, match="publish_batch item 1"):
+        bus.publish_batch([("a.b", 1), ("a.b", {1})])
+    with pytest.raises(event_bus.ValidationError, match="reserved|source"):
+        bus.publish("a.b", {"a": 1}, metadata={"source": "x"})
+
+
+def test_config_errors() -> None:
+    with pytest.raises(event_bus.ValidationError, match="serviceName is required"):
+        event_bus.EventBusClient({"redis": {"host": "x", "port": 1}})
+    with pytest.raises(event_bus.ValidationError, match="redis configuration is required"):
+        event_bus.EventBusClient({"serviceName": "a"})
+    with pytest.raises(TypeError):
+        event_bus.EventBusClient("not a dict")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unexpected config keyword"):
+        event_bus.EventBusClient(service_name="a", redis_uri="x")
+
+
+def test_calls_before_and_after_disconnect(uid: str) -> None:
+    bus = event_bus.EventBusClient(service_name="e", redis_url=f"memory://{uid}")
+    with pytest.raises(event_bus.NotConnectedError, match="Not connected to Event Bus") as ei:
+        bus.publish("a.b", {"a": 1})
+    assert ei.value.code == "NOT_CONNECTED" and ei.value.event_id
+    with pytest.raises(event_bus.NotConnectedError):
+        bus.subscribe("a.b", print)
+    bus.connect()
+    bus.disconnect()
+    with pytest.raises(event_bus.NotConnectedError):
+        bus.publish("a.b", {"a": 1})
+    with pytest.raises(event_bus.NotConnectedError):
+        bus.publish_batch([("a.b", 1)])
+    assert bus.unsubscribe("nope") is False
+
+
+def test_connect_failure_names_address() -> None:
+    from conftest import free_port
+
+    port = free_port()
+    bus = event_bus.EventBusClient(
+        {"serviceName": "e", "redis": {"host": "127.0.0.1", "port": port, "connectTimeout": 500}}
+    )
+    with pytest.raises(event_bus.EventBusError, match=str(port)) as ei:
+        bus.connect()
+    assert isinstance(ei.value, (event_bus.ConnectionError, event_bus.TimeoutError))
+
+
+def test_hierarchy() -> None:
+    for cls in (event_bus.ValidationError, event_bus.NotConnectedError, event_bus.ConnectionError,
+                event_bus.TimeoutError, event_bus.PublishError):
+        assert issubclass(cls, event_bus.EventBusError)
+    assert issubclass(event_bus.QueueFullError, event_bus.PublishError)
+    assert issubclass(event_bus.OutcomeUnknownError, event_bus.PublishError)
