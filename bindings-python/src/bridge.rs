@@ -99,6 +99,11 @@ impl Dispatcher {
     pub fn run(&self, py: Python<'_>) -> PyResult<()> {
         loop {
             let batch: Vec<Job> = py.detach(|| {
+                while crate::exiting() {
+                    // Interpreter finalizing: re-attaching would end this thread with
+                    // pthread_exit through Rust frames (an abort). Park until the process ends.
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
                 let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
                 match rx.recv_timeout(Duration::from_millis(100)) {
                     Ok(j) => {
@@ -292,7 +297,7 @@ impl BridgeInner {
     }
 
     fn wake(self: &Arc<Self>) {
-        let ok = Python::try_attach(|py| {
+        let ok = crate::host_call(|py| {
             let r = self
                 .event_loop
                 .bind(py)

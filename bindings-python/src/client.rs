@@ -419,7 +419,7 @@ impl NativeClient {
         self.core
             .on_state(Arc::new(move |ev: &event_bus::StateEvent| {
                 let v = serde_json::to_value(ev).unwrap_or_default();
-                Python::try_attach(|py| {
+                crate::host_call(|py| {
                     let r = convert::to_py(py, &v).and_then(|d| callback.bind(py).call1((d,)));
                     if let Err(e) = r {
                         e.write_unraisable(py, None);

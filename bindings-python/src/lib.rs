@@ -9,6 +9,7 @@
 //! - [`errors`]: the exception hierarchy and the single core-error mapping.
 //! - [`convert`]: Python objects <-> JSON.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use event_bus::logging::{set_sink, LogRecord};
@@ -30,10 +31,41 @@ fn matches_pattern(pattern: &str, channel: &str) -> bool {
     event_bus::matches_pattern(pattern, channel)
 }
 
-/// Stop forwarding core logs to Python (registered with `atexit`).
+static EXITING: AtomicBool = AtomicBool::new(false);
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `f` attached to the interpreter from a runtime thread, unless the interpreter is
+/// shutting down. Python 3.11 ends a thread that takes the GIL during finalization with
+/// `pthread_exit`, which aborts the process when it unwinds through Rust frames; so after
+/// `atexit` no runtime thread enters Python, and `atexit` waits for those inside to leave.
+pub(crate) fn host_call<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> Option<R> {
+    ACTIVE.fetch_add(1, Ordering::SeqCst);
+    let r = if EXITING.load(Ordering::SeqCst) {
+        None
+    } else {
+        Python::try_attach(f)
+    };
+    ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    r
+}
+
+/// True once the interpreter is exiting (see [`host_call`]).
+pub(crate) fn exiting() -> bool {
+    EXITING.load(Ordering::SeqCst)
+}
+
+/// Registered with `atexit`: stop forwarding logs and events into Python and wait (up to 1 s)
+/// until no runtime thread is inside Python.
 #[pyfunction]
-fn _shutdown_logging() {
+fn _shutdown_logging(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
     set_sink(None);
+    py.detach(|| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while ACTIVE.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    });
 }
 
 fn install_log_sink(py: Python<'_>) -> PyResult<()> {
@@ -50,7 +82,7 @@ fn install_log_sink(py: Python<'_>) -> PyResult<()> {
             LogLevel::Error => 40,
         };
         // Hold the GIL only to hand the record over.
-        Python::try_attach(|py| {
+        host_call(|py| {
             let Some(lg) = LOGGER.get() else { return };
             let lg = lg.bind(py);
             let on = lg
