@@ -16,7 +16,9 @@ use serde_json::value::RawValue;
 
 fn cfg(name: &str) -> String {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    format!(r#"{{"serviceName":"{name}","redis":{{"url":"{url}","publishTimeout":60000}},"logLevel":"error"}}"#)
+    format!(
+        r#"{{"serviceName":"{name}","redis":{{"url":"{url}","publishTimeout":60000}},"logLevel":"error"}}"#
+    )
 }
 
 fn data(size: usize) -> Box<RawValue> {
@@ -61,7 +63,10 @@ async fn main() {
                 done += k;
             }
             let s = start.elapsed().as_secs_f64();
-            println!(r#"{{"scenario":"burst","n":{n},"seconds":{s},"rate":{}}}"#, n as f64 / s);
+            println!(
+                r#"{{"scenario":"burst","n":{n},"seconds":{s},"rate":{}}}"#,
+                n as f64 / s
+            );
         }
         "serial" => {
             let mut lat = Vec::with_capacity(n);
@@ -127,7 +132,11 @@ async fn main() {
                 for p in 0..50 {
                     let g = got.clone();
                     // Pattern 0 matches every event; the other 49 are live patterns that do not.
-                    let pat = if p == 0 { format!("{run}.*") } else { format!("{run}.other{p}.*") };
+                    let pat = if p == 0 {
+                        format!("{run}.*")
+                    } else {
+                        format!("{run}.other{p}.*")
+                    };
                     sub.subscribe(
                         &pat,
                         Arc::new(move |_ev: Delivery| {
