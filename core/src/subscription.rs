@@ -60,7 +60,27 @@ pub type HandlerFuture =
 pub trait Handler: Send + Sync + 'static {
     /// Handle one event.
     fn call(&self, event: Delivery) -> HandlerFuture;
+
+    /// True when the face can take several queued events of an in-order subscription in one
+    /// crossing ([`Handler::call_batch`]). Faces whose calls cost a thread hop or a wake-up
+    /// (Node, asyncio) say yes; the default is no.
+    fn batched(&self) -> bool {
+        false
+    }
+
+    /// Run `events` in order in the host (each one starting after the previous one finished)
+    /// and return one future per event, in order, completing when that event's handler has
+    /// finished. Only called when [`Handler::batched`] is true and the subscription is in
+    /// order (`concurrency` 1). Timeouts and retries still apply per event: a failed event is
+    /// retried through [`Handler::call`] once the core reaches it, which may be after later
+    /// events of the same batch already ran.
+    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
+        events.into_iter().map(|e| self.call(e)).collect()
+    }
 }
+
+/// Most events handed to one [`Handler::call_batch`].
+pub const MAX_HANDLER_BATCH: usize = 1024;
 
 impl<F, Fut> Handler for F
 where
@@ -492,11 +512,37 @@ async fn run_worker(
 ) {
     let policy = Arc::new(policy);
     if policy.concurrency <= 1 {
-        while let Some(d) = rx.recv().await {
+        let mut buf = Vec::new();
+        let batched = handler.batched();
+        while rx.recv_many(&mut buf, MAX_HANDLER_BATCH).await > 0 {
             if !active.load(Relaxed) {
                 break; // unsubscribed: discard what is queued
             }
-            run_one(&id, &handler, &policy, d, &ctx).await;
+            if batched && buf.len() > 1 {
+                let events: Vec<Delivery> = std::mem::take(&mut buf);
+                let batch = events.clone();
+                let futs: Vec<Option<HandlerFuture>> = match std::panic::catch_unwind(
+                    AssertUnwindSafe(|| handler.call_batch(batch)),
+                ) {
+                    Ok(f) if f.len() == events.len() => f.into_iter().map(Some).collect(),
+                    // A face that panicked or miscounted: fall back to one call per event.
+                    _ => events.iter().map(|_| None).collect(),
+                };
+                for (d, fut) in events.into_iter().zip(futs) {
+                    if !active.load(Relaxed) {
+                        break;
+                    }
+                    run_one(&id, &handler, &policy, d, &ctx, fut).await;
+                }
+            } else {
+                for d in buf.drain(..) {
+                    if !active.load(Relaxed) {
+                        break;
+                    }
+                    run_one(&id, &handler, &policy, d, &ctx, None).await;
+                }
+            }
+            buf.clear();
         }
     } else {
         let sem = Arc::new(Semaphore::new(policy.concurrency));
@@ -509,7 +555,7 @@ async fn run_worker(
             let (id, handler, policy, ctx) =
                 (id.clone(), handler.clone(), policy.clone(), ctx.clone());
             running.spawn(async move {
-                run_one(&id, &handler, &policy, d, &ctx).await;
+                run_one(&id, &handler, &policy, d, &ctx, None).await;
                 drop(permit);
             });
             while running.try_join_next().is_some() {}
@@ -526,14 +572,25 @@ fn latency_ms(d: &Delivery) -> Option<f64> {
     Some(ms.max(0.0))
 }
 
-async fn run_one(id: &str, handler: &Arc<dyn Handler>, p: &Policy, d: Delivery, ctx: &Ctx) {
+async fn run_one(
+    id: &str,
+    handler: &Arc<dyn Handler>,
+    p: &Policy,
+    d: Delivery,
+    ctx: &Ctx,
+    mut first: Option<HandlerFuture>,
+) {
     if let Some(ms) = latency_ms(&d) {
         ctx.stats.record_latency(ms);
     }
     let mut attempt: u32 = 0;
     let mut delay = p.retry_delay;
     loop {
-        let fut = AssertUnwindSafe(handler.call(d.clone())).catch_unwind();
+        let call = match first.take() {
+            Some(f) => f,
+            None => handler.call(d.clone()),
+        };
+        let fut = AssertUnwindSafe(call).catch_unwind();
         let outcome = match tokio::time::timeout(p.timeout, fut).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(e.message),
