@@ -1,0 +1,163 @@
+"""Benchmark harness (issue 6): every face against its peer, in one run, on one Redis.
+
+    bench/run.sh                 # builds what it needs (release), runs everything
+    BENCH_ROUNDS=5 BENCH_FACES="rust node" bench/run.sh
+
+Each face's driver alternates project and peer over several rounds and reports medians; this
+script collects them, adds the Rust core's figures against `redis-benchmark` (the server's own
+ceiling), and writes bench/results/latest.md (the README table) and latest.json (raw figures).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+FACES = os.environ.get("BENCH_FACES", "rust c node python").split()
+PY = os.environ.get("PYTHON", os.path.join(ROOT, ".venv", "bin", "python"))
+RUST_BIN = os.path.join(ROOT, "target", "release", "examples", "bench")
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+# Wire sizes of the two events (envelope included): the seed's photo.uploaded, and 16 KB.
+SIZES = {"small": (0, 330), "16KB": (16384, 16384 + 240)}
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def redis_host_port() -> tuple[str, str]:
+    hp = REDIS_URL.split("://", 1)[1].split("@")[-1].split("/")[0]
+    host, _, port = hp.partition(":")
+    return host, port or "6379"
+
+
+def redis_benchmark(pipeline: int, n: int, size: int) -> float:
+    host, port = redis_host_port()
+    out = subprocess.run(
+        ["redis-benchmark", "-h", host, "-p", port, "-c", "1", "-P", str(pipeline), "-n", str(n), "-q",
+         "PUBLISH", "bench-ceiling", "x" * size],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    m = re.findall(r"([\d.]+) requests per second", out)
+    return float(m[-1])
+
+
+def rust(scenario: str, n: int, size: int) -> dict[str, Any]:
+    out = subprocess.run([RUST_BIN, scenario, str(n), str(size)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "REDIS_URL": REDIS_URL}).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def rust_rows() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for label, (size, wire) in SIZES.items():
+        burst, ceil, serial, p1, p50, p99, e2e = [], [], [], [], [], [], []
+        n = 100_000 if label == "small" else 20_000
+        for r in range(ROUNDS):
+            log(f"rust {label} round {r + 1}/{ROUNDS}")
+            burst.append(rust("burst", n, size)["rate"])
+            ceil.append(redis_benchmark(64, n * 2, wire))
+            s = rust("serial", n // 10, size)
+            serial.append(s["rate"]); p50.append(s["p50_ms"]); p99.append(s["p99_ms"])
+            p1.append(redis_benchmark(1, n // 10, wire))
+            e2e.append(rust("e2e", n, size)["rate"])
+        rows += [
+            {"scenario": f"burst publish ({label})", "unit": "events/s", "higher_is_better": True,
+             "project": med(burst), "peer": med(ceil), "peer_name": "redis-benchmark -P 64 (server ceiling)"},
+            {"scenario": f"awaited publish, one at a time ({label})", "unit": "events/s", "higher_is_better": True,
+             "project": med(serial), "peer": med(p1), "peer_name": "redis-benchmark -P 1"},
+            {"scenario": f"awaited publish p50 ({label})", "unit": "ms", "higher_is_better": False,
+             "project": med(p50), "peer": 1000.0 / med(p1), "peer_name": "redis-benchmark -P 1 (mean)"},
+            {"scenario": f"end-to-end into a handler, one process ({label})", "unit": "events/s", "higher_is_better": True,
+             "project": med(e2e), "peer": med(ceil), "peer_name": "redis-benchmark -P 64 (server ceiling)"},
+        ]
+    fan = []
+    for r in range(ROUNDS):
+        log(f"rust fan-out round {r + 1}/{ROUNDS}")
+        fan.append(rust("fanout", 20_000, 0)["rate"])
+    rows.append({"scenario": "fan-out: 1 publisher, 8 clients x 50 patterns, delivered", "unit": "events/s",
+                 "higher_is_better": True, "project": med(fan), "peer": None, "peer_name": "-"})
+    return rows
+
+
+def face_rows(face: str, cmd: list[str]) -> list[dict[str, Any]]:
+    path = os.path.join(RESULTS, f"{face}.json")
+    log(f"{face}: {' '.join(cmd)}")
+    subprocess.run(cmd + ["--json", path], check=True, cwd=ROOT, env={**os.environ, "BENCH_ROUNDS": str(ROUNDS)})
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    for row in data["rows"]:
+        row.setdefault("peer_name", data.get("peer", "peer"))
+    return list(data["rows"])
+
+
+def fmt(v: Any, unit: str) -> str:
+    if v is None:
+        return "-"
+    if unit == "events/s":
+        return f"{v:,.0f}"
+    return f"{v:,.2f}"
+
+
+def ratio(row: dict[str, Any]) -> str:
+    p, q = row.get("project"), row.get("peer")
+    if not p or not q:
+        return "-"
+    return f"{p / q:.2f}x" if row["higher_is_better"] else f"{q / p:.2f}x"
+
+
+def main() -> int:
+    os.makedirs(RESULTS, exist_ok=True)
+    started = time.time()
+    sections: dict[str, list[dict[str, Any]]] = {}
+    drivers = {
+        "c": ["bash", "bench/c/run.sh"],
+        "node": ["node", "bench/node/bench.js"],
+        "python": [PY, "bench/python/bench.py"],
+    }
+    for face in FACES:
+        try:
+            sections[face] = rust_rows() if face == "rust" else face_rows(face, drivers[face])
+        except Exception as e:  # a face that fails is reported, the others still run
+            log(f"{face} failed: {e}")
+            sections[face] = [{"scenario": f"FAILED: {e}", "unit": "", "higher_is_better": True,
+                               "project": None, "peer": None, "peer_name": "-"}]
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Redis at {REDIS_URL}"
+    lines = [f"Machine: {machine}. {ROUNDS} rounds, medians; ratio > 1 means the project is better.", ""]
+    names = {"rust": "Rust core", "c": "C", "node": "Node", "python": "Python"}
+    for face, rows in sections.items():
+        lines += [f"**{names.get(face, face)}**", "", "| scenario | project | peer | peer is | ratio |", "|---|---:|---:|---|---:|"]
+        for r in rows:
+            unit = r.get("unit", "")
+            lines.append(f"| {r['scenario']} ({unit}) | {fmt(r.get('project'), unit)} | {fmt(r.get('peer'), unit)} | {r.get('peer_name', '')} | {ratio(r)} |")
+        lines.append("")
+    md = "\n".join(lines)
+    with open(os.path.join(RESULTS, "latest.md"), "w", encoding="utf-8") as f:
+        f.write(md)
+    with open(os.path.join(RESULTS, "latest.json"), "w", encoding="utf-8") as f:
+        json.dump({"machine": machine, "rounds": ROUNDS, "seconds": time.time() - started, "faces": sections}, f, indent=2)
+    print(md)
+    log(f"done in {time.time() - started:.0f} s: bench/results/latest.md, latest.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
