@@ -27,11 +27,13 @@ ROOT=$PWD
 PREFIX=${PREFIX:-/usr/local}
 install=1
 update_header=0
-for a in "$@"; do
+while [ $# -gt 0 ]; do
+  a=$1; shift
   case $a in
     --no-install) install=0 ;;
     --update-header) update_header=1 ;;
     --prefix=*) PREFIX=${a#--prefix=} ;;
+    --prefix) [ $# -gt 0 ] || { echo "build-c.sh: --prefix needs a directory" >&2; exit 2; }; PREFIX=$1; shift ;;
     -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "build-c.sh: unknown option $a" >&2; exit 2 ;;
   esac
