@@ -7,6 +7,11 @@
 //!   and that drain runs every queued job on the event loop thread. Coroutine handlers become
 //!   tasks on that loop; the core's handler future completes when the task does, so timeouts
 //!   and retries apply to coroutines.
+//! - In-order subscriptions (concurrency 1) say `batched()`: the core hands over everything
+//!   queued in one `call_batch`, which is one [`Job::Batch`]. The dispatcher thread runs it
+//!   under one GIL acquisition; the loop runs it in one drain, calling handlers one after
+//!   another, and when a handler returns an awaitable the rest of the batch continues in one
+//!   task (`event_bus/_batch.py` + [`AioBatch`]). Each event's reply is sent as it finishes.
 //!
 //! Tokio workers never hold the GIL for longer than pushing a wake-up.
 
@@ -32,8 +37,45 @@ pub enum Job {
         event: Delivery,
         reply: Reply,
     },
+    /// Run a handler for several events of an in-order subscription, one after another.
+    Batch {
+        handler: Arc<Py<PyAny>>,
+        items: Vec<(Delivery, Reply)>,
+    },
     /// Resolve an asyncio future with the result of an operation.
     Resolve { future: Py<PyAny>, make: Resolver },
+}
+
+/// One reply channel per event, plus the futures the core awaits.
+fn replies(
+    events: Vec<Delivery>,
+    gone: &'static str,
+) -> (Vec<(Delivery, Reply)>, Vec<HandlerFuture>) {
+    let mut items = Vec::with_capacity(events.len());
+    let mut futs: Vec<HandlerFuture> = Vec::with_capacity(events.len());
+    for e in events {
+        let (reply, rx) = oneshot::channel();
+        items.push((e, reply));
+        futs.push(Box::pin(async move {
+            rx.await.unwrap_or_else(|_| Err(HandlerError::new(gone)))
+        }));
+    }
+    (items, futs)
+}
+
+/// Run `handler` for one event, synchronously; `Ok(Some(awaitable))` when it returned one.
+fn call_handler<'py>(
+    py: Python<'py>,
+    handler: &Py<PyAny>,
+    event: Delivery,
+) -> PyResult<Bound<'py, PyAny>> {
+    let ev = Py::new(py, Event::new(event))?;
+    handler.bind(py).call1((ev,))
+}
+
+fn failure(py: Python<'_>, e: &PyErr) -> HandlerError {
+    log_traceback(py, e);
+    HandlerError::new(describe(py, e))
 }
 
 const BATCH: usize = 1024;
@@ -146,10 +188,16 @@ fn run_sync(py: Python<'_>, job: Job) {
                 Ok(ev) => handler.bind(py).call1((ev,)).map(|_| ()),
                 Err(e) => Err(e),
             };
-            let _ = reply.send(r.map_err(|e| {
-                log_traceback(py, &e);
-                HandlerError::new(describe(py, &e))
-            }));
+            let _ = reply.send(r.map_err(|e| failure(py, &e)));
+        }
+        Job::Batch { handler, items } => {
+            for (event, reply) in items {
+                if reply.is_closed() {
+                    continue; // unsubscribed meanwhile: the core no longer waits for it
+                }
+                let r = call_handler(py, &handler, event).map(|_| ());
+                let _ = reply.send(r.map_err(|e| failure(py, &e)));
+            }
         }
         Job::Resolve { .. } => {}
     }
@@ -177,6 +225,21 @@ impl Handler for SyncHandler {
                 .unwrap_or_else(|_| Err(HandlerError::new("dispatcher stopped")))
         })
     }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// The whole batch is one job: the dispatcher thread runs it under one GIL acquisition.
+    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
+        let (items, futs) = replies(events, "dispatcher stopped");
+        // On a send failure the job (and its replies) is dropped: every future fails.
+        let _ = self.dispatcher.tx.send(Job::Batch {
+            handler: self.handler.clone(),
+            items,
+        });
+        futs
+    }
 }
 
 // ---------------------------------------------------------------- asyncio client
@@ -188,6 +251,8 @@ pub struct BridgeInner {
     drain: Py<PyAny>,
     ensure_future: Py<PyAny>,
     coroutine_type: Py<PyAny>,
+    /// `event_bus._batch.start(loop, batch, awaitable)`.
+    start_batch: Py<PyAny>,
 }
 
 /// Ties a client to one asyncio event loop.
@@ -249,6 +314,7 @@ impl LoopBridge {
     fn py_new(py: Python<'_>, event_loop: Bound<'_, PyAny>) -> PyResult<Self> {
         let asyncio = py.import("asyncio")?;
         let types = py.import("types")?;
+        let start_batch = py.import("event_bus._batch")?.getattr("start")?.unbind();
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<BridgeInner>| {
             let drain = Py::new(
                 py,
@@ -271,6 +337,7 @@ impl LoopBridge {
                     .getattr("CoroutineType")
                     .map(|f| f.unbind())
                     .unwrap_or_else(|_| py.None()),
+                start_batch,
             }
         });
         Ok(LoopBridge { inner })
@@ -344,8 +411,36 @@ impl BridgeInner {
         }
     }
 
-    fn run(&self, py: Python<'_>, job: Job) {
+    fn is_awaitable(&self, py: Python<'_>, v: &Bound<'_, PyAny>) -> bool {
+        !v.is_none()
+            && (v.is_instance(self.coroutine_type.bind(py)).unwrap_or(false)
+                || v.hasattr("__await__").unwrap_or(false))
+    }
+
+    fn run(self: &Arc<Self>, py: Python<'_>, job: Job) {
         match job {
+            Job::Batch { handler, items } => {
+                let batch = AioBatch {
+                    handler,
+                    bridge: self.clone(),
+                    state: Mutex::new(BatchState {
+                        items: items.into(),
+                        current: None,
+                    }),
+                };
+                let Some(first) = batch.step_inner(py) else {
+                    return; // all ran synchronously
+                };
+                let started = Py::new(py, batch).and_then(|b| {
+                    self.start_batch
+                        .bind(py)
+                        .call1((self.event_loop.bind(py), b, first))
+                });
+                if let Err(e) = started {
+                    // Could not schedule the task: dropping the batch fails what is left.
+                    log_traceback(py, &e);
+                }
+            }
             Job::Resolve { future, make } => {
                 let fut = future.bind(py);
                 if fut
@@ -371,14 +466,8 @@ impl BridgeInner {
                         log_traceback(py, &e);
                         let _ = reply.send(Err(HandlerError::new(describe(py, &e))));
                     }
-                    Ok(v) if v.is_none() => {
-                        let _ = reply.send(Ok(()));
-                    }
                     Ok(v) => {
-                        let awaitable =
-                            v.is_instance(self.coroutine_type.bind(py)).unwrap_or(false)
-                                || v.hasattr("__await__").unwrap_or(false);
-                        if !awaitable {
+                        if !self.is_awaitable(py, &v) {
                             let _ = reply.send(Ok(()));
                             return;
                         }
@@ -435,5 +524,95 @@ impl Handler for AioHandler {
                 ))
             })
         })
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// One job, so one `call_soon_threadsafe` (at most) for the whole batch.
+    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
+        let (items, futs) = replies(events, "event loop closed before the handler ran");
+        self.bridge.push(Job::Batch {
+            handler: self.handler.clone(),
+            items,
+        });
+        futs
+    }
+}
+
+struct BatchState {
+    items: std::collections::VecDeque<(Delivery, Reply)>,
+    /// The reply of the event whose awaitable is being awaited in `event_bus._batch`.
+    current: Option<Reply>,
+}
+
+/// The rest of an in-order batch whose handlers are coroutines (see `event_bus/_batch.py`).
+/// Dropping it with events left fails them ("event loop closed before the handler ran").
+#[pyclass(frozen, module = "event_bus._native")]
+pub struct AioBatch {
+    handler: Arc<Py<PyAny>>,
+    bridge: Arc<BridgeInner>,
+    state: Mutex<BatchState>,
+}
+
+impl AioBatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BatchState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run the next events synchronously until a handler returns an awaitable (returned, its
+    /// reply kept as `current`) or the batch is done (`None`).
+    fn step_inner<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        loop {
+            let (event, reply) = self.lock().items.pop_front()?;
+            if reply.is_closed() {
+                continue; // unsubscribed meanwhile
+            }
+            match call_handler(py, &self.handler, event) {
+                Err(e) => {
+                    let _ = reply.send(Err(failure(py, &e)));
+                }
+                Ok(v) if self.bridge.is_awaitable(py, &v) => {
+                    self.lock().current = Some(reply);
+                    return Some(v);
+                }
+                Ok(_) => {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl AioBatch {
+    /// Run the following events until the next awaitable; `None` when the batch is done.
+    fn step<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.step_inner(py)
+    }
+
+    /// The awaited handler finished.
+    fn ok(&self) {
+        if let Some(r) = self.lock().current.take() {
+            let _ = r.send(Ok(()));
+        }
+    }
+
+    /// The awaited handler raised `exc`.
+    fn fail(&self, py: Python<'_>, exc: Bound<'_, PyAny>) {
+        if let Some(r) = self.lock().current.take() {
+            let cancelled = py
+                .import("asyncio")
+                .and_then(|a| a.getattr("CancelledError"))
+                .and_then(|c| exc.is_instance(&c))
+                .unwrap_or(false);
+            let err = if cancelled {
+                HandlerError::new("handler task was cancelled")
+            } else {
+                failure(py, &PyErr::from_value(exc))
+            };
+            let _ = r.send(Err(err));
+        }
     }
 }
