@@ -73,7 +73,8 @@ pub trait Handler: Send + Sync + 'static {
     /// finished. Only called when [`Handler::batched`] is true and the subscription is in
     /// order (`concurrency` 1). Timeouts and retries still apply per event: a failed event is
     /// retried through [`Handler::call`] once the core reaches it, which may be after later
-    /// events of the same batch already ran.
+    /// events of the same batch already ran. At most `min(1024, maxPending)` events are handed
+    /// over at once; once handed over they count as being handled, not as pending.
     fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
         events.into_iter().map(|e| self.call(e)).collect()
     }
@@ -513,8 +514,15 @@ async fn run_worker(
     let policy = Arc::new(policy);
     if policy.concurrency <= 1 {
         let mut buf = Vec::new();
-        let batched = handler.batched();
-        while rx.recv_many(&mut buf, MAX_HANDLER_BATCH).await > 0 {
+        // Only faces that take batches pull more than one event out of the queue at a time:
+        // for the others, what waits stays in the bounded queue (and counts toward maxPending).
+        let batch_max = if handler.batched() {
+            MAX_HANDLER_BATCH.min(policy.max_pending)
+        } else {
+            1
+        };
+        let batched = batch_max > 1;
+        while rx.recv_many(&mut buf, batch_max).await > 0 {
             if !active.load(Relaxed) {
                 break; // unsubscribed: discard what is queued
             }
