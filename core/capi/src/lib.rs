@@ -584,23 +584,36 @@ pub unsafe extern "C" fn eb_publish_batch(
         let c = lookup(client)?;
         // SAFETY: per contract.
         let text = unsafe { arg_str(items_json, "items_json") }?;
-        let items: Vec<Value> = serde_json::from_str(text)
-            .map_err(|e| invalid(format!("items_json is not a JSON array: {e}")))?;
+        // Borrowed raw slices: the data and options text is used as given, not parsed into a
+        // tree and printed again (that round trip was most of the batch's cost).
+        #[derive(serde::Deserialize)]
+        struct Item<'a> {
+            #[serde(rename = "type", borrow)]
+            ty: Option<std::borrow::Cow<'a, str>>,
+            #[serde(borrow)]
+            data: Option<&'a RawValue>,
+            #[serde(borrow)]
+            options: Option<&'a RawValue>,
+        }
+        let items: Vec<Item<'_>> = serde_json::from_str(text)
+            .map_err(|e| invalid(format!("items_json is not a JSON array of items: {e}")))?;
         let mut batch = Vec::with_capacity(items.len());
-        for (i, it) in items.iter().enumerate() {
+        for (i, it) in items.into_iter().enumerate() {
             let ty = it
-                .get("type")
-                .and_then(Value::as_str)
+                .ty
                 .ok_or_else(|| invalid(format!("items_json[{i}].type must be a string")))?;
-            let data = it.get("data").cloned().unwrap_or(Value::Null);
-            let data = RawValue::from_string(data.to_string())
-                .map_err(|e| invalid(format!("items_json[{i}].data: {e}")))?;
-            let options = match it.get("options") {
-                None | Some(Value::Null) => PublishOptions::default(),
-                Some(o) => PublishOptions::from_json(&o.to_string())?,
+            let data = match it.data {
+                Some(d) => d.to_owned(),
+                None => RawValue::from_string("null".to_string())
+                    .map_err(|e| invalid(format!("items_json[{i}].data: {e}")))?,
+            };
+            let options = match it.options {
+                None => PublishOptions::default(),
+                Some(o) if o.get() == "null" => PublishOptions::default(),
+                Some(o) => PublishOptions::from_json(o.get())?,
             };
             batch.push(BatchItem {
-                event_type: ty.to_string(),
+                event_type: ty.into_owned(),
                 data,
                 options,
             });
