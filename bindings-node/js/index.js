@@ -542,29 +542,98 @@ class EventBusClient extends EventEmitter {
       return;
     }
     const ok = [];
-    const { slots, tokens } = batch;
-    for (let i = 0; i < tokens.length; i++) {
-      const token = tokens[i];
-      const handler = this._handlers.get(slots[i]);
-      if (handler === undefined) {
-        ok.push(token); // unsubscribed meanwhile: nothing to run
+    const { slots, tokens, groups } = batch;
+    const n = tokens.length;
+    let i = 0;
+    while (i < n) {
+      const g = groups[i];
+      if (g === 0) {
+        this._runOne(slots[i], tokens[i], events[i], ok);
+        i++;
         continue;
       }
-      try {
-        const r = handler(events[i]);
-        if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
-          r.then(
-            () => this._settleOk(token),
-            (reason) => this._fail(token, reason)
-          );
-        } else {
-          ok.push(token);
-        }
-      } catch (err) {
-        this._fail(token, err);
-      }
+      // An in-order batch of one subscription (contiguous): one handler after the other.
+      let end = i + 1;
+      while (end < n && groups[end] === g) end++;
+      this._runSeq(slots, tokens, events, i, end, ok);
+      i = end;
     }
     if (ok.length) this._native.completeOk(ok);
+  }
+
+  /** Start one handler; sync successes go to `ok`, async outcomes are reported when settled. */
+  _runOne(slot, token, event, ok) {
+    const handler = this._handlers.get(slot);
+    if (handler === undefined) {
+      ok.push(token); // unsubscribed meanwhile: nothing to run
+      return;
+    }
+    try {
+      const r = handler(event);
+      if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
+        r.then(
+          () => this._settleOk(token),
+          (reason) => this._fail(token, reason)
+        );
+      } else {
+        ok.push(token);
+      }
+    } catch (err) {
+      this._fail(token, err);
+    }
+  }
+
+  /**
+   * Run events[k..end) in order: sync handlers back to back, a returned promise awaited before
+   * the next handler starts. Each outcome is reported as it completes (sync successes of one
+   * run together, through `ok` or at the end of the run).
+   */
+  _runSeq(slots, tokens, events, k, end, ok) {
+    const done = ok || [];
+    for (; k < end; k++) {
+      const token = tokens[k];
+      const handler = this._handlers.get(slots[k]);
+      if (handler === undefined) {
+        done.push(token);
+        continue;
+      }
+      let r;
+      try {
+        r = handler(events[k]);
+      } catch (err) {
+        this._fail(token, err);
+        continue;
+      }
+      if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
+        if (!ok && done.length) this._native.completeOk(done);
+        const next = k + 1;
+        let settled = false;
+        const resume = () => {
+          if (settled) return;
+          settled = true;
+          if (next < end) this._runSeq(slots, tokens, events, next, end, null);
+        };
+        try {
+          r.then(
+            () => {
+              this._settleOk(token);
+              resume();
+            },
+            (reason) => {
+              this._fail(token, reason);
+              resume();
+            }
+          );
+        } catch (err) {
+          // A thenable whose then() throws: count it as this handler's failure and go on.
+          this._fail(token, err);
+          resume();
+        }
+        return;
+      }
+      done.push(token);
+    }
+    if (!ok && done.length) this._native.completeOk(done);
   }
 
   _settleOk(token) {

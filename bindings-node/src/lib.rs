@@ -90,6 +90,9 @@ type Outcome = std::result::Result<(), HandlerError>;
 /// An event waiting for the JS thread.
 struct Pending {
     slot: u32,
+    /// 0: run on its own; otherwise the id of an in-order batch ([`Handler::call_batch`]):
+    /// the events of one group are contiguous in the queue and JS runs them one after another.
+    group: u32,
     json: String,
     done: oneshot::Sender<Outcome>,
 }
@@ -106,14 +109,20 @@ struct Dispatcher {
     queue: Mutex<Queue>,
     inflight: Mutex<HashMap<u32, oneshot::Sender<Outcome>>>,
     next_token: AtomicU32,
+    next_group: AtomicU32,
     wake: WakeFn,
 }
 
 impl Dispatcher {
     fn push(&self, p: Pending) {
+        self.push_all(std::iter::once(p));
+    }
+
+    /// Queue events under one lock (so a group stays contiguous) with at most one wake-up.
+    fn push_all(&self, ps: impl IntoIterator<Item = Pending>) {
         let need_wake = {
             let mut q = lock(&self.queue);
-            q.items.push(p);
+            q.items.extend(ps);
             !std::mem::replace(&mut q.scheduled, true)
         };
         if need_wake {
@@ -158,14 +167,48 @@ impl Handler for JsHandler {
         let (tx, rx) = oneshot::channel();
         self.dispatcher.push(Pending {
             slot: self.slot,
+            group: 0,
             json: event.to_json_with_channel(),
             done: tx,
         });
-        Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(HandlerError::new("handler outcome was lost")))
-        })
+        outcome_future(rx)
     }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// The whole batch crosses with one wake-up; JS runs it in order (see `_drain`) and
+    /// reports each event as its handler finishes, so these futures resolve one by one.
+    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
+        let group = loop {
+            let g = self.dispatcher.next_group.fetch_add(1, Ordering::Relaxed);
+            if g != 0 {
+                break g;
+            }
+        };
+        let mut futs = Vec::with_capacity(events.len());
+        let mut items = Vec::with_capacity(events.len());
+        for event in events {
+            let (tx, rx) = oneshot::channel();
+            items.push(Pending {
+                slot: self.slot,
+                group,
+                json: event.to_json_with_channel(),
+                done: tx,
+            });
+            futs.push(outcome_future(rx));
+        }
+        self.dispatcher.push_all(items);
+        futs
+    }
+}
+
+fn outcome_future(rx: oneshot::Receiver<Outcome>) -> HandlerFuture {
+    Box::pin(async move {
+        rx.await
+            .unwrap_or_else(|_| Err(HandlerError::new("handler outcome was lost")))
+    })
 }
 
 /// Events taken from the queue in one call: `events` is a JSON array; `slots[i]` names the JS
@@ -176,6 +219,8 @@ pub struct EventBatch {
     pub slots: Vec<u32>,
     /// Completion token per event.
     pub tokens: Vec<u32>,
+    /// In-order group per event (0: none); a group's events are contiguous.
+    pub groups: Vec<u32>,
     /// `[event, ...]` as JSON text.
     pub events: String,
 }
@@ -225,6 +270,7 @@ impl NativeClient {
                 queue: Mutex::new(Queue::default()),
                 inflight: Mutex::new(HashMap::new()),
                 next_token: AtomicU32::new(1),
+                next_group: AtomicU32::new(1),
                 wake,
             }),
         })
@@ -350,6 +396,7 @@ impl NativeClient {
         };
         let mut slots = Vec::with_capacity(items.len());
         let mut tokens = Vec::with_capacity(items.len());
+        let mut groups = Vec::with_capacity(items.len());
         let mut events =
             String::with_capacity(items.iter().map(|p| p.json.len() + 1).sum::<usize>() + 2);
         events.push('[');
@@ -362,12 +409,14 @@ impl NativeClient {
             let token = self.dispatcher.next_token.fetch_add(1, Ordering::Relaxed);
             slots.push(p.slot);
             tokens.push(token);
+            groups.push(p.group);
             inflight.insert(token, p.done);
         }
         events.push(']');
         EventBatch {
             slots,
             tokens,
+            groups,
             events,
         }
     }
