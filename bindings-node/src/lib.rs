@@ -246,6 +246,62 @@ fn failure_json(e: &event_bus::Error, event_id: &str, published_at: &str) -> Val
     })
 }
 
+/// The body of [`NativeClient::publish_many`], run on the core's runtime.
+async fn publish_many_json(
+    c: EventBusClient,
+    types: Vec<String>,
+    data: Vec<String>,
+    options: Vec<String>,
+) -> Result<String> {
+    if types.len() != data.len() || types.len() != options.len() {
+        return Err(arg_error("publish_many: array lengths differ"));
+    }
+    let mut early: Vec<Option<Value>> = Vec::with_capacity(types.len());
+    let mut items = Vec::with_capacity(types.len());
+    for ((t, d), o) in types.into_iter().zip(data).zip(options) {
+        let parsed = RawValue::from_string(d)
+            .map_err(|e| {
+                event_bus::Error::new(
+                    event_bus::ErrorKind::Validation,
+                    format!("Event data is not valid JSON: {e}"),
+                )
+            })
+            .and_then(|data| Ok((data, PublishOptions::from_json(&o)?)));
+        match parsed {
+            Ok((data, options)) => {
+                early.push(None);
+                items.push(BatchItem {
+                    event_type: t,
+                    data,
+                    options,
+                });
+            }
+            Err(e) => early.push(Some(failure_json(
+                &e,
+                &event_bus::event::new_id(),
+                &event_bus::event::now_iso(),
+            ))),
+        }
+    }
+    let outcomes = if items.is_empty() {
+        Vec::new()
+    } else if items.len() == 1 {
+        let it = items.pop().expect("one item");
+        vec![c.publish(&it.event_type, &it.data, &it.options).await]
+    } else {
+        c.publish_batch(&items).await
+    };
+    let mut outcomes = outcomes.iter();
+    let results: Vec<Value> = early
+        .into_iter()
+        .map(|e| match e {
+            Some(v) => v,
+            None => outcome_json(outcomes.next().expect("one outcome per item")),
+        })
+        .collect();
+    Ok(Value::Array(results).to_string())
+}
+
 /// The native client; wrapped by the JS `EventBusClient`.
 #[napi]
 pub struct NativeClient {
@@ -302,61 +358,27 @@ impl NativeClient {
 
     /// Publish many events in one call (the JS side coalesces the publishes of one tick).
     /// `options[i]` is JSON text or `""`. Resolves to a JSON array of `PublishResult`s.
-    #[napi]
-    pub async fn publish_many(
+    ///
+    /// Not an `async fn`: napi would run it on its own tokio runtime, which then hands the
+    /// write to the core's connection task (a second cross-thread wake-up each way). The
+    /// work is spawned straight onto the core's runtime and the promise is settled from there.
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn publish_many<'e>(
         &self,
+        env: &'e Env,
         types: Vec<String>,
         data: Vec<String>,
         options: Vec<String>,
-    ) -> Result<String> {
-        if types.len() != data.len() || types.len() != options.len() {
-            return Err(arg_error("publish_many: array lengths differ"));
-        }
-        let mut early: Vec<Option<Value>> = Vec::with_capacity(types.len());
-        let mut items = Vec::with_capacity(types.len());
-        for ((t, d), o) in types.into_iter().zip(data).zip(options) {
-            let parsed = RawValue::from_string(d)
-                .map_err(|e| {
-                    event_bus::Error::new(
-                        event_bus::ErrorKind::Validation,
-                        format!("Event data is not valid JSON: {e}"),
-                    )
-                })
-                .and_then(|data| Ok((data, PublishOptions::from_json(&o)?)));
-            match parsed {
-                Ok((data, options)) => {
-                    early.push(None);
-                    items.push(BatchItem {
-                        event_type: t,
-                        data,
-                        options,
-                    });
-                }
-                Err(e) => early.push(Some(failure_json(
-                    &e,
-                    &event_bus::event::new_id(),
-                    &event_bus::event::now_iso(),
-                ))),
-            }
-        }
+    ) -> Result<Object<'e>> {
+        let (deferred, promise) = env.create_deferred::<String, _>()?;
         let c = self.client.clone();
-        let outcomes = if items.is_empty() {
-            Vec::new()
-        } else if items.len() == 1 {
-            let it = items.pop().expect("one item");
-            vec![c.publish(&it.event_type, &it.data, &it.options).await]
-        } else {
-            c.publish_batch(&items).await
-        };
-        let mut outcomes = outcomes.iter();
-        let results: Vec<Value> = early
-            .into_iter()
-            .map(|e| match e {
-                Some(v) => v,
-                None => outcome_json(outcomes.next().expect("one outcome per item")),
-            })
-            .collect();
-        Ok(Value::Array(results).to_string())
+        event_bus::runtime::spawn(async move {
+            match publish_many_json(c, types, data, options).await {
+                Ok(json) => deferred.resolve(move |_| Ok(json)),
+                Err(e) => deferred.reject(e),
+            }
+        });
+        Ok(promise)
     }
 
     /// Subscribe; `slot` names the JS handler. Resolves to `{id, pattern, createdAt}` JSON.
