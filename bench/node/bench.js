@@ -2,27 +2,32 @@
 // Node benchmark (not a test): @shared-infra/event-bus 2.x (Rust core) side by side with
 // ioredis doing the same work (uuid + the TS JSON envelope), on the same Redis, in one run.
 //
-//   node bench/node/bench.js            (REDIS_URL, default redis://127.0.0.1:6379)
-//   BENCH_SCALE=0.2 node bench/node/bench.js   (quicker, fewer iterations)
+//   node bench/node/bench.js [--json PATH]      (REDIS_URL, default redis://127.0.0.1:6379)
+//   BENCH_ROUNDS=3 (rounds, project and peer alternating; medians reported)
+//   BENCH_SCALE=0.2 (fewer iterations)
 //
-// Prints a markdown table with ratios (>1 = event-bus better).
+// Prints a markdown table (ratio > 1 = event-bus better); --json writes the raw medians.
 'use strict';
 const { randomUUID } = require('node:crypto');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 const Redis = require('ioredis');
 
 const PKG = path.resolve(__dirname, '..', '..');
 const { EventBusClient } = require(PKG);
-const native = require(path.join(PKG, 'bindings-node', 'js', 'native.js'));
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const SCALE = Number(process.env.BENCH_SCALE || 1);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS || 3));
 const n = (x) => Math.max(10, Math.round(x * SCALE));
-const DATA = { photoId: 'photo-123', userId: 'user-456', filename: 'vacation.jpg', size: 1024000, mimeType: 'image/jpeg', uploadedAt: '2026-11-27T04:00:00.000Z' };
+const SMALL = { photoId: 'photo-123', userId: 'user-456', filename: 'vacation.jpg', size: 1024000, mimeType: 'image/jpeg', uploadedAt: '2026-11-27T04:00:00.000Z' };
+const BIG = { ...SMALL, blob: 'x'.repeat(16 * 1024 - 200) };
+const SIZES = { small: SMALL, '16KB': BIG };
 const run = randomUUID().slice(0, 8);
+let seq = 0;
+const chan = (what) => `bench.${run}.${what}.${seq++}`;
 
-/** What 1.0.0 did per publish on top of ioredis. */
 function tsEnvelope(type, data) {
   return JSON.stringify({
     id: randomUUID(),
@@ -34,220 +39,241 @@ function tsEnvelope(type, data) {
 
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-function pct(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
-}
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.round((sorted.length - 1) * p))];
+const progress = (m) => process.stderr.write(`[bench] ${m}\n`);
 
-async function ours() {
-  const bus = new EventBusClient({ serviceName: 'bench', redis: { url: REDIS_URL }, logLevel: 'error' });
-  await bus.connect();
-  return bus;
-}
-
-async function benchAwaited(label) {
-  const N = n(5000);
-  const bus = await ours();
-  const ch = `bench.${run}.${label}.aw`;
-  let t = now();
-  for (let i = 0; i < N; i++) await bus.publish(ch, DATA);
-  const a = N / ((now() - t) / 1000);
-  await bus.disconnect();
-  const r = new Redis(REDIS_URL);
-  await r.ping();
-  t = now();
-  for (let i = 0; i < N; i++) await r.publish(ch, tsEnvelope(ch, DATA));
-  const b = N / ((now() - t) / 1000);
-  r.disconnect();
-  return [a, b];
-}
-
-async function benchBurst() {
-  const BURSTS = n(20);
-  const bus = await ours();
-  const ch = `bench.${run}.burst`;
-  const go = async (fn) => {
-    const t = now();
-    for (let k = 0; k < BURSTS; k++) await Promise.all(Array.from({ length: 1000 }, fn));
-    return (BURSTS * 1000) / ((now() - t) / 1000);
-  };
-  await go(() => bus.publish(ch, DATA)); // warm-up
-  const a = await go(() => bus.publish(ch, DATA));
-  // the same burst with one native call per publish (no per-tick coalescing), to measure it
-  const uncoalesced = await go(() => bus._native.publishMany([ch], [JSON.stringify(DATA)], ['']));
-  await bus.disconnect();
-  const r = new Redis(REDIS_URL);
-  await r.ping();
-  await go(() => r.publish(ch, tsEnvelope(ch, DATA)));
-  const b = await go(() => r.publish(ch, tsEnvelope(ch, DATA)));
-  r.disconnect();
-  return [a, b, uncoalesced];
-}
-
-async function benchEndToEnd(subOptions = {}) {
-  const TOTAL = n(50000);
-  const measure = async (subscribe, publish) => {
-    let got = 0;
-    let done;
-    const finished = new Promise((r) => (done = r));
-    await subscribe(() => {
-      if (++got === TOTAL) done();
-    });
-    const t = now();
-    for (let sent = 0; sent < TOTAL; sent += 1000) {
-      await Promise.all(Array.from({ length: Math.min(1000, TOTAL - sent) }, publish));
-    }
-    const timeout = setTimeout(() => done(), 30000);
-    await finished;
-    clearTimeout(timeout);
-    return { rate: got / ((now() - t) / 1000), got };
-  };
-  const ch1 = `bench.${run}.e2e.ours`;
-  const pub = await ours();
-  const sub = await ours();
-  const a = await measure(
-    (h) => sub.subscribe(ch1, (e) => { if (e.data.size) h(); }, subOptions),
-    () => pub.publish(ch1, DATA)
-  );
-  await pub.disconnect();
-  await sub.disconnect();
-  const ch2 = `bench.${run}.e2e.ioredis`;
-  const rp = new Redis(REDIS_URL);
-  const rs = new Redis(REDIS_URL);
-  const b = await measure(
-    async (h) => {
-      rs.on('message', (_c, m) => { const e = JSON.parse(m); if (e.data.size) h(); });
-      await rs.subscribe(ch2);
+/** A publisher and a subscriber with the same shape for both sides. */
+async function side(kind) {
+  if (kind === 'project') {
+    const mk = async () => { const c = new EventBusClient({ serviceName: 'bench', redis: { url: REDIS_URL }, logLevel: 'error' }); await c.connect(); return c; };
+    const pub = await mk();
+    let sub = null;
+    return {
+      publish: (ch, data) => pub.publish(ch, data),
+      subscribe: async (ch, h, opts = { maxPending: 10000000 }) => { sub = sub || await mk(); await sub.subscribe(ch, (e) => h(e.data), opts); },
+      close: async () => { await pub.disconnect(); if (sub) await sub.disconnect(); },
+    };
+  }
+  const pub = new Redis(REDIS_URL);
+  await pub.ping();
+  let sub = null;
+  return {
+    publish: (ch, data) => pub.publish(ch, tsEnvelope(ch, data)),
+    subscribe: async (ch, h) => {
+      sub = new Redis(REDIS_URL);
+      sub.on('message', (_c, m) => h(JSON.parse(m).data));
+      await sub.subscribe(ch);
     },
-    () => rp.publish(ch2, tsEnvelope(ch2, DATA))
-  );
-  rp.disconnect();
-  rs.disconnect();
-  if (a.got !== TOTAL || b.got !== TOTAL) console.error(`warning: e2e delivered ours ${a.got}/${TOTAL}, ioredis ${b.got}/${TOTAL}`);
-  return [a.rate, b.rate];
-}
-
-async function benchLatency() {
-  const N = n(1000);
-  const measure = async (subscribe, publish) => {
-    let resolve;
-    await subscribe(() => resolve(now()));
-    const lat = [];
-    for (let i = 0; i < N; i++) {
-      const p = new Promise((r) => (resolve = r));
-      const t = now();
-      await publish();
-      lat.push((await p) - t);
-      await sleep(1);
-    }
-    lat.sort((x, y) => x - y);
-    return [pct(lat, 0.5), pct(lat, 0.99)];
+    close: async () => { pub.disconnect(); if (sub) sub.disconnect(); },
   };
-  const ch1 = `bench.${run}.lat.ours`;
-  const pub = await ours();
-  const sub = await ours();
-  const a = await measure((h) => sub.subscribe(ch1, () => h()), () => pub.publish(ch1, DATA));
-  await pub.disconnect();
-  await sub.disconnect();
-  const ch2 = `bench.${run}.lat.ioredis`;
-  const rp = new Redis(REDIS_URL);
-  const rs = new Redis(REDIS_URL);
-  const b = await measure(async (h) => {
-    rs.on('message', (_c, m) => { JSON.parse(m); h(); });
-    await rs.subscribe(ch2);
-  }, () => rp.publish(ch2, tsEnvelope(ch2, DATA)));
-  rp.disconnect();
-  rs.disconnect();
-  return [a, b];
 }
 
-/** RSS per connected client (publisher + subscriber connection, one subscription), in a child. */
-function rssPerClient(kind) {
-  const K = 20;
-  const script = `
-    const Redis = require(${JSON.stringify(require.resolve('ioredis'))});
-    const { EventBusClient } = require(${JSON.stringify(PKG)});
-    (async () => {
-      const clients = [];
-      const mk = async () => {
-        if (${JSON.stringify(kind)} === 'ours') {
-          const c = new EventBusClient({ serviceName: 'rss', redis: { url: ${JSON.stringify(REDIS_URL)} }, logLevel: 'error' });
-          await c.connect();
-          await c.subscribe('bench.rss.${run}', () => {});
-          return c;
-        }
-        const p = new Redis(${JSON.stringify(REDIS_URL)});
-        const s = new Redis(${JSON.stringify(REDIS_URL)});
-        s.on('message', () => {});
-        await p.ping();
-        await s.subscribe('bench.rss.${run}');
-        return { p, s };
-      };
-      clients.push(await mk()); // first one pays for loading the library / starting the runtime
-      global.gc && global.gc();
-      const before = process.memoryUsage().rss;
-      for (let i = 0; i < ${K}; i++) clients.push(await mk());
-      await new Promise((r) => setTimeout(r, 200));
-      global.gc && global.gc();
-      const after = process.memoryUsage().rss;
-      console.log(JSON.stringify({ perClient: (after - before) / ${K}, total: after }));
-      process.exit(0);
-    })();
-  `;
-  const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 60000 });
-  try {
-    return JSON.parse(r.stdout.trim().split('\n').pop());
-  } catch {
-    throw new Error(`rss child failed: ${r.stdout} ${r.stderr}`);
+async function awaited(kind, data) {
+  const N = n(4000);
+  const s = await side(kind);
+  const ch = chan('aw');
+  for (let i = 0; i < 200; i++) await s.publish(ch, data);
+  const t = now();
+  for (let i = 0; i < N; i++) await s.publish(ch, data);
+  const r = N / ((now() - t) / 1000);
+  await s.close();
+  return r;
+}
+
+async function burst(kind, data) {
+  const BURSTS = n(30);
+  const s = await side(kind);
+  const ch = chan('burst');
+  const one = () => Promise.all(Array.from({ length: 1000 }, () => s.publish(ch, data)));
+  for (let k = 0; k < 3; k++) await one();
+  const t = now();
+  for (let k = 0; k < BURSTS; k++) await one();
+  const r = (BURSTS * 1000) / ((now() - t) / 1000);
+  await s.close();
+  return r;
+}
+
+async function publishAll(s, ch, data, total) {
+  for (let sent = 0; sent < total; sent += 1000) {
+    await Promise.all(Array.from({ length: Math.min(1000, total - sent) }, () => s.publish(ch, data)));
   }
 }
 
-function benchDecode() {
-  const ev = JSON.stringify({ ...JSON.parse(tsEnvelope('photo.uploaded', DATA)), channel: 'photo.uploaded', pattern: 'photo.*' });
-  const BATCH = 1000;
-  const ITERS = n(200);
-  const time = (fn) => {
-    for (let i = 0; i < 10; i++) fn();
-    const t = now();
-    for (let i = 0; i < ITERS; i++) fn();
-    return (ITERS * BATCH) / ((now() - t) / 1000);
-  };
-  const json = time(() => JSON.parse(native.benchEventsAsJson(ev, BATCH)));
-  const objects = time(() => native.benchEventsAsObjects(ev, BATCH));
-  return [json, objects];
+async function e2eOne(kind, data) {
+  const TOTAL = n(data === BIG ? 10000 : 40000);
+  const s = await side(kind);
+  const ch = chan('e2e');
+  let got = 0;
+  let done;
+  const finished = new Promise((r) => (done = r));
+  await s.subscribe(ch, (d) => { if (d.size && ++got === TOTAL) done(); });
+  const t = now();
+  await publishAll(s, ch, data, TOTAL);
+  const to = setTimeout(done, 30000);
+  await finished;
+  clearTimeout(to);
+  const r = got / ((now() - t) / 1000);
+  await s.close();
+  return r;
 }
 
-const fmt = (x, unit = '') => `${x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2)}${unit}`;
+/** The subscriber in a child process; it prints "ready", then "done <got>". */
+async function e2eTwo(kind, data) {
+  const TOTAL = n(data === BIG ? 10000 : 40000);
+  const ch = chan('e2e2');
+  const child = spawn(process.execPath, [__filename, '--child-sub', kind, ch, String(TOTAL)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = [];
+  let wake = null;
+  let buf = '';
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); if (wake) wake(); }
+  });
+  const next = async () => { while (!lines.length) await new Promise((r) => (wake = r)); return lines.shift(); };
+  await next(); // ready
+  const s = await side(kind);
+  const t = now();
+  await publishAll(s, ch, data, TOTAL);
+  const got = Number((await next()).split(' ')[1]);
+  const r = got / ((now() - t) / 1000);
+  await s.close();
+  return r;
+}
 
-(async () => {
+async function childSub(kind, ch, total) {
+  const s = await side(kind);
+  let got = 0;
+  let done;
+  const finished = new Promise((r) => (done = r));
+  await s.subscribe(ch, (d) => { if (d.size && ++got === total) done(); });
+  process.stdout.write('ready\n');
+  const to = setTimeout(done, 60000);
+  await finished;
+  clearTimeout(to);
+  process.stdout.write(`done ${got}\n`);
+  await s.close();
+  process.exit(0);
+}
+
+/** Publish-to-handler latency; `rate` 0 = idle (one at a time, 1 ms apart). */
+async function latency(kind, data, rate) {
+  const s = await side(kind);
+  const ch = chan('lat');
+  const lat = [];
+  let pending = null;
+  await s.subscribe(ch, (d) => {
+    lat.push(now() - d.t);
+    if (pending) pending();
+  }, { maxPending: 10000000 });
+  if (!rate) {
+    const N = n(1500);
+    for (let i = 0; i < N; i++) {
+      const p = new Promise((r) => (pending = r));
+      await s.publish(ch, { ...data, t: now() });
+      await p;
+      await sleep(1);
+    }
+  } else {
+    const DURATION = 2000 * Math.min(1, SCALE * 2);
+    const start = now();
+    let sent = 0;
+    while (now() - start < DURATION) {
+      const due = Math.floor(((now() - start) / 1000) * rate);
+      while (sent < due) { s.publish(ch, { ...data, t: now() }); sent++; }
+      await sleep(1);
+    }
+    const end = now() + 5000;
+    while (lat.length < sent && now() < end) await sleep(5);
+  }
+  await s.close();
+  lat.sort((a, b) => a - b);
+  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat[lat.length - 1] };
+}
+
+/** RSS of a child with one publisher + one subscriber client after `events` events, minus its baseline. */
+function rss(kind) {
+  const events = n(100000);
+  const r = spawnSync(process.execPath, ['--expose-gc', __filename, '--child-rss', kind, String(events)], { encoding: 'utf8', timeout: 120000 });
+  const v = Number(String(r.stdout).trim().split('\n').pop());
+  if (!Number.isFinite(v)) throw new Error(`rss child failed: ${r.stdout} ${r.stderr}`);
+  return v / 1024;
+}
+
+async function childRss(kind, events) {
+  global.gc();
+  const before = process.memoryUsage().rss;
+  const s = await side(kind);
+  const ch = chan('rss');
+  let got = 0;
+  let done;
+  const finished = new Promise((r) => (done = r));
+  await s.subscribe(ch, () => { if (++got === events) done(); });
+  await publishAll(s, ch, SMALL, events);
+  const to = setTimeout(done, 60000);
+  await finished;
+  clearTimeout(to);
+  await sleep(200);
+  global.gc();
+  process.stdout.write(`${process.memoryUsage().rss - before}\n`);
+  process.exit(0);
+}
+
+/** Run `fn(kind)` ROUNDS times per side, alternating, and keep medians. */
+async function compare(label, fn) {
+  const res = { project: [], peer: [] };
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 === 0 ? ['project', 'peer'] : ['peer', 'project'];
+    for (const k of order) res[k].push(await fn(k));
+  }
+  progress(`${label} done`);
+  return res;
+}
+
+const fmt = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2));
+
+async function main() {
+  const args = process.argv.slice(2);
+  const ji = args.indexOf('--json');
+  const jsonPath = ji >= 0 ? args[ji + 1] : null;
   const rows = [];
-  const [aw1, aw2] = await benchAwaited('x');
-  rows.push(['awaited publish, one at a time (events/s)', fmt(aw1), fmt(aw2), aw1 / aw2]);
-  const [b1, b2, bU] = await benchBurst();
-  rows.push(['bursts of 1,000 concurrent publishes (events/s)', fmt(b1), fmt(b2), b1 / b2]);
-  const [e1, e2] = await benchEndToEnd({ maxPending: 1000000 });
-  rows.push(['end-to-end into a JS handler, in order (concurrency 1) (events/s)', fmt(e1), fmt(e2), e1 / e2]);
-  const [c1, c2] = await benchEndToEnd({ concurrency: 256, maxPending: 1000000 });
-  rows.push(['end-to-end into a JS handler, concurrency 256 (events/s)', fmt(c1), fmt(c2), c1 / c2]);
-  const [[l50a, l99a], [l50b, l99b]] = await benchLatency();
-  rows.push(['idle publish-to-handler latency p50 (ms)', fmt(l50a), fmt(l50b), l50b / l50a]);
-  rows.push(['idle publish-to-handler latency p99 (ms)', fmt(l99a), fmt(l99b), l99b / l99a]);
-  const ra = rssPerClient('ours');
-  const rb = rssPerClient('ioredis');
-  rows.push(['RSS per connected client (KiB)', fmt(ra.perClient / 1024), fmt(rb.perClient / 1024), rb.perClient / ra.perClient]);
-  const [dj, dobj] = benchDecode();
+  const add = (scenario, unit, hib, res, pick = (x) => x) => {
+    rows.push({ scenario, unit, higher_is_better: hib, project: median(res.project.map(pick)), peer: median(res.peer.map(pick)) });
+  };
+  add('awaited publish, one at a time (small)', 'events/s', true, await compare('awaited', (k) => awaited(k, SMALL)));
+  for (const [name, data] of Object.entries(SIZES)) {
+    add(`bursts of 1,000 concurrent publishes (${name})`, 'events/s', true, await compare(`burst ${name}`, (k) => burst(k, data)));
+  }
+  let peerMax = 0;
+  for (const [name, data] of Object.entries(SIZES)) {
+    const one = await compare(`e2e one process ${name}`, (k) => e2eOne(k, data));
+    add(`end-to-end into a handler, one process (${name})`, 'events/s', true, one);
+    if (data === SMALL) peerMax = median(one.peer);
+    add(`end-to-end into a handler, two processes (${name})`, 'events/s', true, await compare(`e2e two processes ${name}`, (k) => e2eTwo(k, data)));
+  }
+  const idle = await compare('latency idle', (k) => latency(k, SMALL, 0));
+  const rate = Math.round(peerMax / 2);
+  const loaded = await compare(`latency at ${rate}/s`, (k) => latency(k, SMALL, rate));
+  for (const q of ['p50', 'p99', 'max']) add(`publish-to-handler latency ${q}, idle (small)`, 'ms', false, idle, (x) => x[q]);
+  for (const q of ['p50', 'p99', 'max']) add(`publish-to-handler latency ${q}, at 50% of peer max = ${rate}/s (small)`, 'ms', false, loaded, (x) => x[q]);
+  add(`RSS per client (publisher + subscriber) after ${n(100000).toLocaleString('en-US')} events`, 'KiB', false, await compare('rss', (k) => rss(k)));
 
-  console.log(`\nNode ${process.version}, ${require('node:os').cpus().length} CPUs, Redis ${REDIS_URL}, scale ${SCALE}\n`);
-  console.log('| measure | event-bus 2.x (Rust core) | ioredis + TS envelope | ratio (>1 = event-bus better) |');
-  console.log('|---|---:|---:|---:|');
-  for (const [m, a, b, r] of rows) console.log(`| ${m} | ${a} | ${b} | ${r.toFixed(2)}x |`);
-  console.log('\nBridge choices (same run):\n');
-  console.log('| measure | value |');
-  console.log('|---|---:|');
-  console.log(`| burst publishes, coalesced per tick (one native call per tick) | ${fmt(b1)} events/s |`);
-  console.log(`| burst publishes, one native call per publish | ${fmt(bU)} events/s (coalescing: ${(b1 / bU).toFixed(2)}x) |`);
-  console.log(`| events into JS: one JSON text + JSON.parse per batch of 1,000 | ${fmt(dj)} events/s |`);
-  console.log(`| events into JS: napi object conversion (serde_json::Value) | ${fmt(dobj)} events/s (JSON.parse: ${(dj / dobj).toFixed(2)}x) |`);
-})().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+  console.log(`\nNode ${process.version}, ${require('node:os').cpus().length} CPUs, Redis ${REDIS_URL}, scale ${SCALE}, rounds ${ROUNDS} (medians)\n`);
+  console.log('| scenario | unit | event-bus 2.x (Rust core) | ioredis + TS envelope | ratio (>1 = event-bus better) |');
+  console.log('|---|---|---:|---:|---:|');
+  for (const r of rows) {
+    const ratio = r.higher_is_better ? r.project / r.peer : r.peer / r.project;
+    console.log(`| ${r.scenario} | ${r.unit} | ${fmt(r.project)} | ${fmt(r.peer)} | ${ratio.toFixed(2)}x |`);
+  }
+  if (jsonPath) {
+    fs.writeFileSync(jsonPath, JSON.stringify({ face: 'node', peer: 'ioredis', rows }, null, 2) + '\n');
+    progress(`wrote ${jsonPath}`);
+  }
+}
+
+const argv = process.argv.slice(2);
+const fail = (e) => { console.error(e); process.exit(1); };
+if (argv[0] === '--child-sub') childSub(argv[1], argv[2], Number(argv[3])).catch(fail);
+else if (argv[0] === '--child-rss') childRss(argv[1], Number(argv[2])).catch(fail);
+else main().then(() => process.exit(0), fail);
