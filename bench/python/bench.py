@@ -1,12 +1,13 @@
-"""Python face vs redis-py (blocking and asyncio), side by side on the same Redis.
+"""Python face vs redis-py asyncio (and redis-py blocking for the blocking rows), same Redis.
 
 Every contender does the same work per event: a UUID v4 and the TS JSON envelope for publishes;
-JSON decoding into Python objects and a Python handler call for receives.
+JSON decoding into Python objects and a Python handler call for receives. Project and peer
+alternate over BENCH_ROUNDS rounds (default 3); the table shows medians.
 
-    .venv/bin/python bench/python/bench.py [--n 20000] [--redis redis://127.0.0.1:6379]
+    .venv/bin/python bench/python/bench.py [--json out.json] [--scale 1.0] [--redis URL]
 
-Not a test: prints a Markdown table (ratios are ours / peer, higher is better except latency
-and RSS).
+Not a test: prints a Markdown table; `--json PATH` also writes the raw figures (issue 6).
+BENCH_SCALE (or --scale) multiplies the event counts; 1.0 keeps a full run under ~4 minutes.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import redis
 import redis.asyncio as aredis
@@ -30,15 +30,18 @@ import redis.asyncio as aredis
 import event_bus
 import event_bus.asyncio as eb_aio
 
-DATA = {"photoId": "photo-123", "userId": "user-456", "filename": "vacation.jpg", "size": 1024000}
+PEER = "redis-py asyncio"
+SMALL = {"photoId": "photo-123", "userId": "user-456", "filename": "vacation.jpg", "size": 1024000}
+BIG = {**SMALL, "blob": "x" * 16000}  # ~16 KB on the wire
+SIZES = {"320 B": SMALL, "16 KB": BIG}
 
 
-def envelope(event_type: str) -> str:
+def envelope(event_type: str, data: Any) -> str:
     """What the TS package (and we) put on the wire, built the redis-py way."""
     return json.dumps({
         "id": str(uuid.uuid4()),
         "type": event_type,
-        "data": DATA,
+        "data": data,
         "metadata": {
             "source": "bench",
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -52,381 +55,362 @@ def chan() -> str:
     return f"bench.{uuid.uuid4().hex[:10]}"
 
 
-def rate(n: int, f: Callable[[], None]) -> float:
-    t = time.perf_counter()
-    f()
-    return n / (time.perf_counter() - t)
+def ours(url: str) -> eb_aio.EventBusClient:
+    return eb_aio.EventBusClient(service_name="bench", redis_url=url, log_level="error")
 
 
-async def arate(n: int, f: Callable[[], Any]) -> float:
-    t = time.perf_counter()
-    await f()
-    return n / (time.perf_counter() - t)
+# ---------------------------------------------------------------- publish
 
-
-# ---------------------------------------------------------------- publish, one at a time
-
-def pub_single(url: str, n: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+async def pub_single(kind: str, url: str, n: int, data: Any) -> float:
     c = chan()
-    with event_bus.EventBusClient(service_name="bench", redis_url=url, log_level="error") as bus:
-        bus.publish(c, DATA)
-        out["ours blocking"] = rate(n, lambda: [bus.publish(c, DATA) for _ in range(n)] and None)
-    r = redis.Redis.from_url(url)
-    r.publish(c, envelope(c))
-    out["redis-py blocking"] = rate(n, lambda: [r.publish(c, envelope(c)) for _ in range(n)] and None)
-    r.close()
-
-    async def go() -> None:
-        async with eb_aio.EventBusClient(service_name="bench", redis_url=url, log_level="error") as ab:
-            async def loop_ours() -> None:
-                for _ in range(n):
-                    await ab.publish(c, DATA)
-            out["ours asyncio"] = await arate(n, loop_ours)
-        ar = aredis.Redis.from_url(url)
-
-        async def loop_peer() -> None:
-            for _ in range(n):
-                await ar.publish(c, envelope(c))
-        await ar.publish(c, envelope(c))
-        out["redis-py asyncio"] = await arate(n, loop_peer)
-        await ar.aclose()
-    asyncio.run(go())
-    return out
-
-
-# ---------------------------------------------------------------- publish, batched / pipelined
-
-def pub_batch(url: str, n: int, batch: int = 1000) -> dict[str, float]:
-    out: dict[str, float] = {}
-    c = chan()
-    with event_bus.EventBusClient(service_name="bench", redis_url=url, log_level="error") as bus:
-        def ours() -> None:
-            for _ in range(n // batch):
-                bus.publish_batch([(c, DATA)] * batch)
-        out["ours blocking"] = rate(n, ours)
-    r = redis.Redis.from_url(url)
-
-    def peer() -> None:
-        for _ in range(n // batch):
-            p = r.pipeline(transaction=False)
-            for _ in range(batch):
-                p.publish(c, envelope(c))
-            p.execute()
-    out["redis-py blocking"] = rate(n, peer)
-    r.close()
-
-    async def go() -> None:
-        async with eb_aio.EventBusClient(service_name="bench", redis_url=url, log_level="error") as ab:
-            async def ours_gather() -> None:
-                for _ in range(n // batch):
-                    await asyncio.gather(*(ab.publish(c, DATA) for _ in range(batch)))
-
-            async def ours_batch() -> None:
-                for _ in range(n // batch):
-                    await ab.publish_batch([(c, DATA)] * batch)
-            out["ours asyncio"] = await arate(n, ours_batch)
-            out["ours asyncio (gather of publish)"] = await arate(n, ours_gather)
-        ar = aredis.Redis.from_url(url)
-
-        async def peer_a() -> None:
-            for _ in range(n // batch):
-                p = ar.pipeline(transaction=False)
-                for _ in range(batch):
-                    p.publish(c, envelope(c))
-                await p.execute()
-        out["redis-py asyncio"] = await arate(n, peer_a)
-        await ar.aclose()
-    asyncio.run(go())
-    return out
-
-
-# ---------------------------------------------------------------- end to end into a handler
-
-def blast(url: str, c: str, n: int) -> None:
-    """Publish n TS envelopes as fast as Redis takes them (same feed for every receiver)."""
-    r = redis.Redis.from_url(url)
-    msgs = [envelope(c) for _ in range(1000)]
-    sent = 0
-    while sent < n:
-        p = r.pipeline(transaction=False)
-        for m in msgs[: min(1000, n - sent)]:
-            p.publish(c, m)
-        p.execute()
-        sent += min(1000, n - sent)
-    r.close()
-
-
-def e2e(url: str, n: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    # ours, blocking: plain handler on the dispatcher thread
-    c = chan()
-    count = [0]
-    done = threading.Event()
-
-    def h(ev: event_bus.Event) -> None:
-        _ = ev.data
-        count[0] += 1
-        if count[0] == n:
-            done.set()
-    for conc in (1, 256):
-        c = chan()
-        count[0] = 0
-        done.clear()
-        with event_bus.EventBusClient(service_name="bench", redis_url=url, log_level="error") as bus:
-            bus.subscribe(c, h, max_pending=n + 10, concurrency=conc)
+    if kind == "project":
+        async with ours(url) as b:
+            await b.publish(c, data)
             t = time.perf_counter()
-            blast(url, c, n)
-            done.wait(60)
-            out[f"ours blocking (concurrency={conc})"] = count[0] / (time.perf_counter() - t)
-
-    # redis-py blocking: a listener thread decoding JSON and calling the same kind of handler
-    c = chan()
-    got = [0]
-    fin = threading.Event()
-    r = redis.Redis.from_url(url)
-    ps = r.pubsub(ignore_subscribe_messages=True)
-    ps.subscribe(c)
-    ps.get_message(timeout=1)
-
-    def listen() -> None:
-        def handler(d: dict[str, Any]) -> None:
-            got[0] += 1
-        while got[0] < n:
-            m = ps.get_message(timeout=1)
-            if m is None:
-                if fin.is_set():
-                    break
-                continue
-            handler(json.loads(m["data"]))
-        fin.set()
-    th = threading.Thread(target=listen)
-    th.start()
+            for _ in range(n):
+                await b.publish(c, data)
+            return n / (time.perf_counter() - t)
+    r = aredis.Redis.from_url(url)
+    await r.publish(c, envelope(c, data))
     t = time.perf_counter()
-    blast(url, c, n)
-    th.join(60)
-    out["redis-py blocking"] = got[0] / (time.perf_counter() - t)
-    ps.close()
-    r.close()
+    for _ in range(n):
+        await r.publish(c, envelope(c, data))
+    dt = time.perf_counter() - t
+    await r.aclose()
+    return n / dt
 
-    async def go() -> None:
-        c = chan()
-        cnt = [0]
-        ev_done = asyncio.Event()
 
-        async def ah(ev: event_bus.Event) -> None:
-            _ = ev.data
-            cnt[0] += 1
-            if cnt[0] == n:
-                ev_done.set()
-        for conc in (1, 256):
-            c = chan()
-            cnt[0] = 0
-            ev_done.clear()
-            async with eb_aio.EventBusClient(service_name="bench", redis_url=url, log_level="error") as ab:
-                await ab.subscribe(c, ah, max_pending=n + 10, concurrency=conc)
-                t = time.perf_counter()
-                await asyncio.get_running_loop().run_in_executor(None, blast, url, c, n)
-                try:
-                    await asyncio.wait_for(ev_done.wait(), 60)
-                except asyncio.TimeoutError:
-                    pass
-                out[f"ours asyncio, async def (concurrency={conc})"] = cnt[0] / (time.perf_counter() - t)
+async def pub_batch(kind: str, url: str, n: int, data: Any, batch: int = 1000) -> float:
+    c = chan()
+    n = max(batch, n // batch * batch)
+    if kind == "project":
+        async with ours(url) as b:
+            t = time.perf_counter()
+            for _ in range(n // batch):
+                await b.publish_batch([(c, data)] * batch)
+            return n / (time.perf_counter() - t)
+    r = aredis.Redis.from_url(url)
+    t = time.perf_counter()
+    for _ in range(n // batch):
+        p = r.pipeline(transaction=False)
+        for _ in range(batch):
+            p.publish(c, envelope(c, data))
+        await p.execute()
+    dt = time.perf_counter() - t
+    await r.aclose()
+    return n / dt
 
-        c = chan()
-        ar = aredis.Redis.from_url(url)
-        aps = ar.pubsub(ignore_subscribe_messages=True)
-        await aps.subscribe(c)
-        n_got = [0]
 
-        async def handler(d: dict[str, Any]) -> None:
-            n_got[0] += 1
+# ---------------------------------------------------------------- end to end
 
-        async def reader() -> None:
-            while n_got[0] < n:
-                m = await aps.get_message(timeout=1)
-                if m is not None:
-                    await handler(json.loads(m["data"]))
-        t = time.perf_counter()
-        task = asyncio.ensure_future(reader())
-        await asyncio.get_running_loop().run_in_executor(None, blast, url, c, n)
+class Sink:
+    """Counts handler calls; `done` fires at n."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.got, self.done = n, 0, asyncio.Event()
+
+    async def handle(self, _data: Any) -> None:
+        self.got += 1
+        if self.got >= self.n:
+            self.done.set()
+
+
+async def peer_reader(aps: Any, sink: Sink) -> None:
+    while sink.got < sink.n:
+        m = await aps.get_message(ignore_subscribe_messages=True, timeout=1)
+        if m is not None:
+            await sink.handle(json.loads(m["data"])["data"])
+
+
+async def subscribe_side(kind: str, url: str, c: str, sink: Sink) -> tuple[Callable[[], Awaitable[None]], Any]:
+    """Start a receiver; returns (close, reader task or None)."""
+    if kind == "project":
+        b = ours(url)
+        await b.connect()
+
+        async def h(ev: event_bus.Event) -> None:
+            await sink.handle(ev.data)
+        await b.subscribe(c, h, max_pending=sink.n + 10)
+        return b.disconnect, None
+    ar = aredis.Redis.from_url(url)
+    aps = ar.pubsub()
+    await aps.subscribe(c)
+    await aps.get_message(timeout=1)
+    task = asyncio.ensure_future(peer_reader(aps, sink))
+
+    async def close() -> None:
+        task.cancel()
         try:
-            await asyncio.wait_for(task, 60)
-        except asyncio.TimeoutError:
+            await task
+        except BaseException:  # noqa: BLE001 - cancelled, or the reader's own failure
             pass
-        out["redis-py asyncio"] = n_got[0] / (time.perf_counter() - t)
         await aps.aclose()
         await ar.aclose()
-    asyncio.run(go())
-    return out
+    return close, task
 
 
-# ---------------------------------------------------------------- idle latency
+async def wait_sink(sink: Sink, t: float) -> float:
+    try:
+        await asyncio.wait_for(sink.done.wait(), 120)
+    except asyncio.TimeoutError:
+        pass
+    return sink.got / (time.perf_counter() - t)
+
+
+async def e2e_one(kind: str, url: str, n: int, data: Any) -> float:
+    c = chan()
+    sink = Sink(n)
+    close, _ = await subscribe_side(kind, url, c, sink)
+    t = time.perf_counter()
+    if kind == "project":
+        async with ours(url) as pub:
+            for s in range(0, n, 1000):
+                await pub.publish_batch([(c, data)] * min(1000, n - s))
+            rate = await wait_sink(sink, t)
+    else:
+        r = aredis.Redis.from_url(url)
+        for s in range(0, n, 1000):
+            p = r.pipeline(transaction=False)
+            for _ in range(min(1000, n - s)):
+                p.publish(c, envelope(c, data))
+            await p.execute()
+        rate = await wait_sink(sink, t)
+        await r.aclose()
+    await close()
+    return rate
+
+
+FEED = """
+import sys, json
+kind, url, c, n, big = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
+sys.path.insert(0, sys.argv[6])
+import bench
+data = bench.BIG if big else bench.SMALL
+if kind == "project":
+    import event_bus
+    b = event_bus.EventBusClient(service_name="bench", redis_url=url, log_level="error"); b.connect()
+    print("ready", flush=True); sys.stdin.readline()
+    for s in range(0, n, 1000):
+        b.publish_batch([(c, data)] * min(1000, n - s))
+    b.disconnect()
+else:
+    import redis
+    r = redis.Redis.from_url(url); r.ping()
+    print("ready", flush=True); sys.stdin.readline()
+    for s in range(0, n, 1000):
+        p = r.pipeline(transaction=False)
+        for _ in range(min(1000, n - s)):
+            p.publish(c, bench.envelope(c, data))
+        p.execute()
+"""
+
+
+async def e2e_two(kind: str, url: str, n: int, data: Any) -> float:
+    c = chan()
+    sink = Sink(n)
+    close, _ = await subscribe_side(kind, url, c, sink)
+    feeder = "project" if kind == "project" else "peer"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FEED, feeder, url, c, str(n), "1" if data is BIG else "0",
+        os.path.dirname(os.path.abspath(__file__)),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    await proc.stdout.readline()
+    t = time.perf_counter()
+    proc.stdin.write(b"go\n")
+    await proc.stdin.drain()
+    rate = await wait_sink(sink, t)
+    await proc.wait()
+    await close()
+    return rate
+
+
+# ---------------------------------------------------------------- latency
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round((len(xs) - 1) * p)))]
+    return xs[min(len(xs) - 1, int(round((len(xs) - 1) * p)))] if xs else float("nan")
 
 
-def latency(url: str, samples: int) -> dict[str, tuple[float, float]]:
-    out: dict[str, tuple[float, float]] = {}
+async def latency(kind: str, url: str, samples: int, rate: float) -> tuple[float, float, float]:
+    """Publish-to-handler latency in ms: one event at a time (rate 0) or paced at `rate`/s."""
     c = chan()
     lat: list[float] = []
-    arrived = threading.Event()
-    t0 = [0.0]
+    arrived = asyncio.Event()
 
-    def h(ev: event_bus.Event) -> None:
-        lat.append((time.perf_counter() - t0[0]) * 1e6)
+    async def on(d: Any) -> None:
+        lat.append((time.perf_counter() - d["t"]) * 1e3)
         arrived.set()
-    with event_bus.EventBusClient(service_name="bench", redis_url=url, log_level="error") as bus:
-        bus.subscribe(c, h)
+
+    class LatSink(Sink):
+        async def handle(self, d: Any) -> None:
+            await on(d)
+    sink = LatSink(1 << 60)
+    close, _ = await subscribe_side(kind, url, c, sink)
+    if kind == "project":
+        pubc = ours(url)
+        await pubc.connect()
+
+        async def send(k: int) -> None:
+            if k == 1:
+                await pubc.publish(c, {**SMALL, "t": time.perf_counter()})
+            else:
+                await pubc.publish_batch([(c, {**SMALL, "t": time.perf_counter()})] * k)
+        fin: Callable[[], Awaitable[None]] = pubc.disconnect
+    else:
+        r = aredis.Redis.from_url(url)
+
+        async def send(k: int) -> None:
+            if k == 1:
+                await r.publish(c, envelope(c, {**SMALL, "t": time.perf_counter()}))
+            else:
+                p = r.pipeline(transaction=False)
+                for _ in range(k):
+                    p.publish(c, envelope(c, {**SMALL, "t": time.perf_counter()}))
+                await p.execute()
+        fin = r.aclose
+    if rate <= 0:
         for _ in range(samples):
             arrived.clear()
-            t0[0] = time.perf_counter()
-            bus.publish(c, DATA)
-            arrived.wait(5)
-            time.sleep(0.002)
-    out["ours blocking"] = (pct(lat, 0.5), pct(lat, 0.99))
-
-    c = chan()
-    lat2: list[float] = []
-    r = redis.Redis.from_url(url)
-    ps = r.pubsub(ignore_subscribe_messages=True)
-    ps.subscribe(c)
-    ps.get_message(timeout=1)
-    stop = threading.Event()
-    got = threading.Event()
-
-    def listen() -> None:
-        while not stop.is_set():
-            m = ps.get_message(timeout=0.1)
-            if m:
-                json.loads(m["data"])
-                lat2.append((time.perf_counter() - t0[0]) * 1e6)
-                got.set()
-    th = threading.Thread(target=listen)
-    th.start()
-    for _ in range(samples):
-        got.clear()
-        t0[0] = time.perf_counter()
-        r.publish(c, envelope(c))
-        got.wait(5)
-        time.sleep(0.002)
-    stop.set()
-    th.join()
-    ps.close()
-    r.close()
-    out["redis-py blocking"] = (pct(lat2, 0.5), pct(lat2, 0.99))
-
-    async def go() -> None:
-        c = chan()
-        lat3: list[float] = []
-        ev = asyncio.Event()
-
-        async def ah(e: event_bus.Event) -> None:
-            lat3.append((time.perf_counter() - t0[0]) * 1e6)
-            ev.set()
-        async with eb_aio.EventBusClient(service_name="bench", redis_url=url, log_level="error") as ab:
-            await ab.subscribe(c, ah)
-            for _ in range(samples):
-                ev.clear()
-                t0[0] = time.perf_counter()
-                await ab.publish(c, DATA)
-                await asyncio.wait_for(ev.wait(), 5)
-                await asyncio.sleep(0.002)
-        out["ours asyncio"] = (pct(lat3, 0.5), pct(lat3, 0.99))
-
-        c = chan()
-        lat4: list[float] = []
-        ar = aredis.Redis.from_url(url)
-        aps = ar.pubsub(ignore_subscribe_messages=True)
-        await aps.subscribe(c)
-        ev2 = asyncio.Event()
-        done = [False]
-
-        async def reader() -> None:
-            while not done[0]:
-                m = await aps.get_message(timeout=0.1)
-                if m:
-                    json.loads(m["data"])
-                    lat4.append((time.perf_counter() - t0[0]) * 1e6)
-                    ev2.set()
-        task = asyncio.ensure_future(reader())
-        pub = aredis.Redis.from_url(url)
-        for _ in range(samples):
-            ev2.clear()
-            t0[0] = time.perf_counter()
-            await pub.publish(c, envelope(c))
-            await asyncio.wait_for(ev2.wait(), 5)
+            await send(1)
+            try:
+                await asyncio.wait_for(arrived.wait(), 5)
+            except asyncio.TimeoutError:
+                pass
             await asyncio.sleep(0.002)
-        done[0] = True
-        await task
-        await aps.aclose()
-        await ar.aclose()
-        await pub.aclose()
-        out["redis-py asyncio"] = (pct(lat4, 0.5), pct(lat4, 0.99))
-    asyncio.run(go())
-    return out
+    else:
+        tick = 0.005
+        per_tick = max(1, int(rate * tick))
+        total = max(samples, int(rate * 2))  # ~2 s of load
+        start = time.perf_counter()
+        sent = 0
+        while sent < total:
+            await send(per_tick)
+            sent += per_tick
+            delay = start + sent / rate - time.perf_counter()
+            await asyncio.sleep(max(0.0, delay))
+        await asyncio.sleep(0.3)
+    await fin()
+    await close()
+    return pct(lat, 0.5), pct(lat, 0.99), max(lat) if lat else float("nan")
 
 
 # ---------------------------------------------------------------- RSS
 
 RSS_CHILD = """
-import sys, time
+import sys, asyncio, json
 def rss():
     for l in open('/proc/self/status'):
         if l.startswith('VmRSS'):
             return int(l.split()[1])
-kind, url = sys.argv[1], sys.argv[2]
+kind, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.path.insert(0, sys.argv[4])
 base = rss()
-if kind == 'ours':
-    import event_bus
-    b = event_bus.EventBusClient(service_name='bench', redis_url=url, log_level='error'); b.connect()
-    b.subscribe('bench.rss', lambda e: None); b.publish('bench.rss', {'a': 1})
-else:
-    import redis, json, threading
-    r = redis.Redis.from_url(url); r.ping(); ps = r.pubsub(); ps.subscribe('bench.rss')
-    r.publish('bench.rss', json.dumps({'a': 1})); ps.get_message(timeout=0.1)
-time.sleep(0.3)
-print(base, rss())
+import bench
+async def go():
+    sink = bench.Sink(n)
+    c = bench.chan()
+    close, _ = await bench.subscribe_side(kind, url, c, sink)
+    t = __import__('time').perf_counter()
+    if kind == 'project':
+        async with bench.ours(url) as pub:
+            for s in range(0, n, 1000):
+                await pub.publish_batch([(c, bench.SMALL)] * min(1000, n - s))
+            await bench.wait_sink(sink, t)
+    else:
+        r = bench.aredis.Redis.from_url(url)
+        for s in range(0, n, 1000):
+            p = r.pipeline(transaction=False)
+            for _ in range(min(1000, n - s)):
+                p.publish(c, bench.envelope(c, bench.SMALL))
+            await p.execute()
+        await bench.wait_sink(sink, t)
+        await r.aclose()
+    after = rss()
+    await close()
+    return after
+print(asyncio.run(go()) - base)
 """
 
 
-def rss(url: str) -> dict[str, tuple[int, int]]:
-    out = {}
-    for kind, label in (("ours", "ours"), ("peer", "redis-py")):
-        o = subprocess.run([sys.executable, "-c", RSS_CHILD, kind, url], capture_output=True, text=True, check=True)
-        base, after = map(int, o.stdout.split())
-        out[label] = (base, after)
-    return out
+def rss(kind: str, url: str, n: int) -> float:
+    o = subprocess.run([sys.executable, "-c", RSS_CHILD, kind, url, str(n), os.path.dirname(os.path.abspath(__file__))],
+                       capture_output=True, text=True, check=True)
+    return float(o.stdout.split()[-1])
 
+
+# ---------------------------------------------------------------- driver
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--redis", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    ap.add_argument("--latency-samples", type=int, default=500)
+    ap.add_argument("--json", dest="json_path", default=None, help="also write the raw figures here")
+    ap.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")))
+    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     a = ap.parse_args()
-    n, url = a.n, a.redis
-    print(f"python {sys.version.split()[0]}, redis-py {redis.__version__}, event_bus {event_bus.__version__}, n={n}\n")
+    url, s = a.redis, a.scale
 
-    def table(title: str, res: dict[str, float], unit: str = "events/s") -> None:
-        print(f"### {title}\n\n| client | {unit} | vs redis-py blocking | vs redis-py asyncio |\n|---|---:|---:|---:|")
-        pb, pa = res.get("redis-py blocking", 0), res.get("redis-py asyncio", 0)
-        for k, v in res.items():
-            print(f"| {k} | {v:,.0f} | {v / pb:.2f}x | {v / pa:.2f}x |")
-        print()
-    table("Publish, awaited one at a time", pub_single(url, max(2000, n // 4)))
-    table("Publish, batched / pipelined (1000 per batch)", pub_batch(url, n * 5))
-    table("End to end: delivered into a Python handler (feed: redis-py pipelines)", e2e(url, n * 2))
-    lat = latency(url, a.latency_samples)
-    print("### Idle publish-to-handler latency (µs)\n\n| client | p50 | p99 |\n|---|---:|---:|")
-    for k, (p50, p99) in lat.items():
-        print(f"| {k} | {p50:,.0f} | {p99:,.0f} |")
-    print()
-    print("### RSS (KiB): python process, before import -> after connect + subscribe + publish\n\n| client | before | after | added |\n|---|---:|---:|---:|")
-    for k, (b, af) in rss(url).items():
-        print(f"| {k} | {b:,} | {af:,} | {af - b:,} |")
+    def sc(x: int) -> int:
+        return max(100, int(x * s))
+    print(f"python {sys.version.split()[0]}, redis-py {redis.__version__}, event_bus {event_bus.__version__}, "
+          f"rounds={a.rounds}, scale={s}", file=sys.stderr)
+
+    # (scenario, unit, higher_is_better, runner(kind) -> float)
+    specs: list[tuple[str, str, bool, Callable[[str], Awaitable[float]]]] = []
+    for label, data in SIZES.items():
+        big = data is BIG
+        specs += [
+            (f"publish awaited one at a time ({label})", "events/s", True,
+             lambda k, d=data, b=big: pub_single(k, url, sc(1500 if b else 3000), d)),
+            (f"publish batched/pipelined, 1000 per batch ({label})", "events/s", True,
+             lambda k, d=data, b=big: pub_batch(k, url, sc(10000 if b else 40000), d)),
+            (f"end-to-end into a handler, one process ({label})", "events/s", True,
+             lambda k, d=data, b=big: e2e_one(k, url, sc(8000 if b else 40000), d)),
+            (f"end-to-end into a handler, two processes ({label})", "events/s", True,
+             lambda k, d=data, b=big: e2e_two(k, url, sc(8000 if b else 40000), d)),
+        ]
+    raw: dict[str, dict[str, list[float]]] = {}
+
+    async def round_() -> None:
+        for name, _u, _h, run in specs:
+            for kind in ("project", "peer") if len(raw.get(name, {}).get("project", [])) % 2 == 0 else ("peer", "project"):
+                v = await run(kind)
+                print(f"  {name} [{kind}]: {v:,.0f}", file=sys.stderr, flush=True)
+                raw.setdefault(name, {}).setdefault(kind, []).append(v)
+        # latency: idle, then at 50% of the peer's max (the peer's one-process e2e rate, small event)
+        peer_max = statistics.median(raw["end-to-end into a handler, one process (320 B)"]["peer"])
+        for label, r in (("idle", 0.0), ("at 50% of peer max", peer_max / 2)):
+            for kind in ("project", "peer"):
+                p50, p99, mx = await latency(kind, url, sc(300), r)
+                for stat, v in (("p50", p50), ("p99", p99), ("max", mx)):
+                    raw.setdefault(f"latency {stat} {label} (320 B)", {}).setdefault(kind, []).append(v)
+
+    t0 = time.perf_counter()
+    for i in range(a.rounds):
+        asyncio.run(round_())
+        print(f"round {i + 1}/{a.rounds} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    for kind in ("project", "peer"):
+        raw.setdefault("RSS per client after 100,000 events (added KiB)", {}).setdefault(kind, []).append(
+            rss(kind, url, 100_000 if s >= 1 else sc(100_000)))
+
+    rows = []
+    for name, by in raw.items():
+        unit = "ms" if name.startswith("latency") else "KiB" if name.startswith("RSS") else "events/s"
+        rows.append({
+            "scenario": name, "unit": unit, "higher_is_better": unit == "events/s",
+            "project": statistics.median(by["project"]), "peer": statistics.median(by["peer"]),
+            "peer_name": PEER,
+        })
+    print(f"| scenario | unit | project | {PEER} | project/peer |\n|---|---|---:|---:|---:|")
+    for r in rows:
+        fmt = "{:,.2f}" if r["unit"] == "ms" else "{:,.0f}"
+        ratio = r["project"] / r["peer"] if r["peer"] else float("nan")
+        better = "" if r["higher_is_better"] else " (lower is better)"
+        print(f"| {r['scenario']} | {r['unit']}{better} | {fmt.format(r['project'])} | {fmt.format(r['peer'])} | {ratio:.2f}x |")
+    print(f"\n{a.rounds} rounds, medians; {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    if a.json_path:
+        with open(a.json_path, "w", encoding="utf-8") as f:
+            json.dump({"face": "python", "peer": PEER, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
