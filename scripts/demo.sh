@@ -65,7 +65,7 @@ OUT=$(mktemp -d)
 log "starting the C notifier and the Python worker"
 "$NOTIFIER" >"$OUT/notifier.log" 2>&1 & PIDS+=($!)
 "$VENV/bin/python" examples/demo/worker.py >"$OUT/worker.log" 2>&1 & PIDS+=($!)
-tail -n +1 -f "$OUT/notifier.log" "$OUT/worker.log" 2>/dev/null | grep --line-buffered -v '^==> ' & PIDS+=($!)
+tail -q -n +1 -f "$OUT/notifier.log" "$OUT/worker.log" 2>/dev/null & PIDS+=($!)
 for _ in $(seq 1 100); do
   grep -q ready "$OUT/notifier.log" && grep -q ready "$OUT/worker.log" && break
   sleep 0.1
@@ -79,4 +79,5 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 sleep 0.2
+if [ "$status" -eq 0 ]; then log "demo finished: Node -> Python -> C and back, through Redis at $REDIS_URL"; fi
 exit $status
