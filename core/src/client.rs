@@ -432,9 +432,11 @@ impl EventBusClient {
                 })
                 .collect();
         };
+        let mut evs = evs;
+        // The payload is not needed after the write: move it instead of copying it.
         let items: Vec<(String, String)> = evs
-            .iter()
-            .map(|e| (e.channel.clone(), e.payload.clone()))
+            .iter_mut()
+            .map(|e| (e.channel.clone(), std::mem::take(&mut e.payload)))
             .collect();
         let results = t.publish_many(items).await;
         evs.into_iter()

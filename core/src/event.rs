@@ -93,14 +93,44 @@ pub fn channel_for(event_type: &str, opts: &PublishOptions) -> String {
 
 /// `toISOString()` form of now: `2026-11-27T04:28:49.612Z`.
 pub fn now_iso() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    iso_ms(chrono::Utc::now())
+}
+
+/// `%Y-%m-%dT%H:%M:%S%.3fZ` written digit by digit (chrono's `format()` parses its format
+/// string on every call, which showed up in the publish profile).
+fn iso_ms(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    }
+    fn two(b: &mut [u8], v: u32) {
+        b[0] = b'0' + (v / 10) as u8;
+        b[1] = b'0' + (v % 10) as u8;
+    }
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let y = year as u32;
+    two(&mut b[0..2], y / 100);
+    two(&mut b[2..4], y % 100);
+    two(&mut b[5..7], t.month());
+    two(&mut b[8..10], t.day());
+    two(&mut b[11..13], t.hour());
+    two(&mut b[14..16], t.minute());
+    two(&mut b[17..19], t.second());
+    // Same as chrono's `%.3f`: a leap second's nanoseconds (>= 1e9) wrap.
+    let ms = t.nanosecond() % 1_000_000_000 / 1_000_000;
+    b[20] = b'0' + (ms / 100) as u8;
+    two(&mut b[21..23], ms % 100);
+    String::from_utf8(b.to_vec()).expect("ASCII")
 }
 
 /// A new UUID v4 string.
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_string()
 }
 
 /// An event ready to go on the wire.
@@ -121,6 +151,14 @@ pub struct OutgoingEvent {
 }
 
 fn push_json_str(out: &mut String, s: &str) {
+    // Fast path: nothing to escape, so the JSON form is the text in quotes.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // serde_json's escaping matches JSON.stringify for every string (both escape ", \ and
     // control characters and leave other Unicode as is).
     out.push_str(&serde_json::to_string(s).expect("string serialization cannot fail"));
@@ -380,5 +418,46 @@ impl Delivery {
             };
         }
         Some(cur)
+    }
+}
+
+#[cfg(test)]
+mod fast_format_tests {
+    use super::*;
+
+    #[test]
+    fn iso_matches_chrono_format() {
+        use chrono::TimeZone;
+        for (secs, nanos) in [
+            (0i64, 0u32),
+            (1_795_000_000, 612_999_999),
+            (1_795_000_000, 5_000_000),
+            (253_402_300_799, 999_000_000),
+            (-62_135_596_800, 1_000_000),
+        ] {
+            let t = chrono::Utc.timestamp_opt(secs, nanos).unwrap();
+            assert_eq!(iso_ms(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+        }
+        assert_eq!(now_iso().len(), 24);
+    }
+
+    #[test]
+    fn json_str_matches_serde() {
+        for s in [
+            "",
+            "plain",
+            "a\"b",
+            "back\\slash",
+            "ctl\u{1}\n",
+            "ünï€😀",
+            "\u{7f}",
+        ] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, serde_json::to_string(s).unwrap());
+        }
+        let id = new_id();
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
+        assert_eq!(id, id.to_lowercase());
     }
 }
