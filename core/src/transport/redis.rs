@@ -38,12 +38,17 @@ const PUBLISH_CHANNEL: usize = 65_536;
 struct PubRequest {
     channel: String,
     payload: String,
-    state: Arc<AtomicU8>,
+    /// Shared with the caller (one allocation per publish for both flags).
+    cell: Arc<ReqCell>,
     reply: oneshot::Sender<Result<u64>>,
+}
+
+struct ReqCell {
+    state: AtomicU8,
     /// Holds one slot of the offline queue until sent or cancelled. Whoever swaps it from
     /// true to false (the task when sending or failing it, the caller when it times out)
     /// gives the slot back, so it is released exactly once.
-    offline: Arc<AtomicBool>,
+    offline: AtomicBool,
 }
 
 enum SubCtl {
@@ -217,26 +222,38 @@ impl RedisTransport {
                 }
                 offline = true;
             }
-            let offline = Arc::new(AtomicBool::new(offline));
-            let state = Arc::new(AtomicU8::new(PENDING));
+            let cell = Arc::new(ReqCell {
+                state: AtomicU8::new(PENDING),
+                offline: AtomicBool::new(offline),
+            });
             let (reply, rx) = oneshot::channel();
             let req = PubRequest {
                 channel,
                 payload,
-                state: state.clone(),
+                cell: cell.clone(),
                 reply,
-                offline: offline.clone(),
             };
-            match tokio::time::timeout_at(deadline, self.pub_tx.send(req)).await {
-                Ok(Ok(())) => waits.push(Ok((rx, state, offline))),
-                Ok(Err(_)) => {
-                    if offline.swap(false, AcqRel) {
+            // Fast path without a timer; wait (bounded by the deadline) only when the queue
+            // is full.
+            let sent = match self.pub_tx.try_send(req) {
+                Ok(()) => Ok(Ok(())),
+                Err(mpsc::error::TrySendError::Closed(_)) => Ok(Err(())),
+                Err(mpsc::error::TrySendError::Full(req)) => {
+                    tokio::time::timeout_at(deadline, self.pub_tx.send(req))
+                        .await
+                        .map(|r| r.map_err(|_| ()))
+                }
+            };
+            match sent {
+                Ok(Ok(())) => waits.push(Ok((rx, cell))),
+                Ok(Err(())) => {
+                    if cell.offline.swap(false, AcqRel) {
                         self.links.offline.fetch_sub(1, AcqRel);
                     }
                     waits.push(Err(Error::closed()))
                 }
                 Err(_) => {
-                    if offline.swap(false, AcqRel) {
+                    if cell.offline.swap(false, AcqRel) {
                         self.links.offline.fetch_sub(1, AcqRel);
                     }
                     waits.push(Err(Error::new(
@@ -251,7 +268,7 @@ impl RedisTransport {
         }
         let mut out = Vec::with_capacity(waits.len());
         for w in waits {
-            let (rx, state, offline) = match w {
+            let (rx, cell) = match w {
                 Ok(x) => x,
                 Err(e) => {
                     out.push(Err(e));
@@ -262,7 +279,7 @@ impl RedisTransport {
                 Ok(Ok(res)) => res,
                 Ok(Err(_)) => {
                     // The task dropped the request: closed while queued, or died mid-send.
-                    if state.load(Acquire) == SENT {
+                    if cell.state.load(Acquire) == SENT {
                         Err(Error::new(
                             ErrorKind::OutcomeUnknown,
                             "Connection closed after the publish was sent; it may or may not have been delivered",
@@ -272,11 +289,12 @@ impl RedisTransport {
                     }
                 }
                 Err(_) => {
-                    if state
+                    if cell
+                        .state
                         .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
                         .is_ok()
                     {
-                        if offline.swap(false, AcqRel) {
+                        if cell.offline.swap(false, AcqRel) {
                             self.links.offline.fetch_sub(1, AcqRel);
                         }
                         Err(Error::new(
@@ -373,10 +391,11 @@ fn fail_all(
     err: impl Fn() -> Error,
 ) {
     for r in reqs {
-        if r.state
+        if r.cell
+            .state
             .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
             .is_ok()
-            && r.offline.swap(false, AcqRel)
+            && r.cell.offline.swap(false, AcqRel)
         {
             links.offline.fetch_sub(1, AcqRel);
         }
@@ -385,7 +404,7 @@ fn fail_all(
 }
 
 fn purge_cancelled(q: &mut VecDeque<PubRequest>) {
-    q.retain(|r| r.state.load(Acquire) == PENDING);
+    q.retain(|r| r.cell.state.load(Acquire) == PENDING);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -467,11 +486,11 @@ async fn publisher_loop(
                         Some(req) => {
                             // Sent while the link still looked up: it now waits offline, so it
                             // takes an offline-queue slot like any other, or fails at once.
-                            if !req.offline.load(Acquire) {
+                            if !req.cell.offline.load(Acquire) {
                                 let cap = shared.settings.offline_queue_size;
                                 if links.offline.fetch_add(1, AcqRel) >= cap {
                                     links.offline.fetch_sub(1, AcqRel);
-                                    if req.state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() {
+                                    if req.cell.state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() {
                                         let _ = req.reply.send(Err(Error::new(
                                             ErrorKind::QueueFull,
                                             format!("Redis is unavailable and the offline queue is full ({cap} publishes waiting); publish not sent"),
@@ -479,11 +498,11 @@ async fn publisher_loop(
                                     }
                                     continue;
                                 }
-                                req.offline.store(true, Release);
-                                if req.state.load(Acquire) != PENDING {
+                                req.cell.offline.store(true, Release);
+                                if req.cell.state.load(Acquire) != PENDING {
                                     // The caller gave up meanwhile; release the slot unless
                                     // it already did.
-                                    if req.offline.swap(false, AcqRel) {
+                                    if req.cell.offline.swap(false, AcqRel) {
                                         links.offline.fetch_sub(1, AcqRel);
                                     }
                                     continue;
@@ -614,11 +633,12 @@ async fn send_batch(
     let mut pipe = redis::pipe();
     let mut live: Vec<PubRequest> = Vec::with_capacity(batch.len());
     for r in batch.drain(..) {
-        if r.state
+        if r.cell
+            .state
             .compare_exchange(PENDING, SENT, AcqRel, Acquire)
             .is_ok()
         {
-            if r.offline.swap(false, AcqRel) {
+            if r.cell.offline.swap(false, AcqRel) {
                 links.offline.fetch_sub(1, AcqRel);
             }
             pipe.cmd("PUBLISH").arg(&r.channel).arg(&r.payload);
