@@ -27,65 +27,7 @@ static void on_signal(int sig) {
 
 /* ---- just enough JSON to read a few fields of the event's data ---------------------------- */
 
-static const char *skip_ws(const char *p) {
-  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-  return p;
-}
-
-static const char *skip_string(const char *p) {
-  for (p++; *p; p++) {
-    if (*p == '\\') {
-      if (!*++p) return NULL;
-    } else if (*p == '"') {
-      return p + 1;
-    }
-  }
-  return NULL;
-}
-
-static const char *skip_value(const char *p) {
-  p = skip_ws(p);
-  if (*p == '"') return skip_string(p);
-  if (*p == '{' || *p == '[') {
-    int depth = 0;
-    while (*p) {
-      if (*p == '"') {
-        if (!(p = skip_string(p))) return NULL;
-        continue;
-      }
-      if (*p == '{' || *p == '[') depth++;
-      if ((*p == '}' || *p == ']') && --depth == 0) return p + 1;
-      p++;
-    }
-    return NULL;
-  }
-  while (*p && !strchr(",]} \t\r\n", *p)) p++;
-  return p;
-}
-
-/* The value of top-level `key` in the object at p (*end set after it), or NULL. */
-static const char *obj_get(const char *p, const char *key, const char **end) {
-  size_t klen = strlen(key);
-  p = skip_ws(p);
-  if (*p != '{') return NULL;
-  p = skip_ws(p + 1);
-  while (*p == '"') {
-    const char *kend = skip_string(p), *v, *vend;
-    if (!kend) return NULL;
-    int match = (size_t)(kend - p - 2) == klen && memcmp(p + 1, key, klen) == 0;
-    p = skip_ws(kend);
-    if (*p != ':') return NULL;
-    v = skip_ws(p + 1);
-    if (!(vend = skip_value(v))) return NULL;
-    if (match) {
-      *end = vend;
-      return v;
-    }
-    p = skip_ws(vend);
-    if (*p == ',') p = skip_ws(p + 1);
-  }
-  return NULL;
-}
+#include "../c/json_scan.h"
 
 /* Whether the string field `key` of object `json` is exactly `want` (no escapes compared). */
 static int field_is(const char *json, const char *key, const char *want) {
