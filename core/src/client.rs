@@ -87,6 +87,8 @@ struct Inner {
     registry: Arc<Registry>,
     emitter: Arc<Emitter>,
     transport: RwLock<Option<Arc<Transport>>>,
+    #[cfg(feature = "socketio")]
+    socketio: RwLock<Option<Arc<crate::socketio::SocketIo>>>,
     lifecycle: tokio::sync::Mutex<()>,
     connected_at: AtomicU64,
 }
@@ -143,9 +145,14 @@ impl EventBusClient {
                 validator,
                 logger,
                 stats,
-                registry: Arc::new(Registry::new(ctx)),
+                registry: Arc::new(Registry::new(
+                    ctx,
+                    cfg!(feature = "socketio") && settings.socketio.is_some(),
+                )),
                 emitter: Arc::new(Emitter::default()),
                 transport: RwLock::new(None),
+                #[cfg(feature = "socketio")]
+                socketio: RwLock::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
                 connected_at: AtomicU64::new(0),
                 settings,
@@ -227,9 +234,45 @@ impl EventBusClient {
                 }
             }
         };
-        if s.client.is_some() {
+        let transport = Arc::new(transport);
+        #[cfg(feature = "socketio")]
+        if let Some(sio) = &s.socketio {
+            match crate::socketio::SocketIo::start(
+                sio.clone(),
+                s.service_name.clone(),
+                self.inner.registry.clone(),
+                self.inner.emitter.clone(),
+                self.inner.logger.clone(),
+            )
+            .await
+            {
+                Ok(sio) => {
+                    if !sio.state().is_up() {
+                        self.inner.logger.warn(
+                            "Socket.IO hub not reachable; rooms are unavailable until it is (retrying in the background)",
+                            &[("url", s.socketio.as_ref().map(|c| c.url.clone()).unwrap_or_default())],
+                        );
+                    }
+                    *self
+                        .inner
+                        .socketio
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(sio));
+                }
+                Err(e) => {
+                    transport.close().await;
+                    self.inner.logger.error(
+                        "Failed to connect to Event Bus",
+                        &[("error", e.to_string())],
+                    );
+                    return Err(e);
+                }
+            }
+        }
+        #[cfg(not(feature = "socketio"))]
+        if s.socketio.is_some() {
             self.inner.logger.warn(
-                "client (Socket.IO) config given, but rooms over Socket.IO are not supported in this version; joinRoom/leaveRoom/getRoomMembers will fail",
+                "client (Socket.IO) config given, but this build has no socketio feature; joinRoom/leaveRoom/getRoomMembers will fail",
                 &[],
             );
         }
@@ -237,7 +280,7 @@ impl EventBusClient {
             .inner
             .transport
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(transport));
+            .unwrap_or_else(|p| p.into_inner()) = Some(transport);
         self.inner
             .connected_at
             .store(crate::stats::now_ms(), Relaxed);
@@ -283,6 +326,15 @@ impl EventBusClient {
         self.inner
             .logger
             .info("Disconnecting from Event Bus...", &[]);
+        #[cfg(feature = "socketio")]
+        if let Some(sio) = self.socketio_handle() {
+            *self
+                .inner
+                .socketio
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+            sio.close().await;
+        }
         t.close().await;
         self.inner
             .registry
@@ -499,7 +551,12 @@ impl EventBusClient {
             &format!("Subscribed to pattern: {pattern}"),
             &[("subscription", entry.id.clone())],
         );
-        Ok(entry.info())
+        let info = entry.info();
+        #[cfg(feature = "socketio")]
+        if let Some(sio) = self.socketio_handle() {
+            sio.subscribed(&info.id, crate::socketio::subscription_payload(&info));
+        }
+        Ok(info)
     }
 
     /// `unsubscribe(id)`: `false` when no such subscription. The Redis subscription is
@@ -508,6 +565,10 @@ impl EventBusClient {
         let Some(e) = self.inner.registry.remove(id) else {
             return Ok(false);
         };
+        #[cfg(feature = "socketio")]
+        if let Some(sio) = self.socketio_handle() {
+            sio.unsubscribed(id);
+        }
         if let Some(t) = self.transport() {
             if !self.inner.registry.has_key(&e.key) {
                 // Failure here only means Redis keeps sending a pattern nobody handles; the
@@ -557,30 +618,109 @@ impl EventBusClient {
         self.inner.emitter.clear()
     }
 
-    fn rooms_unsupported(&self) -> Error {
-        if self.inner.settings.client.is_none() {
-            Error::new(ErrorKind::Connection, "Socket.IO not connected")
+    #[cfg(feature = "socketio")]
+    fn socketio_handle(&self) -> Option<Arc<crate::socketio::SocketIo>> {
+        self.inner
+            .socketio
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The Socket.IO connection a room call goes through, or why there is none.
+    #[cfg(feature = "socketio")]
+    fn rooms(&self, room: &str) -> Result<Arc<crate::socketio::SocketIo>> {
+        if room.is_empty() {
+            return Err(Error::validation("Room name cannot be empty"));
+        }
+        self.socketio_handle()
+            .ok_or_else(|| Error::new(ErrorKind::Connection, crate::socketio::NOT_CONNECTED))
+    }
+
+    #[cfg(not(feature = "socketio"))]
+    fn rooms(&self, _room: &str) -> Result<std::convert::Infallible> {
+        if self.inner.settings.socketio.is_none() {
+            Err(Error::new(ErrorKind::Connection, "Socket.IO not connected"))
         } else {
-            Error::new(
+            Err(Error::new(
                 ErrorKind::Unsupported,
-                "Socket.IO not connected: rooms over Socket.IO are not supported in this version",
-            )
+                "Socket.IO not connected: this build of the event bus has no socketio feature",
+            ))
         }
     }
 
-    /// `joinRoom(room)`: needs the Socket.IO hub, not supported yet.
-    pub async fn join_room(&self, _room: &str) -> Result<()> {
-        Err(self.rooms_unsupported())
+    /// `joinRoom(room)`: join a room on the Socket.IO hub (acknowledged by the hub). The room
+    /// is rejoined after every reconnect. Fails with `Socket.IO not connected` without
+    /// `client` config or while the hub is unreachable.
+    pub async fn join_room(&self, room: &str) -> Result<()> {
+        let sio = self.rooms(room)?;
+        #[cfg(feature = "socketio")]
+        return sio.join_room(room).await;
+        #[cfg(not(feature = "socketio"))]
+        match sio {}
     }
 
-    /// `leaveRoom(room)`: needs the Socket.IO hub, not supported yet.
-    pub async fn leave_room(&self, _room: &str) -> Result<()> {
-        Err(self.rooms_unsupported())
+    /// `leaveRoom(room)`: leave a room on the hub.
+    pub async fn leave_room(&self, room: &str) -> Result<()> {
+        let sio = self.rooms(room)?;
+        #[cfg(feature = "socketio")]
+        return sio.leave_room(room).await;
+        #[cfg(not(feature = "socketio"))]
+        match sio {}
     }
 
-    /// `getRoomMembers(room)`: needs the Socket.IO hub, not supported yet.
-    pub async fn get_room_members(&self, _room: &str) -> Result<Vec<String>> {
-        Err(self.rooms_unsupported())
+    /// `getRoomMembers(room)`: the members the hub reports for a room.
+    pub async fn get_room_members(&self, room: &str) -> Result<Vec<String>> {
+        let sio = self.rooms(room)?;
+        #[cfg(feature = "socketio")]
+        return sio.get_room_members(room).await;
+        #[cfg(not(feature = "socketio"))]
+        match sio {}
+    }
+
+    /// Rooms joined through this client (rejoined after reconnects).
+    pub fn joined_rooms(&self) -> Vec<String> {
+        #[cfg(feature = "socketio")]
+        if let Some(sio) = self.socketio_handle() {
+            return sio.state().rooms();
+        }
+        Vec::new()
+    }
+
+    #[cfg(feature = "socketio")]
+    fn socketio_check(&self) -> Option<(Value, bool)> {
+        let cfg = self.inner.settings.socketio.as_ref()?;
+        let sio = self.socketio_handle()?;
+        let st = sio.state();
+        let up = st.is_up();
+        let check = json!({
+            "status": if up { "pass" } else { "fail" },
+            "message": if up {
+                "Socket.IO hub connection healthy".to_string()
+            } else {
+                format!(
+                    "Socket.IO not connected: {}; reconnecting",
+                    st.last_error().unwrap_or_else(|| "connecting".into())
+                )
+            },
+            "duration": 0,
+            "details": {
+                "url": cfg.url,
+                "transport": st.transport().map(|t| t.name()),
+                "rooms": st.rooms(),
+                "reconnects": st.reconnects(),
+            }
+        });
+        Some((check, up))
+    }
+
+    #[cfg(not(feature = "socketio"))]
+    fn socketio_check(&self) -> Option<(Value, bool)> {
+        self.inner.settings.socketio.as_ref()?;
+        Some((
+            json!({"status": "warn", "message": "this build has no socketio feature; rooms are unavailable"}),
+            true,
+        ))
     }
 
     fn uptime(&self) -> u64 {
@@ -651,13 +791,17 @@ impl EventBusClient {
                         }
                     }),
                 );
-                if self.inner.settings.client.is_some() {
-                    checks.insert(
-                        "socketio".into(),
-                        json!({"status": "warn", "message": "Socket.IO rooms are not supported in this version"}),
-                    );
-                }
-                status = overall;
+                status = match self.socketio_check() {
+                    Some((check, up)) => {
+                        checks.insert("socketio".into(), check);
+                        if !up && overall == "healthy" {
+                            "degraded"
+                        } else {
+                            overall
+                        }
+                    }
+                    None => overall,
+                };
             }
         }
         HealthReport {
@@ -680,6 +824,11 @@ impl EventBusClient {
                 u64::from(l.publisher_up) + u64::from(l.subscriber_up)
             }
         };
+        #[cfg(feature = "socketio")]
+        if let Some(sio) = self.socketio_handle() {
+            s.active_rooms = sio.state().rooms().len() as u64;
+            s.active_connections += u64::from(sio.state().is_up());
+        }
         s.uptime = self.uptime();
         s
     }

@@ -341,8 +341,124 @@ pub struct Settings {
     pub strict_schemas: bool,
     /// Drain timeout of `disconnect()`.
     pub disconnect_timeout: Duration,
-    /// Socket.IO settings, when rooms are configured.
-    pub client: Option<ClientConfig>,
+    /// Socket.IO settings, when rooms are configured (`client` given).
+    pub socketio: Option<SocketIoSettings>,
+}
+
+/// Which Engine.IO transport carries the Socket.IO connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SioTransport {
+    /// One WebSocket.
+    Websocket,
+    /// HTTP long-polling.
+    Polling,
+}
+
+impl SioTransport {
+    /// The Engine.IO name: `websocket` or `polling`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SioTransport::Websocket => "websocket",
+            SioTransport::Polling => "polling",
+        }
+    }
+}
+
+/// The `client` (and `websocket`) config with defaults applied.
+#[derive(Clone)]
+pub struct SocketIoSettings {
+    /// Hub URL (`http(s)://host:port[/namespace]`).
+    pub url: String,
+    /// Sent as `auth.token`.
+    pub auth_token: Option<String>,
+    /// Reconnect after a lost connection (default true).
+    pub reconnection: bool,
+    /// Reconnect backoff start (default 1000 ms).
+    pub reconnection_delay: Duration,
+    /// Reconnect backoff cap (default 5000 ms).
+    pub reconnection_delay_max: Duration,
+    /// Attempts after a loss before giving up (None = unlimited).
+    pub reconnection_attempts: Option<u64>,
+    /// Connect and acknowledgement timeout (default 20000 ms).
+    pub timeout: Duration,
+    /// Transports in the order they are tried: `websocket.transports` as given, default
+    /// websocket then polling.
+    pub transports: Vec<SioTransport>,
+}
+
+impl fmt::Debug for SocketIoSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketIoSettings")
+            .field("url", &self.url)
+            .field("transports", &self.transports)
+            .finish_non_exhaustive()
+    }
+}
+
+fn socketio_settings(
+    client: &Option<ClientConfig>,
+    ws: &Option<WebSocketConfig>,
+) -> Result<Option<SocketIoSettings>> {
+    let Some(c) = client else { return Ok(None) };
+    let url = match c.url.as_deref().map(str::trim) {
+        Some(u) if !u.is_empty() => u.to_string(),
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "client.url is required when client (Socket.IO) is configured",
+            ))
+        }
+    };
+    if !(url.starts_with("http://")
+        || url.starts_with("https://")
+        || url.starts_with("ws://")
+        || url.starts_with("wss://"))
+    {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!("client.url must start with http://, https://, ws:// or wss://, got \"{url}\""),
+        ));
+    }
+    let transports = match ws.as_ref().and_then(|w| w.transports.as_ref()) {
+        None => vec![SioTransport::Websocket, SioTransport::Polling],
+        Some(list) => {
+            let mut out = Vec::new();
+            for t in list {
+                let t = match t.as_str() {
+                    "websocket" => SioTransport::Websocket,
+                    "polling" => SioTransport::Polling,
+                    other => {
+                        return Err(Error::new(
+                            ErrorKind::Config,
+                            format!(
+                                "websocket.transports entries must be \"websocket\" or \"polling\", got \"{other}\""
+                            ),
+                        ))
+                    }
+                };
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+            }
+            if out.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "websocket.transports must name at least one transport",
+                ));
+            }
+            out
+        }
+    };
+    Ok(Some(SocketIoSettings {
+        url,
+        auth_token: c.auth_token.clone(),
+        reconnection: c.reconnection.unwrap_or(true),
+        reconnection_delay: ms(c.reconnection_delay, 1000),
+        reconnection_delay_max: ms(c.reconnection_delay_max, 5000),
+        reconnection_attempts: c.reconnection_attempts,
+        timeout: ms(c.timeout, 20_000),
+        transports,
+    }))
 }
 
 impl fmt::Debug for Settings {
@@ -456,7 +572,7 @@ impl EventBusConfig {
             max_data_size: val.max_data_size.unwrap_or(512 * 1024),
             strict_schemas: val.strict_schemas.unwrap_or(false),
             disconnect_timeout: ms(self.disconnect_timeout, 5_000),
-            client: self.client.clone(),
+            socketio: socketio_settings(&self.client, &self.websocket)?,
         })
     }
 }

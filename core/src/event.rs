@@ -341,6 +341,25 @@ impl Delivery {
         out
     }
 
+    /// The same event with another channel / pattern (one event reaching several
+    /// subscriptions by different routes).
+    #[cfg(feature = "socketio")]
+    pub(crate) fn routed(&self, channel: &str, pattern: Option<&str>) -> Delivery {
+        let i = &self.inner;
+        Delivery {
+            inner: Arc::new(DeliveryInner {
+                id: i.id.clone(),
+                event_type: i.event_type.clone(),
+                data: i.data.clone(),
+                metadata: i.metadata.clone(),
+                channel: channel.to_string(),
+                pattern: pattern.map(str::to_string),
+                payload: i.payload.clone(),
+                received_at: i.received_at,
+            }),
+        }
+    }
+
     /// Parse a message from the wire. Errors describe why it is an invalid message.
     pub fn decode(channel: &str, pattern: Option<&str>, payload: &[u8]) -> Result<Delivery> {
         let text = std::str::from_utf8(payload)

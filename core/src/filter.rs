@@ -2,24 +2,24 @@
 //! JavaScript comparison semantics (`===`, `String(x).includes`, `>`/`<` with coercion).
 //! The TS package declared filters but never applied them; here they work.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::Delivery;
 
 /// `{conditions: [...], operator: 'AND' | 'OR'}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SubscriptionFilter {
     /// The conditions.
     pub conditions: Vec<FilterCondition>,
     /// How conditions combine (default AND).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<String>,
 }
 
 /// `{field, operator, value}`; `field` is a dot path into the event (`data.userId`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct FilterCondition {
     /// Dot path.
     pub field: String,

@@ -46,6 +46,8 @@ pub mod filter;
 pub mod glob;
 pub mod logging;
 pub mod runtime;
+#[cfg(feature = "socketio")]
+mod socketio;
 pub mod state;
 pub mod stats;
 pub mod subscription;

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
@@ -94,38 +94,38 @@ where
 }
 
 /// `SubscriptionOptions`: the TS fields plus `filter`, `concurrency`, `maxPending`.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionOptions {
     /// Handler timeout in ms (default 30000).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
     /// Retry a failed or timed-out handler (default false).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on_error: Option<bool>,
     /// Retries after the first attempt (default 3, or `performance.maxRetries`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
     /// First retry delay in ms (default 1000, or `performance.retryDelay`), doubled each retry.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_delay: Option<u64>,
     /// Retry delay cap in ms (default 10000).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retry_delay: Option<u64>,
     /// Only events passing this filter reach the handler.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<SubscriptionFilter>,
     /// Handler runs in flight at once (default 1: strictly in order).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
     /// Queue bound; past it events are dropped and counted (default 10000).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_pending: Option<usize>,
     /// Accepted (TS field), no effect.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<Value>,
     /// Free-form (TS field); a `filter` inside it is honoured as the TS hub protocol sent it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
 }
 
@@ -244,6 +244,8 @@ pub struct SubscriptionInfo {
 
 pub(crate) struct Entry {
     pub id: String,
+    /// Process-unique number (cheaper than the id for duplicate tracking).
+    seq: u64,
     pub pattern: String,
     pub key: Key,
     pub options: SubscriptionOptions,
@@ -281,19 +283,42 @@ pub(crate) struct Ctx {
 pub(crate) struct Registry {
     inner: RwLock<RegInner>,
     pub ctx: Arc<Ctx>,
+    /// Set when events can arrive by two routes (Socket.IO configured).
+    seen: Option<std::sync::Mutex<Seen>>,
 }
 
 #[derive(Default)]
 struct RegInner {
     by_id: HashMap<String, Arc<Entry>>,
-    by_key: HashMap<Key, Vec<Arc<Entry>>>,
+    /// SUBSCRIBE keys and PSUBSCRIBE keys, apart, so a received message is looked up by its
+    /// borrowed channel or pattern name without building a key.
+    channels: HashMap<String, Vec<Arc<Entry>>>,
+    patterns: HashMap<String, Vec<Arc<Entry>>>,
+}
+
+impl RegInner {
+    fn by_channel(&self, channel: &str) -> Option<&Vec<Arc<Entry>>> {
+        self.channels.get(channel)
+    }
+    fn by_pattern(&self, pattern: &str) -> Option<&Vec<Arc<Entry>>> {
+        self.patterns.get(pattern)
+    }
+    fn map_mut<'k>(&mut self, key: &'k Key) -> (&mut HashMap<String, Vec<Arc<Entry>>>, &'k str) {
+        match key {
+            Key::Channel(c) => (&mut self.channels, c),
+            Key::Pattern(p) => (&mut self.patterns, p),
+        }
+    }
 }
 
 impl Registry {
-    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
+    /// `dedupe`: remember recent event ids per subscription, for clients that receive
+    /// events by Redis and by Socket.IO.
+    pub(crate) fn new(ctx: Arc<Ctx>, dedupe: bool) -> Self {
         Registry {
             inner: RwLock::new(RegInner::default()),
             ctx,
+            seen: dedupe.then(|| std::sync::Mutex::new(Seen::new(DEDUPE_WINDOW))),
         }
     }
 
@@ -307,7 +332,11 @@ impl Registry {
 
     /// Every key with at least one subscription: what the server side must match.
     pub(crate) fn keys(&self) -> Vec<Key> {
-        self.read().by_key.keys().cloned().collect()
+        let g = self.read();
+        let channels = g.channels.keys().map(|c| Key::Channel(c.clone()));
+        channels
+            .chain(g.patterns.keys().map(|p| Key::Pattern(p.clone())))
+            .collect()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -315,7 +344,11 @@ impl Registry {
     }
 
     pub(crate) fn has_key(&self, key: &Key) -> bool {
-        self.read().by_key.contains_key(key)
+        let g = self.read();
+        match key {
+            Key::Channel(c) => g.channels.contains_key(c),
+            Key::Pattern(p) => g.patterns.contains_key(p),
+        }
     }
 
     /// Create and register a subscription; its worker starts on the shared runtime.
@@ -328,8 +361,10 @@ impl Registry {
     ) -> Arc<Entry> {
         let (tx, rx) = mpsc::channel(policy.max_pending);
         let active = Arc::new(AtomicBool::new(true));
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let entry = Arc::new(Entry {
             id: crate::event::new_id(),
+            seq: SEQ.fetch_add(1, Relaxed),
             pattern: pattern.to_string(),
             key: Key::for_pattern(pattern),
             options,
@@ -350,10 +385,8 @@ impl Registry {
         *entry.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
         let mut g = self.write();
         g.by_id.insert(entry.id.clone(), entry.clone());
-        g.by_key
-            .entry(entry.key.clone())
-            .or_default()
-            .push(entry.clone());
+        let (map, name) = g.map_mut(&entry.key);
+        map.entry(name.to_string()).or_default().push(entry.clone());
         entry
     }
 
@@ -362,10 +395,11 @@ impl Registry {
     pub(crate) fn remove(&self, id: &str) -> Option<Arc<Entry>> {
         let mut g = self.write();
         let e = g.by_id.remove(id)?;
-        if let Some(list) = g.by_key.get_mut(&e.key) {
+        let (map, name) = g.map_mut(&e.key);
+        if let Some(list) = map.get_mut(name) {
             list.retain(|x| x.id != e.id);
             if list.is_empty() {
-                g.by_key.remove(&e.key);
+                map.remove(name);
             }
         }
         drop(g);
@@ -393,7 +427,8 @@ impl Registry {
     pub(crate) async fn drain_all(&self, timeout: Duration) {
         let entries: Vec<Arc<Entry>> = {
             let mut g = self.write();
-            g.by_key.clear();
+            g.channels.clear();
+            g.patterns.clear();
             g.by_id.drain().map(|(_, e)| e).collect()
         };
         let mut workers = Vec::new();
@@ -432,74 +467,179 @@ impl Registry {
         }
     }
 
-    /// Hand a message to the subscriptions under its key. Called by the transports for every
-    /// message; never blocks. `pattern` is what Redis reported for a pmessage.
-    pub(crate) fn dispatch(&self, channel: &str, pattern: Option<&str>, payload: &[u8]) {
-        let key = match pattern {
-            Some(p) => Key::Pattern(p.to_string()),
-            None => Key::Channel(channel.to_string()),
-        };
-        let g = self.read();
-        let Some(entries) = g.by_key.get(&key) else {
-            return; // a late message for a key just unsubscribed
-        };
+    /// Count (and, rate-limited, log) a message that is not a valid event.
+    pub(crate) fn count_invalid(&self, channel: &str, payload: &[u8], reason: &str) {
         let ctx = &self.ctx;
-        let decoded = if payload.len() > ctx.max_message_size {
+        ctx.stats.invalid.fetch_add(1, Relaxed);
+        if let Some(suppressed) = ctx.invalid_log.check() {
+            let prefix: String = String::from_utf8_lossy(&payload[..payload.len().min(64)])
+                .chars()
+                .collect();
+            ctx.logger.warn(
+                "Invalid message ignored",
+                &[
+                    ("channel", channel.to_string()),
+                    ("reason", reason.to_string()),
+                    ("bytes", payload.len().to_string()),
+                    ("prefix", format!("{prefix:?}")),
+                    ("suppressed", suppressed.to_string()),
+                ],
+            );
+        }
+    }
+
+    fn decode(&self, channel: &str, pattern: Option<&str>, payload: &[u8]) -> Option<Delivery> {
+        let max = self.ctx.max_message_size;
+        let decoded = if payload.len() > max {
             Err(Error::validation(format!(
-                "message size ({} bytes) exceeds maximum allowed size ({} bytes)",
+                "message size ({} bytes) exceeds maximum allowed size ({max} bytes)",
                 payload.len(),
-                ctx.max_message_size
             )))
         } else {
             Delivery::decode(channel, pattern, payload)
         };
-        let delivery = match decoded {
-            Ok(d) => d,
+        match decoded {
+            Ok(d) => Some(d),
             Err(e) => {
-                ctx.stats.invalid.fetch_add(1, Relaxed);
-                if let Some(suppressed) = ctx.invalid_log.check() {
-                    let prefix: String = String::from_utf8_lossy(&payload[..payload.len().min(64)])
-                        .chars()
-                        .collect();
-                    ctx.logger.warn(
-                        "Invalid message ignored",
-                        &[
-                            ("channel", channel.to_string()),
-                            ("reason", e.message().to_string()),
-                            ("bytes", payload.len().to_string()),
-                            ("prefix", format!("{prefix:?}")),
-                            ("suppressed", suppressed.to_string()),
-                        ],
-                    );
-                }
-                return;
+                self.count_invalid(channel, payload, e.message());
+                None
             }
+        }
+    }
+
+    /// Hand a message to the subscriptions under its key. Called by the transports for every
+    /// message; never blocks. `pattern` is what Redis reported for a pmessage.
+    pub(crate) fn dispatch(&self, channel: &str, pattern: Option<&str>, payload: &[u8]) {
+        let g = self.read();
+        let entries = match pattern {
+            Some(p) => g.by_pattern(p),
+            None => g.by_channel(channel),
         };
-        ctx.stats.record_received();
+        let Some(entries) = entries else {
+            return; // a late message for a key just unsubscribed
+        };
+        let Some(delivery) = self.decode(channel, pattern, payload) else {
+            return;
+        };
+        self.ctx.stats.record_received();
+        let mut seen = self
+            .seen
+            .as_ref()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()));
         for e in entries {
-            if let Some(f) = &e.filter {
-                if !f.matches(&delivery) {
-                    ctx.stats.filtered.fetch_add(1, Relaxed);
+            if let Some(seen) = seen.as_deref_mut() {
+                if !seen.first_time(delivery.id(), e.seq) {
                     continue;
                 }
             }
-            let tx = e.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let Some(tx) = tx else { continue };
-            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(delivery.clone()) {
-                ctx.stats.dropped.fetch_add(1, Relaxed);
-                if let Some(suppressed) = ctx.drop_log.check() {
-                    ctx.logger.warn(
-                        "Subscription queue full; event dropped",
-                        &[
-                            ("subscription", e.id.clone()),
-                            ("pattern", e.pattern.clone()),
-                            ("maxPending", tx.max_capacity().to_string()),
-                            ("suppressed", suppressed.to_string()),
-                        ],
-                    );
+            self.offer(e, &delivery);
+        }
+    }
+
+    /// An event that came over Socket.IO: it goes to the subscriptions whose pattern matches
+    /// its type, except those that already had it (same id) from Redis. Its `channel` is the
+    /// event type.
+    #[cfg(feature = "socketio")]
+    pub(crate) fn dispatch_by_type(&self, payload: &[u8]) {
+        let Some(delivery) = self.decode("socket.io", None, payload) else {
+            return;
+        };
+        let ty = delivery.event_type().to_string();
+        let g = self.read();
+        let mut seen = self
+            .seen
+            .as_ref()
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut received = false;
+        let exact = g.channels.get(&ty).map(|v| (None, v));
+        let globs = g
+            .patterns
+            .iter()
+            .filter(|(p, _)| crate::glob::matches_pattern(p, &ty))
+            .map(|(p, v)| (Some(p.as_str()), v));
+        for (pattern, entries) in exact.into_iter().chain(globs) {
+            let routed = delivery.routed(&ty, pattern);
+            for e in entries {
+                if let Some(seen) = seen.as_deref_mut() {
+                    if !seen.first_time(delivery.id(), e.seq) {
+                        continue;
+                    }
                 }
+                if !received {
+                    received = true;
+                    self.ctx.stats.record_received();
+                }
+                self.offer(e, &routed);
             }
         }
+    }
+
+    /// Queue one delivery for one subscription (filter, bound, drop accounting).
+    fn offer(&self, e: &Entry, delivery: &Delivery) {
+        let ctx = &self.ctx;
+        if let Some(f) = &e.filter {
+            if !f.matches(delivery) {
+                ctx.stats.filtered.fetch_add(1, Relaxed);
+                return;
+            }
+        }
+        let tx = e.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(tx) = tx else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(delivery.clone()) {
+            ctx.stats.dropped.fetch_add(1, Relaxed);
+            if let Some(suppressed) = ctx.drop_log.check() {
+                ctx.logger.warn(
+                    "Subscription queue full; event dropped",
+                    &[
+                        ("subscription", e.id.clone()),
+                        ("pattern", e.pattern.clone()),
+                        ("maxPending", tx.max_capacity().to_string()),
+                        ("suppressed", suppressed.to_string()),
+                    ],
+                );
+            }
+        }
+    }
+}
+
+/// How many recent event ids the duplicate check remembers (about 2 MB at most).
+const DEDUPE_WINDOW: usize = 16_384;
+
+/// Which subscriptions already had which recent events: with two routes (Redis and Socket.IO)
+/// the same event can arrive twice, and each subscription must see it once. Bounded: the
+/// oldest ids are forgotten first.
+pub(crate) struct Seen {
+    by_id: HashMap<String, Vec<u64>>,
+    order: std::collections::VecDeque<String>,
+    cap: usize,
+}
+
+impl Seen {
+    pub(crate) fn new(cap: usize) -> Seen {
+        Seen {
+            by_id: HashMap::new(),
+            order: std::collections::VecDeque::new(),
+            cap,
+        }
+    }
+
+    /// True the first time `(id, subscription)` is offered.
+    fn first_time(&mut self, id: &str, sub: u64) -> bool {
+        if let Some(subs) = self.by_id.get_mut(id) {
+            if subs.contains(&sub) {
+                return false;
+            }
+            subs.push(sub);
+            return true;
+        }
+        if self.order.len() >= self.cap {
+            if let Some(old) = self.order.pop_front() {
+                self.by_id.remove(&old);
+            }
+        }
+        self.by_id.insert(id.to_string(), vec![sub]);
+        self.order.push_back(id.to_string());
+        true
     }
 }
 

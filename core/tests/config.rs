@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use event_bus::config::Endpoint;
+use event_bus::config::{Endpoint, SioTransport};
 use event_bus::{ErrorKind, EventBusClient, EventBusConfig, LogLevel};
 
 fn settings(json: &str) -> event_bus::Result<event_bus::config::Settings> {
@@ -65,7 +65,56 @@ fn the_ts_config_shape_with_ioredis_fields_is_accepted() {
         }
         Endpoint::Memory(_) => panic!("redis expected"),
     }
-    assert!(s.client.is_some());
+    let sio = s.socketio.expect("client config resolved");
+    assert_eq!(sio.url, "http://hub:3000");
+    assert_eq!(sio.auth_token.as_deref(), Some("tok"));
+    assert_eq!(sio.timeout, Duration::from_millis(20000));
+    assert_eq!(
+        sio.transports,
+        vec![SioTransport::Websocket, SioTransport::Polling]
+    );
+}
+
+#[test]
+fn socketio_settings_defaults_and_errors() {
+    let s = settings(r#"{"serviceName":"a","redis":{},"client":{"url":"http://h:1"}}"#).unwrap();
+    let sio = s.socketio.unwrap();
+    assert!(sio.reconnection);
+    assert_eq!(sio.reconnection_delay, Duration::from_millis(1000));
+    assert_eq!(sio.reconnection_delay_max, Duration::from_millis(5000));
+    assert_eq!(sio.reconnection_attempts, None);
+    assert_eq!(
+        sio.transports,
+        vec![SioTransport::Websocket, SioTransport::Polling]
+    );
+    let s = settings(
+        r#"{"serviceName":"a","redis":{},"client":{"url":"http://h:1"},"websocket":{"transports":["polling"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(s.socketio.unwrap().transports, vec![SioTransport::Polling]);
+    for (cfg, msg) in [
+        (r#""client":{}"#, "client.url is required"),
+        (
+            r#""client":{"url":"hub:3000"}"#,
+            "client.url must start with",
+        ),
+        (
+            r#""client":{"url":"http://h"},"websocket":{"transports":["xhr"]}"#,
+            "websocket.transports entries must be",
+        ),
+        (
+            r#""client":{"url":"http://h"},"websocket":{"transports":[]}"#,
+            "at least one transport",
+        ),
+    ] {
+        let e = settings(&format!(r#"{{"serviceName":"a","redis":{{}},{cfg}}}"#)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains(msg), "{cfg}: {e}");
+    }
+    assert!(settings(r#"{"serviceName":"a","redis":{}}"#)
+        .unwrap()
+        .socketio
+        .is_none());
 }
 
 #[test]
