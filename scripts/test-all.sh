@@ -33,8 +33,16 @@ ensure_tools() {
   ensure_redis
 }
 
+# The Socket.IO test hub (tests/fixtures/socketio-hub, npm socket.io) that the core, node,
+# python and c suites start for their rooms tests.
+ensure_hub() {
+  [ -d tests/fixtures/socketio-hub/node_modules/socket.io ] ||
+    npm ci --prefix tests/fixtures/socketio-hub --no-audit --no-fund >/dev/null
+}
+
 suite_lint() {
-  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings
+  cargo fmt --all -- --check && cargo clippy --workspace --all-targets -q -- -D warnings &&
+    cargo check -p event-bus-core --no-default-features -q
 }
 
 suite_core() {
@@ -63,7 +71,7 @@ suite_cross() {
   PYTHON="$VENV/bin/python" bash tests/cross/run.sh
 }
 
-ensure_tools || { echo "setup: 0 passed, 1 failed"; exit 1; }
+ensure_tools && ensure_hub || { echo "setup: 0 passed, 1 failed"; exit 1; }
 for s in $SUITES; do
   run_suite "$s" "suite_$s"
 done
