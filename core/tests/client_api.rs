@@ -114,18 +114,18 @@ async fn publish_family_and_delivered_to(t: T) {
         .publish_to_room(&tag, "chat.message", &data, &opts)
         .await
         .unwrap();
-    assert_eq!(
-        (r.channel.as_str(), r.delivered_to),
-        (format!("room:{tag}").as_str(), 1)
-    );
+    // >= 1: a Socket.IO hub on the shared server (the rooms tests start one) listens on
+    // `room:*` too.
+    assert_eq!(r.channel, format!("room:{tag}"));
+    assert!(r.delivered_to >= 1, "{r:?}");
     let r = bus
         .publish_to_user(&tag, "notify.x", &data, &opts)
         .await
         .unwrap();
-    assert_eq!(
-        (r.channel.as_str(), r.delivered_to),
-        (format!("user:{tag}").as_str(), 1)
-    );
+    // >= 1: a Socket.IO hub on the shared server (the rooms tests start one) listens on
+    // `user:*` too.
+    assert_eq!(r.channel, format!("user:{tag}"));
+    assert!(r.delivered_to >= 1, "{r:?}");
     // Options on publish: room wins over user.
     let both = PublishOptions {
         room: Some(tag.clone()),
