@@ -178,8 +178,9 @@ async fn join_leave_and_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_events_reach_exactly_the_members_once() {
     let hub = Hub::start(&[]);
-    let room = unique("room");
-    let ty = format!("{}.sent", unique("chat"));
+    let tag = unique("chat");
+    let room = format!("{tag}-room");
+    let ty = format!("{tag}.sent");
     let sender = connected(&unique("sender"), &hub).await;
     let mut members = Vec::new();
     for i in 0..2 {
@@ -193,11 +194,16 @@ async fn room_events_reach_exactly_the_members_once() {
         )
         .await
         .unwrap();
-        // Matches the Redis channel (room:...) and the type: must still run once per event.
+        // Matches the Redis channel (room:<tag>-room) and the type (<tag>.sent): it must
+        // still run once per event. (Not `*`: other clients share this Redis.)
         let both = Collector::new();
-        bus.subscribe("*", both.handler(), SubscriptionOptions::default())
-            .await
-            .unwrap();
+        bus.subscribe(
+            &format!("*{tag}*"),
+            both.handler(),
+            SubscriptionOptions::default(),
+        )
+        .await
+        .unwrap();
         members.push((bus, by_type, both));
     }
     let outsider = connected(&unique("outsider"), &hub).await;
