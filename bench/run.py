@@ -51,6 +51,47 @@ def redis_benchmark(pipeline: int, n: int, size: int) -> float:
     return float(m[-1])
 
 
+DRAIN = r"""
+import socket, sys
+host, port, chan = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = socket.create_connection((host, port))
+s.sendall(b"SUBSCRIBE %s\r\n" % chan.encode())
+total = 0
+sys.stdout.write("READY\n"); sys.stdout.flush()
+while True:
+    b = s.recv(1 << 20)
+    if not b:
+        break
+    total += len(b)
+"""
+
+
+def redis_ceiling_with_subscriber(n: int, size: int) -> float:
+    """PUBLISH -P 64 while one subscriber drains every message: the most events per second the
+    server itself can carry end to end on this machine (a raw socket reader, the cheapest
+    possible subscriber; it is checked to be still subscribed afterwards)."""
+    host, port = redis_host_port()
+    chan = f"bench-ceiling-sub-{os.getpid()}"
+    drain = subprocess.Popen([sys.executable, "-c", DRAIN, host, port, chan], stdout=subprocess.PIPE, text=True)
+    try:
+        assert drain.stdout is not None and drain.stdout.readline().strip() == "READY"
+        time.sleep(0.2)
+        out = subprocess.run(
+            ["redis-benchmark", "-h", host, "-p", port, "-c", "1", "-P", "64", "-n", str(n), "-q",
+             "PUBLISH", chan, "x" * size],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        subs = subprocess.run(["redis-cli", "-h", host, "-p", port, "PUBSUB", "NUMSUB", chan],
+                              capture_output=True, text=True, check=True).stdout.split()
+        if subs[-1] != "1":
+            raise RuntimeError("the draining subscriber was disconnected during the ceiling run")
+        m = re.findall(r"([\d.]+) requests per second", out)
+        return float(m[-1])
+    finally:
+        drain.kill()
+        drain.wait()
+
+
 def rust(scenario: str, n: int, size: int) -> dict[str, Any]:
     out = subprocess.run([RUST_BIN, scenario, str(n), str(size)], capture_output=True, text=True, check=True,
                          env={**os.environ, "REDIS_URL": REDIS_URL}).stdout
@@ -64,7 +105,7 @@ def med(xs: list[float]) -> float:
 def rust_rows() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for label, (size, wire) in SIZES.items():
-        burst, ceil, serial, p1, p50, p99, e2e = [], [], [], [], [], [], []
+        burst, ceil, serial, p1, p50, p99, e2e, ceil_sub = [], [], [], [], [], [], [], []
         n = 100_000 if label == "small" else 20_000
         for r in range(ROUNDS):
             log(f"rust {label} round {r + 1}/{ROUNDS}")
@@ -74,6 +115,7 @@ def rust_rows() -> list[dict[str, Any]]:
             serial.append(s["rate"]); p50.append(s["p50_ms"]); p99.append(s["p99_ms"])
             p1.append(redis_benchmark(1, n // 10, wire))
             e2e.append(rust("e2e", n, size)["rate"])
+            ceil_sub.append(redis_ceiling_with_subscriber(n, wire))
         rows += [
             {"scenario": f"burst publish ({label})", "unit": "events/s", "higher_is_better": True,
              "project": med(burst), "peer": med(ceil), "peer_name": "redis-benchmark -P 64 (server ceiling)"},
@@ -82,7 +124,8 @@ def rust_rows() -> list[dict[str, Any]]:
             {"scenario": f"awaited publish p50 ({label})", "unit": "ms", "higher_is_better": False,
              "project": med(p50), "peer": 1000.0 / med(p1), "peer_name": "redis-benchmark -P 1 (mean)"},
             {"scenario": f"end-to-end into a handler, one process ({label})", "unit": "events/s", "higher_is_better": True,
-             "project": med(e2e), "peer": med(ceil), "peer_name": "redis-benchmark -P 64 (server ceiling)"},
+             "project": med(e2e), "peer": med(ceil_sub),
+             "peer_name": "redis-benchmark -P 64 with one raw subscriber draining (end-to-end ceiling)"},
         ]
     fan = []
     for r in range(ROUNDS):
