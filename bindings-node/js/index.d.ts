@@ -184,9 +184,14 @@ export interface EventBusConfig {
   serviceVersion?: string;
   /** Accepted and ignored (server mode is not part of this package). */
   server?: ServerConfig;
-  /** Socket.IO hub, used for rooms (rooms are not supported in 2.0; see joinRoom). */
+  /**
+   * The platform's Socket.IO hub, for rooms (joinRoom / leaveRoom / getRoomMembers) and the
+   * events the hub forwards. With it, connect() also opens the hub connection; without it the
+   * room methods reject with `Socket.IO not connected`, as in 1.0.0.
+   */
   client?: ClientConfig;
   redis: RedisConfig;
+  /** Only `transports` applies (to the hub connection of `client`); the rest is accepted and ignored. */
   websocket?: WebSocketConfig;
   /** Accepted and ignored. */
   security?: SecurityConfig;
@@ -211,13 +216,32 @@ export interface ServerConfig {
   path?: string;
 }
 
+/**
+ * The Socket.IO hub connection (Engine.IO v4 / Socket.IO v5, the protocol of socket.io 4),
+ * authenticated with `auth: {token: authToken, serviceName}`.
+ *
+ * - A hub that refuses the token makes connect() reject with `CONNECTION_ERROR`
+ *   `Socket.IO connection rejected by the hub: <the hub's message>` (Redis is closed again).
+ * - A hub that cannot be reached: connect() still resolves (Redis works), healthCheck() is
+ *   `degraded`, room calls reject with `Socket.IO not connected`, and the client keeps trying
+ *   in the background; with `reconnection: false` connect() rejects with `CONNECTION_ERROR`.
+ * - A lost connection is retried with backoff (state events on connection `socketio`); after
+ *   each reconnect every room is rejoined and every subscription announced again.
+ */
 export interface ClientConfig {
+  /** `http://`, `https://`, `ws://` or `wss://` URL of the hub (a path after the port is the namespace). */
   url: string;
+  /** Sent as `auth.token` in the Socket.IO handshake. */
   authToken?: string;
+  /** Reconnect after a lost or failed connection (default true). */
   reconnection?: boolean;
+  /** First reconnect delay (ms, default 1000), doubled per attempt, with jitter. */
   reconnectionDelay?: number;
+  /** Reconnect delay cap (ms, default 5000). */
   reconnectionDelayMax?: number;
+  /** Attempts after a loss before giving up (default unlimited). */
   reconnectionAttempts?: number;
+  /** Connect timeout and how long a room call waits for the hub's ack (ms, default 20000; `TIMEOUT` after). */
   timeout?: number;
 }
 
@@ -267,11 +291,20 @@ export interface ValidationConfig {
 }
 
 export interface WebSocketConfig {
+  /**
+   * Transports of the hub connection (`client`), tried in this order. Default: WebSocket, then
+   * HTTP long-polling as the fallback.
+   */
   transports?: ('websocket' | 'polling')[];
+  /** Accepted and ignored (a server option: the hub's ping settings apply). */
   pingTimeout?: number;
+  /** Accepted and ignored (a server option: the hub's ping settings apply). */
   pingInterval?: number;
+  /** Accepted and ignored (server option). */
   maxHttpBufferSize?: number;
+  /** Accepted and ignored (server option; see `client.timeout`). */
   connectTimeout?: number;
+  /** Accepted and ignored (server option). */
   serveClient?: boolean;
 }
 
@@ -437,9 +470,11 @@ export interface ClientInfo {
 // ============================================================================
 
 export interface HealthCheckResult {
+  /** `degraded` when Redis is up but the Socket.IO hub (`client` config) is not. */
   status: 'healthy' | 'degraded' | 'unhealthy';
   timestamp: string;
-  checks: Record<string, CheckResult>;
+  /** `redis` always; `socketio` (Added in 2.0) when the config has `client`. */
+  checks: Record<string, CheckResult> & { socketio?: SocketIoCheckResult };
   uptime: number;
   version?: string;
 }
@@ -451,7 +486,28 @@ export interface CheckResult {
   details?: Record<string, any>;
 }
 
+/** Added in 2.0: `healthCheck().checks.socketio`, the hub connection of the `client` config. */
+export interface SocketIoCheckResult extends CheckResult {
+  /** `pass` while the hub connection is up, else `fail` (never `warn`). */
+  status: 'pass' | 'warn' | 'fail';
+  details?: SocketIoCheckDetails;
+}
+
+/** Added in 2.0. */
+export interface SocketIoCheckDetails {
+  /** `client.url`. */
+  url: string;
+  /** The transport in use; null while not connected. */
+  transport: 'websocket' | 'polling' | null;
+  /** Rooms joined through this client (rejoined after every reconnect). */
+  rooms: string[];
+  /** Reconnects of the hub connection so far. */
+  reconnects: number;
+  [key: string]: any;
+}
+
 export interface EventBusStats {
+  /** Open connections: publisher and subscriber, plus the Socket.IO hub when `client` is set. */
   activeConnections: number;
   totalConnections: number;
   eventsPublished: number;
@@ -460,6 +516,7 @@ export interface EventBusStats {
   eventsFailed: number;
   activeSubscriptions: number;
   totalSubscriptions: number;
+  /** Rooms joined through joinRoom (and not left). */
   activeRooms: number;
   averageLatency: number;
   messagesPerSecond: number;
@@ -689,6 +746,7 @@ export interface LeaveRoomMessage {
 // Connection state events (Added in 2.0)
 // ============================================================================
 
+/** The Redis publisher and subscriber connections, and `socketio`: the hub of the `client` config. */
 export type ConnectionName = 'publisher' | 'subscriber' | 'socketio';
 
 export interface ConnectedEvent {
@@ -769,11 +827,21 @@ export declare class EventBusClient implements IEventBusService {
   ): Promise<Subscription>;
   unsubscribe(subscriptionId: string): Promise<boolean>;
 
-  /** Rooms over Socket.IO are not supported in 2.0: rejects with `Socket.IO not connected`. */
+  /**
+   * Join a room on the Socket.IO hub (`client` config); resolves once the hub acknowledged it.
+   * The room is rejoined after every reconnect, and events the hub sends to it reach the
+   * subscriptions whose pattern matches the event's type. Rejects with `CONNECTION_ERROR`
+   * `Socket.IO not connected` without `client` config, after disconnect() or while the hub is
+   * unreachable; a `ValidationError` for an empty or non-string room name; `PROTOCOL_ERROR`
+   * when the hub refuses; `TIMEOUT` after `client.timeout` without an answer.
+   */
   joinRoom(room: string): Promise<void>;
-  /** See joinRoom. */
+  /** Leave a room on the hub (acknowledged); it is no longer rejoined. Rejects as joinRoom. */
   leaveRoom(room: string): Promise<void>;
-  /** See joinRoom. */
+  /**
+   * The room's members as the hub reports them (the platform's hub: the serviceName of each
+   * socket in the room). Rejects as joinRoom.
+   */
   getRoomMembers(room: string): Promise<string[]>;
 
   healthCheck(): Promise<HealthCheckResult>;

@@ -14,6 +14,9 @@
  *   reported to the core, which applies timeout and retry.
  * - A connected client keeps the process alive (a ref'd timer, like an ioredis socket);
  *   after disconnect(), or without connect(), nothing does.
+ * - Rooms: the Socket.IO hub connection (`client` config) is the core's; events the hub
+ *   forwards reach the handlers through the same queue as Redis ones, and its state changes
+ *   come as the same Node events (connection 'socketio').
  */
 'use strict';
 
@@ -291,6 +294,11 @@ function preparePublish(eventType, data, options) {
     any = true;
   }
   return { type: eventType, json, opts: any ? toJson(o, 'Publish options') : '' };
+}
+
+/** A room name must be a string (the core checks the rest: not empty). */
+function checkRoom(room) {
+  if (typeof room !== 'string') throw new ValidationError('Room name must be a string');
 }
 
 function failureResult(err) {
@@ -682,27 +690,35 @@ class EventBusClient extends EventEmitter {
     }
   }
 
-  // ----- rooms -------------------------------------------------------------------------------
+  // ----- rooms (over the Socket.IO hub of the `client` config) -------------------------------
+  //
+  // Each call is one acknowledged request to the hub. Without `client` config, after
+  // disconnect() and while the hub is unreachable they reject with CONNECTION_ERROR
+  // `Socket.IO not connected`; an empty or non-string name with a ValidationError; a refusal by
+  // the hub with PROTOCOL_ERROR. Joined rooms are rejoined after every reconnect by the core.
 
   async joinRoom(room) {
+    checkRoom(room);
     try {
-      await this._native.joinRoom(String(room));
+      await this._native.joinRoom(room);
     } catch (err) {
       throw mapError(err);
     }
   }
 
   async leaveRoom(room) {
+    checkRoom(room);
     try {
-      await this._native.leaveRoom(String(room));
+      await this._native.leaveRoom(room);
     } catch (err) {
       throw mapError(err);
     }
   }
 
   async getRoomMembers(room) {
+    checkRoom(room);
     try {
-      return await this._native.getRoomMembers(String(room));
+      return await this._native.getRoomMembers(room);
     } catch (err) {
       throw mapError(err);
     }

@@ -476,13 +476,18 @@ impl NativeClient {
         serde_json::to_string(&self.client.stats()).map_err(arg_error)
     }
 
-    /// Rooms need the Socket.IO hub (not supported yet): always rejects.
+    /// `joinRoom(room)`: join a room on the Socket.IO hub of the `client` config; resolves when
+    /// the hub acknowledged it (rejoined after every reconnect). Rejects with
+    /// `[CONNECTION_ERROR] Socket.IO not connected` without `client` config, after disconnect or
+    /// while the hub is unreachable; `[VALIDATION_ERROR]` for an empty name; `[PROTOCOL_ERROR]`
+    /// when the hub refuses; `[TIMEOUT]` without an ack within `client.timeout`.
     #[napi]
     pub async fn join_room(&self, room: String) -> Result<()> {
         self.client.join_room(&room).await.map_err(|e| js_error(&e))
     }
 
-    /// See `join_room`.
+    /// `leaveRoom(room)`: leave a room on the hub (acknowledged; no longer rejoined). Rejects
+    /// as `join_room`.
     #[napi]
     pub async fn leave_room(&self, room: String) -> Result<()> {
         self.client
@@ -491,7 +496,8 @@ impl NativeClient {
             .map_err(|e| js_error(&e))
     }
 
-    /// See `join_room`.
+    /// `getRoomMembers(room)`: the members the hub reports for the room (the `members` of its
+    /// ack). Rejects as `join_room`.
     #[napi]
     pub async fn get_room_members(&self, room: String) -> Result<Vec<String>> {
         self.client
