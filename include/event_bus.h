@@ -274,6 +274,12 @@ enum eb_status eb_client_free(struct eb_client *client);
 /**
  * Creates a client from a JSON config (the TS `EventBusConfig`: `{"serviceName": "svc",
  * "redis": {"host": "127.0.0.1", "port": 6379}}` or `"redis": {"url": "redis://..."}`).
+ * Rooms need the Socket.IO hub: `"client": {"url": "http://hub:3000", "authToken": "...",
+ * "reconnection": true, "reconnectionDelay": 1000, "reconnectionDelayMax": 5000,
+ * "reconnectionAttempts": <unlimited>, "timeout": 20000}` (only `url` is required, http(s):// or
+ * ws(s)://; delays and `timeout` in ms, `timeout` bounds the connect and each
+ * acknowledgement) and optionally `"websocket": {"transports": ["websocket", "polling"]}`
+ * (the default: WebSocket, long-polling as fallback).
  * Does not connect. On success `*client_out` owns a new client, to be released with
  * eb_client_free (or eb_shutdown); on failure it is set to NULL. The first client installs the
  * default stderr logger unless eb_set_log_callback was called.
@@ -284,21 +290,31 @@ enum eb_status eb_client_free(struct eb_client *client);
 enum eb_status eb_client_new(const char *config_json, struct eb_client **client_out);
 
 /**
- * Opens the publisher and subscriber connections. Fails with EB_ERR_CONNECTION naming the
- * address when Redis is unreachable. Connecting twice is a no-op. Blocks the calling thread.
+ * Opens the publisher and subscriber connections and, with the `client` config, the Socket.IO
+ * hub connection (auth `{token, serviceName}`). Fails with EB_ERR_CONNECTION naming the
+ * address when Redis is unreachable, and with EB_ERR_CONNECTION `Socket.IO connection rejected
+ * by the hub: invalid token` when the hub refuses the token (nothing stays open). An
+ * unreachable hub does not fail it (unless `client.reconnection` is false): the hub is retried
+ * in the background, eb_health_check reports `degraded` and room calls fail with
+ * `Socket.IO not connected` meanwhile. Connecting twice is a no-op. Blocks the calling thread.
  */
 enum eb_status eb_connect(struct eb_client *client);
 
 /**
  * Stops receiving, lets queued and running handlers finish (up to `disconnectTimeout`), drops
- * every subscription (their drop(ctx) runs) and closes both connections. Idempotent; the client
- * may be connected again. Must not be called from inside a callback. Blocks the calling thread.
+ * every subscription (their drop(ctx) runs) and closes both Redis connections and the hub's.
+ * Idempotent; the client may be connected again. Must not be called from inside a callback.
+ * Blocks the calling thread.
  */
 enum eb_status eb_disconnect(struct eb_client *client);
 
 /**
- * Lists a room's members as a JSON array of strings in `*members_json_out` (owned: free with
- * eb_string_free). See eb_join_room for the current limitation.
+ * Asks the hub who is in `room`. On success `*members_json_out` owns (free with
+ * eb_string_free) a JSON array of strings: the hub's `members` answer (a hub typically lists
+ * the `serviceName` of each member connection, e.g. `["billing","notifier"]`); `[]` for an
+ * empty room. On failure `*members_json_out` is NULL. Errors as eb_join_room
+ * (EB_ERR_PROTOCOL also when the answer has no members list). Blocks the calling thread; safe
+ * inside a handler.
  *
  * # Safety
  * `room` is NULL or NUL-terminated; `members_json_out` is NULL or writable.
@@ -310,7 +326,8 @@ enum eb_status eb_get_room_members(struct eb_client *client,
 /**
  * The client's statistics as JSON in `*json_out` (owned: free with eb_string_free): the TS
  * `EventBusStats` fields plus `eventsDropped`, `invalidMessages`, `reconnects`, latency
- * percentiles.
+ * percentiles. `activeRooms` counts the rooms joined through eb_join_room; `activeConnections`
+ * counts the hub connection too (3 with Redis and the hub up).
  *
  * # Safety
  * `json_out` is NULL or writable.
@@ -319,8 +336,11 @@ enum eb_status eb_get_stats(const struct eb_client *client, char **json_out);
 
 /**
  * PINGs Redis and reports `{"status":"healthy|degraded|unhealthy","timestamp","checks":{"redis":
- * {...}},"uptime","version"}` in `*json_out` (owned: free with eb_string_free). An unhealthy
- * client is still EB_OK: read `status`.
+ * {...}},"uptime","version"}` in `*json_out` (owned: free with eb_string_free). With the
+ * `client` config `checks` also has `"socketio": {"status": "pass"|"fail", "message",
+ * "duration", "details": {"url", "transport": "websocket"|"polling"|null, "rooms": [...],
+ * "reconnects"}}`; a hub that is down makes the client `degraded`. An unhealthy client is
+ * still EB_OK: read `status`.
  *
  * # Safety
  * `json_out` is NULL or writable.
@@ -336,8 +356,22 @@ enum eb_status eb_health_check(const struct eb_client *client, char **json_out);
 enum eb_status eb_is_connected(const struct eb_client *client, bool *connected_out);
 
 /**
- * Joins a Socket.IO room. Without the `client` config this fails with EB_ERR_CONNECTION
- * (`Socket.IO not connected`); rooms over Socket.IO are not supported in this version.
+ * Joins the Socket.IO room `room` on the hub and returns once the hub acknowledged it
+ * (`{success:true}`). The client then receives the events published to the room
+ * (eb_publish_to_room, from any client) through the hub: they go to the subscriptions whose
+ * pattern matches the event's type, with `channel` set to the type. A subscription that gets
+ * the same event from Redis too (a pattern matching both `room:<room>` and the type, such as
+ * `*`) runs once for it. Joined rooms are rejoined automatically after the hub connection
+ * comes back.
+ *
+ * Needs the `client` config (`{"url","authToken",...}`, see eb_client_new) and eb_connect.
+ * Errors: EB_ERR_INVALID_ARGUMENT (NULL, invalid UTF-8, not a live client);
+ * EB_ERR_VALIDATION for an empty room (`Room name cannot be empty`); EB_ERR_CONNECTION with
+ * `Socket.IO not connected` without `client` config, before eb_connect, after eb_disconnect or
+ * while the hub is unreachable (the library keeps reconnecting in the background);
+ * EB_ERR_PROTOCOL when the hub refuses (its reason in eb_last_error); EB_ERR_TIMEOUT when the
+ * hub does not answer within `client.timeout`. Blocks the calling thread; safe inside a
+ * handler.
  *
  * # Safety
  * `room` is NULL or NUL-terminated.
@@ -351,7 +385,8 @@ enum eb_status eb_join_room(struct eb_client *client, const char *room);
 const char *eb_last_error(void);
 
 /**
- * Leaves a Socket.IO room (see eb_join_room).
+ * Leaves the Socket.IO room `room` (acknowledged by the hub; it is no longer rejoined after a
+ * reconnect). Errors as eb_join_room. Blocks the calling thread; safe inside a handler.
  *
  * # Safety
  * `room` is NULL or NUL-terminated.
@@ -374,15 +409,17 @@ enum eb_status eb_off_state(struct eb_client *client, uint64_t listener_id);
 
 /**
  * Registers a state-change callback (`connected`, `disconnected`, `reconnecting`, `gap`,
- * `error`). `*listener_id_out` (if not NULL) receives an id for eb_off_state.
+ * `error`). The JSON's `connection` is `publisher`, `subscriber` or `socketio` (the hub:
+ * `connected {reconnect}`, `disconnected {reason}`, `reconnecting {attempt, delay}`,
+ * `error {message}`). `*listener_id_out` (if not NULL) receives an id for eb_off_state.
  *
  * Ownership: `ctx` passes to the library whatever the result; `drop(ctx)` (if not NULL) runs
  * exactly once: at eb_off_state, eb_client_free or eb_shutdown, or before an error return.
  *
  * Threads: the callback runs on a library thread (an async worker of the connection
- * supervisor), one change at a time per connection and in order; changes of the publisher and
- * subscriber connections may be reported concurrently. It must return quickly; it may call
- * eb_publish and friends but not eb_disconnect / eb_client_free / eb_shutdown (refused).
+ * supervisor), one change at a time per connection and in order; changes of the publisher,
+ * subscriber and hub connections may be reported concurrently. It must return quickly; it may
+ * call eb_publish and friends but not eb_disconnect / eb_client_free / eb_shutdown (refused).
  *
  * # Safety
  * `listener_id_out` is NULL or writable; `ctx` must be usable from other threads.
@@ -425,7 +462,8 @@ enum eb_status eb_publish_batch(struct eb_client *client,
                                 char **results_json_out);
 
 /**
- * As eb_publish, to channel `room:{room}`.
+ * As eb_publish, to channel `room:{room}`; a Socket.IO hub forwards it to the clients that
+ * joined the room (eb_join_room). Does not need the hub itself (the publish goes to Redis).
  *
  * # Safety
  * As eb_publish; `room` is NUL-terminated.
@@ -503,6 +541,12 @@ void eb_string_free(char *s);
  * safe to call eb_publish*, eb_subscribe, eb_unsubscribe (also of its own subscription),
  * eb_get_stats and eb_health_check; eb_disconnect, eb_client_free and eb_shutdown are refused.
  * `drop` may run on any library thread or on the thread calling eb_unsubscribe/eb_disconnect.
+ *
+ * With the Socket.IO hub (`client` config) the subscription is also announced to the hub
+ * (and again after each reconnect); events the hub forwards (for example to the rooms this
+ * client joined) go to the subscriptions whose pattern matches the event's type, with the
+ * event's `channel` set to its type. An event received both from Redis and from the hub runs
+ * each subscription once.
  *
  * The first call may start on a library thread before this function has returned.
  *

@@ -3,6 +3,8 @@
 # committed header is what cbindgen generates, that every exported eb_* function is referenced
 # by the symbols test, compiles the tests (-Wall -Wextra -Werror, as C and as C++) and the
 # example through pkg-config, and runs the tests under valgrind (zero errors, zero leaks).
+# The room tests (tests/c/test_rooms.c) start the Socket.IO test hub
+# (tests/fixtures/socketio-hub/hub.js) with node; its node_modules are installed if missing.
 #
 #   scripts/test-c.sh                # needs Redis at REDIS_URL or 127.0.0.1:6379 (started if none)
 #   VALGRIND=0 scripts/test-c.sh     # without valgrind (faster)
@@ -31,8 +33,19 @@ step() {
 command -v valgrind >/dev/null || [ "${VALGRIND:-1}" = 0 ] || apt_install valgrind
 command -v pkg-config >/dev/null || apt_install pkg-config
 ensure_redis || exit 1
+if ! command -v node >/dev/null; then
+  echo "node is required for the room tests (Socket.IO hub)"; echo "0 passed, 1 failed"; exit 1
+fi
+HUB_DIR=tests/fixtures/socketio-hub
+if [ ! -d "$HUB_DIR/node_modules/socket.io" ]; then
+  log "installing the Socket.IO test hub's dependencies (npm ci --prefix $HUB_DIR)"
+  npm ci --prefix "$HUB_DIR" --no-audit --no-fund >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
+fi
+export EB_HUB_SCRIPT=$ROOT/$HUB_DIR/hub.js
 
 mkdir -p "$BUILD"
+export EB_HUB_LOG=$BUILD/hub.log # the test hubs' stderr
+: >"$EB_HUB_LOG"
 log "building and installing the C library into $PREFIX"
 build_out=$(bash scripts/build-c.sh --prefix="$PREFIX") || { echo "0 passed, 1 failed"; exit 1; }
 GENERATED=$(printf '%s\n' "$build_out" | sed -n 's/^GENERATED_HEADER=//p')
@@ -52,10 +65,15 @@ soname_is_set() {
 }
 
 compile() {
-  rm -f "$BUILD"/test_capi "$BUILD"/test_capi_cpp "$BUILD"/test_symbols* "$BUILD"/notifier
+  rm -f "$BUILD"/test_capi "$BUILD"/test_capi_cpp "$BUILD"/test_rooms* "$BUILD"/test_symbols* \
+        "$BUILD"/notifier
   $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_capi.c -o "$BUILD/test_capi" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CXX -std=c++17 $WARN -x c++ tests/c/test_capi.c -o "$BUILD/test_capi_cpp" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_rooms.c -o "$BUILD/test_rooms" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CXX -std=c++17 $WARN -D_GNU_SOURCE -x c++ tests/c/test_rooms.c -o "$BUILD/test_rooms_cpp" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CC -std=c11 $WARN tests/c/test_symbols.c -o "$BUILD/test_symbols" \
       $(pkg-config --cflags --libs event_bus) $RPATH &&
@@ -98,6 +116,27 @@ run_tests_cpp() {
   fi
 }
 
+# The room tests against the Socket.IO test hub (a node child per test; valgrind does not
+# trace it: --trace-children=no is its default).
+run_rooms() {
+  local rc
+  if [ "${VALGRIND:-1}" = 0 ]; then
+    "$BUILD/test_rooms"; rc=$?
+  else
+    "${VG[@]}" "$BUILD/test_rooms"; rc=$?
+  fi
+  [ $rc = 0 ] || { echo "    last lines of $EB_HUB_LOG:" >&2; tail -20 "$EB_HUB_LOG" >&2; }
+  return $rc
+}
+
+run_rooms_cpp() {
+  if [ "${VALGRIND:-1}" = 0 ]; then
+    "$BUILD/test_rooms_cpp" | tail -1
+  else
+    "${VG[@]}" "$BUILD/test_rooms_cpp" | tail -1
+  fi
+}
+
 # The example receives an event published by a raw Redis client (the wire format, no library).
 example_runs() {
   command -v redis-cli >/dev/null || { echo "    (redis-cli missing: example only compiled)"; return 0; }
@@ -127,6 +166,8 @@ step "compile tests and example (-Wall -Wextra -Werror, C and C++, shared and st
 step "every exported eb_* symbol referenced" exports_match
 step "C tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_tests
 step "C tests compiled as C++$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_tests_cpp
+step "C room tests (Socket.IO hub)$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_rooms
+step "C room tests compiled as C++$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_rooms_cpp
 step "example receives an event" example_runs
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
