@@ -50,7 +50,8 @@ suite_core() {
 }
 
 suite_node() {
-  npm install --no-audit --no-fund && npm test
+  npm install --no-audit --no-fund && npm test &&
+  node --test tests/fixtures/socketio-hub/smoke.test.js
 }
 
 VENV=${VENV:-$ROOT/.venv}
