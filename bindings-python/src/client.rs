@@ -388,17 +388,17 @@ impl NativeClient {
 
     fn join_room(&self, py: Python<'_>, room: String) -> PyResult<()> {
         let c = self.core.clone();
-        errors::map(wait(py, async move { c.join_room(&room).await })?)
+        errors::map_room(wait(py, async move { c.join_room(&room).await })?)
     }
 
     fn leave_room(&self, py: Python<'_>, room: String) -> PyResult<()> {
         let c = self.core.clone();
-        errors::map(wait(py, async move { c.leave_room(&room).await })?)
+        errors::map_room(wait(py, async move { c.leave_room(&room).await })?)
     }
 
     fn get_room_members(&self, py: Python<'_>, room: String) -> PyResult<Vec<String>> {
         let c = self.core.clone();
-        errors::map(wait(py, async move { c.get_room_members(&room).await })?)
+        errors::map_room(wait(py, async move { c.get_room_members(&room).await })?)
     }
 
     fn health_check(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -559,19 +559,19 @@ impl NativeClient {
                 bridge,
                 future,
                 async move { c.join_room(&room).await },
-                |py, r| errors::map(r).map(|_| none(py)),
+                |py, r| errors::map_room(r).map(|_| none(py)),
             ),
             "leave" => resolve_later(
                 bridge,
                 future,
                 async move { c.leave_room(&room).await },
-                |py, r| errors::map(r).map(|_| none(py)),
+                |py, r| errors::map_room(r).map(|_| none(py)),
             ),
             _ => resolve_later(
                 bridge,
                 future,
                 async move { c.get_room_members(&room).await },
-                |py, r| Ok(errors::map(r)?.into_pyobject(py)?.into_any().unbind()),
+                |py, r| Ok(errors::map_room(r)?.into_pyobject(py)?.into_any().unbind()),
             ),
         }
     }

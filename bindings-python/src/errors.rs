@@ -31,13 +31,13 @@ create_exception!(
     event_bus,
     ConnectionError,
     EventBusError,
-    "Redis could not be reached, or a connection failed."
+    "Redis or the Socket.IO hub could not be reached, or a connection failed."
 );
 create_exception!(
     event_bus,
     TimeoutError,
     EventBusError,
-    "A deadline passed before the operation was sent."
+    "A deadline passed: before the operation was sent, or (room calls) before the hub acknowledged it."
 );
 create_exception!(event_bus, PublishError, EventBusError, "A publish failed.");
 create_exception!(
@@ -65,30 +65,36 @@ impl From<Error> for BusError {
 
 impl From<BusError> for PyErr {
     fn from(b: BusError) -> PyErr {
-        let e = &b.error;
-        let msg = e.message().to_string();
-        let err = match e.kind() {
-            ErrorKind::Validation | ErrorKind::Config | ErrorKind::InvalidArgument => {
-                ValidationError::new_err(msg)
-            }
-            ErrorKind::NotConnected | ErrorKind::Closed => NotConnectedError::new_err(msg),
-            ErrorKind::Connection => ConnectionError::new_err(msg),
-            ErrorKind::Timeout => TimeoutError::new_err(msg),
-            ErrorKind::QueueFull => QueueFullError::new_err(msg),
-            ErrorKind::OutcomeUnknown => OutcomeUnknownError::new_err(msg),
-            ErrorKind::Protocol => PublishError::new_err(msg),
-            _ => EventBusError::new_err(msg),
-        };
-        Python::attach(|py| {
-            let v = err.value(py);
-            let _ = v.setattr("code", e.kind().code());
-            let _ = v.setattr("event_id", b.event_id.as_deref());
-            if let Some(src) = std::error::Error::source(e) {
-                err.set_cause(py, Some(PyRuntimeError::new_err(e.full_message_of(src))));
-            }
-        });
-        err
+        to_py(b, PublishError::new_err)
     }
+}
+
+/// `protocol` builds the exception of a PROTOCOL_ERROR: Redis refusing a publish is a
+/// `PublishError`, the Socket.IO hub refusing a room call is not (see [`map_room`]).
+fn to_py(b: BusError, protocol: fn(String) -> PyErr) -> PyErr {
+    let e = &b.error;
+    let msg = e.message().to_string();
+    let err = match e.kind() {
+        ErrorKind::Validation | ErrorKind::Config | ErrorKind::InvalidArgument => {
+            ValidationError::new_err(msg)
+        }
+        ErrorKind::NotConnected | ErrorKind::Closed => NotConnectedError::new_err(msg),
+        ErrorKind::Connection => ConnectionError::new_err(msg),
+        ErrorKind::Timeout => TimeoutError::new_err(msg),
+        ErrorKind::QueueFull => QueueFullError::new_err(msg),
+        ErrorKind::OutcomeUnknown => OutcomeUnknownError::new_err(msg),
+        ErrorKind::Protocol => protocol(msg),
+        _ => EventBusError::new_err(msg),
+    };
+    Python::attach(|py| {
+        let v = err.value(py);
+        let _ = v.setattr("code", e.kind().code());
+        let _ = v.setattr("event_id", b.event_id.as_deref());
+        if let Some(src) = std::error::Error::source(e) {
+            err.set_cause(py, Some(PyRuntimeError::new_err(e.full_message_of(src))));
+        }
+    });
+    err
 }
 
 trait CauseText {
@@ -111,6 +117,14 @@ impl CauseText for Error {
 /// Convert a core result.
 pub fn map<T>(r: event_bus::Result<T>) -> PyResult<T> {
     r.map_err(|e| PyErr::from(BusError::from(e)))
+}
+
+/// Convert the result of a room call (`join_room`, `leave_room`, `get_room_members`): as
+/// [`map`], except that the hub refusing the call or answering nonsense (PROTOCOL_ERROR)
+/// raises the base `EventBusError`, not `PublishError`. No hub connection is
+/// `ConnectionError` (`Socket.IO not connected`), an empty room name `ValidationError`.
+pub fn map_room<T>(r: event_bus::Result<T>) -> PyResult<T> {
+    r.map_err(|e| to_py(BusError::from(e), EventBusError::new_err))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -12,6 +12,17 @@ Both take the same config dict as the Node package (``{"serviceName": ..., "redi
 and/or keyword arguments (``service_name=``, ``redis_url=``, ``redis_host=``, ...), and both
 are context managers. Times in options are milliseconds, as in the Node package.
 
+Rooms go through the platform's Socket.IO hub, configured as in the Node package:
+``client={"url": ..., "authToken": ..., "reconnection": True, "reconnectionDelay": 1000,
+"reconnectionDelayMax": 5000, "reconnectionAttempts": ..., "timeout": 20000}`` and optionally
+``websocket={"transports": ["websocket", "polling"]}`` (the default: WebSocket, long-polling as
+the fallback). With ``client`` set, ``connect()`` also connects to the hub: a hub that refuses the
+token raises :class:`ConnectionError`; an unreachable hub does not fail ``connect()`` (unless
+``"reconnection": False``) but is retried in the background, ``health_check()`` says
+``degraded`` meanwhile and room calls raise :class:`ConnectionError` ``Socket.IO not
+connected``. Joined rooms and subscriptions are restored after every reconnect to the hub. An
+event that reaches a subscription both through Redis and through the hub runs its handler once.
+
 Errors are exceptions: :class:`EventBusError` and its subclasses :class:`ValidationError`,
 :class:`NotConnectedError`, :class:`ConnectionError`, :class:`TimeoutError`,
 :class:`PublishError` (with :class:`QueueFullError` and :class:`OutcomeUnknownError`). Logs go to
@@ -163,6 +174,8 @@ class EventBusClient:
         return self._native.publish(event_type, data, **options)
 
     def publish_to_room(self, room: str, event_type: str, data: Any, **options: Any) -> PublishResult:
+        """Publish on the Redis channel ``room:<room>``; the Socket.IO hub forwards the event to
+        the room's members (see :meth:`join_room`)."""
         return self._native.publish(event_type, data, **{**options, "room": room})
 
     def publish_to_user(
@@ -207,12 +220,22 @@ class EventBusClient:
     # ------------------------------------------------------------------ rooms, monitoring
 
     def join_room(self, room: str) -> None:
+        """Join ``room`` on the Socket.IO hub (returns once the hub acknowledged it). Events
+        published to the room then reach this client's subscriptions whose pattern matches their
+        type. The room is rejoined after every reconnect to the hub.
+
+        Raises :class:`ValidationError` for an empty name, :class:`ConnectionError`
+        (``Socket.IO not connected``) without a ``client`` config, after :meth:`disconnect` or
+        while the hub is unreachable, :class:`EventBusError` (code ``PROTOCOL_ERROR``) when the
+        hub refuses, :class:`TimeoutError` when it does not answer within ``client.timeout``."""
         self._native.join_room(room)
 
     def leave_room(self, room: str) -> None:
+        """Leave ``room`` on the hub; raises as :meth:`join_room`."""
         self._native.leave_room(room)
 
     def get_room_members(self, room: str) -> List[str]:
+        """The members of ``room`` as the hub reports them; raises as :meth:`join_room`."""
         return self._native.get_room_members(room)
 
     def health_check(self) -> dict[str, Any]:
@@ -223,8 +246,9 @@ class EventBusClient:
 
     def on_state(self, callback: Callable[[dict[str, Any]], Any]) -> int:
         """Call ``callback(state)`` on connection state changes (``{"type": "connected" |
-        "disconnected" | "reconnecting" | "gap" | "error", ...}``). Runs on a runtime thread:
-        keep it short. Returns an id for :meth:`off_state`."""
+        "disconnected" | "reconnecting" | "gap" | "error", "connection": "publisher" |
+        "subscriber" | "socketio", ...}``). Runs on a runtime thread: keep it short. Returns an
+        id for :meth:`off_state`."""
         check_handler(callback)
         return self._native.on_state(callback)
 

@@ -28,6 +28,7 @@ _CONFIG_KEYWORDS: dict[str, tuple[str, ...]] = {
     "reconnect_delay_max": ("redis", "reconnectDelayMax"),
     "redis": ("redis",),
     "client": ("client",),
+    "websocket": ("websocket",),
     "performance": ("performance",),
     "validation": ("validation",),
 }

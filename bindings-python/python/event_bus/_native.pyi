@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension module ``event_bus._native``."""
 
 import asyncio
-from typing import Any, Callable, Iterable, List, Optional, final
+from typing import Any, Callable, Iterable, List, Literal, Optional, final
 
 __version__: str
 
@@ -122,7 +122,9 @@ class NativeClient:
         options_json: Optional[str] = None,
     ) -> None: ...
     def unsubscribe_async(self, bridge: LoopBridge, future: _Fut, subscription_id: str) -> None: ...
-    def room_async(self, bridge: LoopBridge, future: _Fut, op: str, room: str) -> None: ...
+    def room_async(
+        self, bridge: LoopBridge, future: _Fut, op: Literal["join", "leave", "members"], room: str
+    ) -> None: ...
     def health_check_async(self, bridge: LoopBridge, future: _Fut) -> None: ...
 
 def matches_pattern(pattern: str, channel: str) -> bool: ...

@@ -88,6 +88,8 @@ class EventBusClient:
     async def publish_to_room(
         self, room: str, event_type: str, data: Any, **options: Any
     ) -> PublishResult:
+        """Publish on the Redis channel ``room:<room>``; the Socket.IO hub forwards the event to
+        the room's members."""
         return await self.publish(event_type, data, **{**options, "room": room})
 
     async def publish_to_user(
@@ -129,16 +131,22 @@ class EventBusClient:
     # ------------------------------------------------------------------ rooms, monitoring
 
     async def join_room(self, room: str) -> None:
+        """Join ``room`` on the Socket.IO hub (needs the ``client`` config); rejoined after every
+        reconnect. Raises as :meth:`event_bus.EventBusClient.join_room`: ``ValidationError``,
+        ``ConnectionError`` (``Socket.IO not connected``), ``EventBusError`` (hub refusal),
+        ``TimeoutError``."""
         fut, b = self._future()
         self._native.room_async(b, fut, "join", room)
         await fut
 
     async def leave_room(self, room: str) -> None:
+        """Leave ``room`` on the hub; raises as :meth:`join_room`."""
         fut, b = self._future()
         self._native.room_async(b, fut, "leave", room)
         await fut
 
     async def get_room_members(self, room: str) -> List[str]:
+        """The members of ``room`` as the hub reports them; raises as :meth:`join_room`."""
         fut, b = self._future()
         self._native.room_async(b, fut, "members", room)
         r: List[str] = await fut
