@@ -7,7 +7,11 @@ ensure_redis
 command -v redis-benchmark >/dev/null || apt_install redis-tools
 log "building release artifacts (Rust bench driver, Node addon, Python package, C library)"
 cargo build --release -q -p event-bus-core --example bench
-node -e "require('./')" >/dev/null 2>&1 || npm install --no-audit --no-fund
+# Always rebuild the faces in release: a debug addon or a stale wheel left by a test run would
+# otherwise be measured.
+[ -d node_modules/ioredis ] || npm install --no-audit --no-fund --ignore-scripts
+npm run -s build
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -c 'import event_bus, redis' 2>/dev/null || .venv/bin/pip install -q . redis
+.venv/bin/python -c 'import redis' 2>/dev/null || .venv/bin/pip install -q redis
+.venv/bin/pip install -q --force-reinstall --no-deps .
 exec python3 bench/run.py "$@"

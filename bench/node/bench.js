@@ -214,7 +214,7 @@ async function childRss(kind, events) {
   const to = setTimeout(done, 60000);
   await finished;
   clearTimeout(to);
-  await sleep(200);
+  await sleep(1000); // settle (both sides): steady state, not mid-burst
   global.gc();
   process.stdout.write(`${process.memoryUsage().rss - before}\n`);
   process.exit(0);

@@ -328,6 +328,9 @@ async def go():
             await p.execute()
         await bench.wait_sink(sink, t)
         await r.aclose()
+    # Settle for a second (both sides), as bench/node does: steady state, not mid-burst.
+    await asyncio.sleep(1.0)
+    __import__('gc').collect()
     after = rss()
     await close()
     return after

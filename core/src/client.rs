@@ -490,6 +490,7 @@ impl EventBusClient {
             .iter_mut()
             .map(|e| (e.channel.clone(), std::mem::take(&mut e.payload)))
             .collect();
+        crate::runtime::note_activity();
         let results = t.publish_many(items).await;
         evs.into_iter()
             .zip(results)

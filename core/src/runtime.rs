@@ -46,6 +46,53 @@ pub fn runtime() -> Arc<Runtime> {
     rt
 }
 
+/// Record that events flowed. Once they pause (no activity for a quarter second), freed heap
+/// memory is handed back to the OS with `malloc_trim`: glibc keeps each thread's arena's free
+/// pages resident, and the runtime's worker threads each have one, so a burst otherwise leaves
+/// the process several MB larger for good (bench/node's RSS scenario: about 6 MB). Cheap on
+/// the hot path: one relaxed load per call while traffic flows.
+pub(crate) fn note_activity() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    trim::note();
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod trim {
+    use std::sync::atomic::{AtomicBool, Ordering::*};
+    use std::time::Duration;
+
+    static ACTIVE: AtomicBool = AtomicBool::new(false);
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+    const QUIET: Duration = Duration::from_millis(250);
+
+    extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+
+    pub(super) fn note() {
+        if !ACTIVE.load(Relaxed) {
+            ACTIVE.store(true, Relaxed);
+        }
+        if !RUNNING.load(Relaxed) && !RUNNING.swap(true, AcqRel) {
+            super::spawn(async {
+                loop {
+                    tokio::time::sleep(QUIET).await;
+                    if ACTIVE.swap(false, AcqRel) {
+                        continue; // still busy
+                    }
+                    // SAFETY: malloc_trim only releases free memory; callable from any thread.
+                    unsafe { malloc_trim(0) };
+                    RUNNING.store(false, Release);
+                    // Activity that arrived while stopping would otherwise never be trimmed.
+                    if !ACTIVE.load(Acquire) || RUNNING.swap(true, AcqRel) {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+}
+
 /// A handle to the shared runtime.
 pub fn handle() -> Handle {
     runtime().handle().clone()

@@ -522,6 +522,7 @@ impl Registry {
             return;
         };
         self.ctx.stats.record_received();
+        crate::runtime::note_activity();
         let mut seen = self
             .seen
             .as_ref()
