@@ -5,6 +5,22 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+/// The delay before reconnect attempt `attempt` (1-based): `base` doubling up to `cap`, with
+/// jitter in [delay/2, delay] so clients do not all return at the same instant after a server
+/// restart. Shared by the Redis links and the Socket.IO link.
+pub(crate) fn reconnect_delay(
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    attempt: u64,
+) -> std::time::Duration {
+    use rand::Rng;
+    let base = base.as_millis().max(1) as f64;
+    let cap = cap.as_millis().max(1) as f64;
+    let exp = (base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32)).min(cap);
+    let ms = rand::rng().random_range(exp / 2.0..=exp);
+    std::time::Duration::from_millis(ms as u64)
+}
+
 /// Which of the client's two Redis connections an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

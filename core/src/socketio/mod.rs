@@ -449,13 +449,7 @@ async fn idle(cmds: &mut mpsc::UnboundedReceiver<Cmd>) {
 }
 
 fn backoff(s: &SocketIoSettings, attempt: u64) -> Duration {
-    let base = s.reconnection_delay.as_millis() as u64;
-    let max = s.reconnection_delay_max.as_millis() as u64;
-    let exp = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
-    // Up to 50% jitter, as socket.io-client's randomizationFactor, so restarted hubs are not
-    // hit by every service at the same instant.
-    let jitter = rand::random::<f64>() * 0.5 * exp as f64;
-    Duration::from_millis((exp as f64 - jitter) as u64).min(Duration::from_millis(max))
+    crate::state::reconnect_delay(s.reconnection_delay, s.reconnection_delay_max, attempt)
 }
 
 /// Open an Engine.IO session on the first transport that works.

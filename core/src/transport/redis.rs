@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -132,12 +131,11 @@ async fn open_conn(
 }
 
 fn backoff(settings: &crate::config::Settings, attempt: u64) -> Duration {
-    let base = settings.reconnect_delay.as_millis().max(1) as f64;
-    let cap = settings.reconnect_delay_max.as_millis().max(1) as f64;
-    let exp = (base * 2f64.powi(attempt.saturating_sub(1).min(30) as i32)).min(cap);
-    // Jitter in [exp/2, exp] spreads reconnecting clients out after a server restart.
-    let ms = rand::rng().random_range(exp / 2.0..=exp);
-    Duration::from_millis(ms as u64)
+    crate::state::reconnect_delay(
+        settings.reconnect_delay,
+        settings.reconnect_delay_max,
+        attempt,
+    )
 }
 
 impl RedisTransport {
