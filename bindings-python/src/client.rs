@@ -341,11 +341,7 @@ impl NativeClient {
     ) -> PyResult<Bound<'py, PyList>> {
         let items = batch_items(items)?;
         if !self.core.is_connected() {
-            return Err(BusError::from(event_bus::Error::new(
-                event_bus::ErrorKind::NotConnected,
-                "Not connected to Event Bus",
-            ))
-            .into());
+            return Err(BusError::from(event_bus::Error::not_connected()).into());
         }
         let c = self.core.clone();
         let rs = wait(py, async move { c.publish_batch(&items).await })?;
@@ -481,11 +477,7 @@ impl NativeClient {
     ) -> PyResult<()> {
         let items = batch_items(items)?;
         if !self.core.is_connected() {
-            return Err(BusError::from(event_bus::Error::new(
-                event_bus::ErrorKind::NotConnected,
-                "Not connected to Event Bus",
-            ))
-            .into());
+            return Err(BusError::from(event_bus::Error::not_connected()).into());
         }
         let c = self.core.clone();
         resolve_later(

@@ -137,7 +137,9 @@ impl Error {
         Error::new(ErrorKind::Validation, message)
     }
 
-    pub(crate) fn not_connected() -> Self {
+    /// `Not connected to Event Bus`: the one message every face uses for calls before
+    /// `connect()`.
+    pub fn not_connected() -> Self {
         Error::new(ErrorKind::NotConnected, "Not connected to Event Bus")
     }
 
