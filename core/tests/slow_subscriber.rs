@@ -123,6 +123,17 @@ async fn blocked_handler_is_not_evicted_because_reads_never_stop() {
         }
         sent += 500;
         assert!(bus.pending_events(&sub.id).unwrap() <= 1000);
+        // Keep the publisher at most two batches ahead of the reader: the point is that a
+        // blocked handler never stops the reads, not a race between publisher and reader
+        // (on a starved machine the publisher could otherwise fill Redis's 1 MB limit).
+        assert!(
+            wait_until(Duration::from_secs(30), || bus.stats().events_received
+                + 1000
+                >= sent as u64)
+            .await,
+            "reads stalled at {} of {sent}",
+            bus.stats().events_received
+        );
     }
     assert!(
         wait_until(Duration::from_secs(60), || bus.stats().events_received
