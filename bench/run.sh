@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 ensure_redis
 command -v redis-benchmark >/dev/null || apt_install redis-tools
 log "building release artifacts (Rust bench driver, Node addon, Python package, C library)"
-cargo build --release -q -p event-bus-core --example bench
+# The Rust driver uses jemalloc as the Node and Python faces do (core feature `jemalloc`).
+cargo build --release -q -p event-bus-core --example bench --features jemalloc
 # Always rebuild the faces in release: a debug addon or a stale wheel left by a test run would
 # otherwise be measured.
 [ -d node_modules/ioredis ] || npm install --no-audit --no-fund --ignore-scripts

@@ -29,6 +29,7 @@ ensure_tools() {
   command -v node >/dev/null || { log "node >= 18 is required"; return 1; }
   command -v valgrind >/dev/null || apt_install valgrind
   command -v pkg-config >/dev/null || apt_install pkg-config
+  command -v make >/dev/null || apt_install make   # jemalloc (Node and Python faces) builds with make
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
   ensure_redis
 }

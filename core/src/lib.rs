@@ -38,6 +38,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "jemalloc")]
+pub mod alloc;
 pub mod client;
 pub mod config;
 pub mod error;
