@@ -5,6 +5,7 @@
 //! `TypeError` that names the type and where it was found (`data['tags']`); NaN and infinities
 //! are a `ValidationError`.
 
+use event_bus::event::push_json_str;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -32,10 +33,6 @@ fn type_name(o: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn push_str(out: &mut String, s: &str) {
-    out.push_str(&serde_json::to_string(s).expect("string serialization cannot fail"));
-}
-
 fn write(out: &mut String, o: &Bound<'_, PyAny>, depth: usize) -> Result<(), ConvErr> {
     let fail = |kind, msg: String| ConvErr {
         kind,
@@ -54,7 +51,7 @@ fn write(out: &mut String, o: &Bound<'_, PyAny>, depth: usize) -> Result<(), Con
         let s = s
             .to_cow()
             .map_err(|e| fail(Kind::Value, format!("string is not valid UTF-8: {e}")))?;
-        push_str(out, &s);
+        push_json_str(out, &s);
     } else if let Ok(b) = o.cast::<PyBool>() {
         out.push_str(if b.is_true() { "true" } else { "false" });
     } else if o.cast::<PyInt>().is_ok() {
@@ -97,7 +94,7 @@ fn write(out: &mut String, o: &Bound<'_, PyAny>, depth: usize) -> Result<(), Con
                 out.push(',');
             }
             first = false;
-            push_str(out, &key);
+            push_json_str(out, &key);
             out.push(':');
             if let Err(mut e) = write(out, &v, depth + 1) {
                 e.path.push(format!(
@@ -140,7 +137,7 @@ fn itoa(i: i64) -> String {
 
 /// Serialize `o` as JSON text; `what` names it in errors (`data`, `metadata`).
 pub fn to_json(o: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
-    let mut out = String::with_capacity(128);
+    let mut out = String::with_capacity(512);
     match write(&mut out, o, 0) {
         Ok(()) => Ok(out),
         Err(e) => {

@@ -125,3 +125,20 @@ def test_hierarchy() -> None:
         assert issubclass(cls, event_bus.EventBusError)
     assert issubclass(event_bus.QueueFullError, event_bus.PublishError)
     assert issubclass(event_bus.OutcomeUnknownError, event_bus.PublishError)
+
+
+def test_strings_that_need_escaping_round_trip(bus: event_bus.EventBusClient) -> None:
+    # The Rust JSON writer escapes as JSON.stringify does; what arrives parses back equal.
+    import queue
+
+    got: "queue.Queue[Any]" = queue.Queue()
+    bus.subscribe("esc.*", lambda ev: got.put(ev.data))
+    tricky = {
+        'q"uote': 'a "b" \\ c',
+        "ctl": "\x00\x01\x1f\t\n\r\x7f",
+        "uni": "é ✓ 𝄞 \u2028\u2029",
+        "plain": "no escapes at all",
+        "nested": [{"k\\": ["\"", "\\\\", ""]}],
+    }
+    bus.publish("esc.x", tricky)
+    assert got.get(timeout=5) == tricky

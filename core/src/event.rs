@@ -150,7 +150,9 @@ pub struct OutgoingEvent {
     pub data_len: usize,
 }
 
-fn push_json_str(out: &mut String, s: &str) {
+/// Append `s` as a JSON string literal, escaped exactly as `JSON.stringify` does (the faces'
+/// own JSON writers use it too).
+pub fn push_json_str(out: &mut String, s: &str) {
     // Fast path: nothing to escape, so the JSON form is the text in quotes.
     if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
         out.reserve(s.len() + 2);
