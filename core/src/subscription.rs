@@ -610,8 +610,8 @@ const DEDUPE_WINDOW: usize = 16_384;
 /// the same event can arrive twice, and each subscription must see it once. Bounded: the
 /// oldest ids are forgotten first.
 pub(crate) struct Seen {
-    by_id: HashMap<String, Vec<u64>>,
-    order: std::collections::VecDeque<String>,
+    by_id: HashMap<Arc<str>, Vec<u64>>,
+    order: std::collections::VecDeque<Arc<str>>,
     cap: usize,
 }
 
@@ -638,8 +638,9 @@ impl Seen {
                 self.by_id.remove(&old);
             }
         }
-        self.by_id.insert(id.to_string(), vec![sub]);
-        self.order.push_back(id.to_string());
+        let id: Arc<str> = Arc::from(id);
+        self.by_id.insert(id.clone(), vec![sub]);
+        self.order.push_back(id);
         true
     }
 }

@@ -419,14 +419,7 @@ async fn run(
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => break,
-                c = cmds.recv() => match c {
-                    None => return,
-                    Some(Cmd::Close(done)) => { let _ = done.send(()); return; }
-                    Some(Cmd::Emit { ack: Some(a), .. }) => {
-                        let _ = a.send(Err(Error::new(ErrorKind::Connection, NOT_CONNECTED)));
-                    }
-                    Some(_) => {} // replayed from the registry on connect
-                },
+                c = cmds.recv() => if refuse(c) { return; },
             }
         }
     }
@@ -434,18 +427,7 @@ async fn run(
 
 /// After giving up: answer every request with "not connected" until closed.
 async fn idle(cmds: &mut mpsc::UnboundedReceiver<Cmd>) {
-    while let Some(c) = cmds.recv().await {
-        match c {
-            Cmd::Close(done) => {
-                let _ = done.send(());
-                return;
-            }
-            Cmd::Emit { ack: Some(a), .. } => {
-                let _ = a.send(Err(Error::new(ErrorKind::Connection, NOT_CONNECTED)));
-            }
-            _ => {}
-        }
-    }
+    while !refuse(cmds.recv().await) {}
 }
 
 fn backoff(s: &SocketIoSettings, attempt: u64) -> Duration {
@@ -602,8 +584,8 @@ pub(crate) fn subscription_payload(info: &crate::SubscriptionInfo) -> Value {
     subscribe_payload(&info.id, &info.pattern, &info.options)
 }
 
-/// Answer a command that arrives while there is no session (connecting or backing off).
-/// Returns true for `Close`.
+/// Answer a command that arrives while there is no session (connecting, backing off, or
+/// given up). Returns true for `Close` (or when every sender is gone).
 fn refuse(c: Option<Cmd>) -> bool {
     match c {
         None => true,
