@@ -3,32 +3,10 @@
 // connected client keeps it alive (like an open ioredis connection).
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
-const { PKG, REDIS_URL, uniq } = require('./helpers');
+const { uniq, runChild } = require('./helpers');
 
-function run(body, { aliveAfterMs } = {}) {
-  const script = `
-    const { EventBusClient } = require(${JSON.stringify(PKG)});
-    const REDIS_URL = ${JSON.stringify(REDIS_URL)};
-    (async () => { ${body} })().catch((e) => { console.error('FAILED', e); process.exit(3); });
-  `;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const limit = aliveAfterMs || 10000;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve({ alive: true, out, err });
-    }, limit);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ alive: false, code, signal, out, err });
-    });
-  });
-}
+/** A child running `body` must exit by itself within 10 s (or, with `aliveAfterMs`, is killed then). */
+const run = (body, { aliveAfterMs } = {}) => runChild(body, { limitMs: aliveAfterMs || 10000 });
 
 test('exits when connect() was never called', async () => {
   const r = await run(`

@@ -180,7 +180,40 @@ function hubClient(hub, extra = {}) {
   return { url, authToken: HUB_TOKEN, reconnectionDelay: 50, reconnectionDelayMax: 200, timeout: 3000, ...extra };
 }
 
+/**
+ * Run `body` in a child process. It must exit by itself within `limitMs`; or, with `aliveAfter`,
+ * it is expected to still run `aliveAfter` ms after printing `marker` (then it is killed).
+ */
+function runChild(body, { limitMs = 15000, marker, aliveAfter } = {}) {
+  const script = `
+    const { EventBusClient } = require(${JSON.stringify(PKG)});
+    const REDIS_URL = ${JSON.stringify(REDIS_URL)};
+    (async () => { ${body} })().catch((e) => { console.error('FAILED', e); process.exit(3); });
+  `;
+  return new Promise((resolve) => {
+    const child = require('node:child_process').spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const timers = [];
+    const kill = () => {
+      child.kill('SIGKILL');
+      resolve({ alive: true, out, err });
+    };
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (marker && out.includes(marker) && timers.length === 1) timers.push(setTimeout(kill, aliveAfter));
+    });
+    child.stderr.on('data', (d) => (err += d));
+    timers.push(setTimeout(kill, limitMs));
+    child.on('exit', (code, signal) => {
+      for (const t of timers) clearTimeout(t);
+      resolve({ alive: false, code, signal, out, err });
+    });
+  });
+}
+
 module.exports = {
+  runChild,
   REDIS_URL,
   PKG,
   uniq,

@@ -5,9 +5,8 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
-const { spawn } = require('node:child_process');
 const { EventBusClient, ValidationError } = require('../..');
-const { PKG, REDIS_URL, HUB_DIR, uniq, config, sleep, waitFor, freePort, Hub, hubClient, ensureHubDeps } = require('./helpers');
+const { REDIS_URL, HUB_DIR, uniq, config, sleep, waitFor, freePort, Hub, hubClient, ensureHubDeps, runChild } = require('./helpers');
 
 /** A client of the shared Redis with `client` config for `hub` (a Hub or a URL). */
 function busFor(hub, { serviceName = uniq('svc'), client = {}, ...top } = {}) {
@@ -392,38 +391,6 @@ test('a hub that refuses a room request: PROTOCOL_ERROR with its reason; no ack:
 });
 
 // ---- the process exits by itself after disconnect() (see exit.test.js) ----------------------
-
-/**
- * Run `body` in a child process. It must exit by itself within `limitMs`; or, with `aliveAfter`,
- * it is expected to still run `aliveAfter` ms after printing `marker` (then it is killed).
- */
-function runChild(body, { limitMs = 15000, marker, aliveAfter } = {}) {
-  const script = `
-    const { EventBusClient } = require(${JSON.stringify(PKG)});
-    const REDIS_URL = ${JSON.stringify(REDIS_URL)};
-    (async () => { ${body} })().catch((e) => { console.error('FAILED', e); process.exit(3); });
-  `;
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timers = [];
-    const kill = () => {
-      child.kill('SIGKILL');
-      resolve({ alive: true, out, err });
-    };
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (marker && out.includes(marker) && timers.length === 1) timers.push(setTimeout(kill, aliveAfter));
-    });
-    child.stderr.on('data', (d) => (err += d));
-    timers.push(setTimeout(kill, limitMs));
-    child.on('exit', (code, signal) => {
-      for (const t of timers) clearTimeout(t);
-      resolve({ alive: false, code, signal, out, err });
-    });
-  });
-}
 
 test('exits after disconnect() of a client that had a hub connection, rooms and subscriptions', async (t) => {
   const hub = await Hub.start();

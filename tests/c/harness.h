@@ -82,13 +82,27 @@ static void h_unique(char *buf, size_t size, const char *prefix) {
   snprintf(buf, size, "%s.%d.%ld.%d", prefix, (int)getpid(), h_now_ms(), n++);
 }
 
+/* REDIS_URL, or the default local server. */
+static inline const char *h_redis_url(void) {
+  const char *url = getenv("REDIS_URL");
+  return url != NULL && url[0] != '\0' ? url : "redis://127.0.0.1:6379";
+}
+
+/* Log lines of expected failures would clutter the output: count them, print none. */
+static int h_quiet_lines = 0;
+static inline void h_quiet_log(eb_log_level level, const char *line, void *ctx) {
+  (void)level;
+  (void)line;
+  (void)ctx;
+  __atomic_fetch_add(&h_quiet_lines, 1, __ATOMIC_SEQ_CST);
+}
+
 /* The test config: REDIS_URL or 127.0.0.1:6379, quiet logs. */
 static const char *h_config(void) {
   static char buf[512];
-  const char *url = getenv("REDIS_URL");
-  if (url == NULL || url[0] == '\0') url = "redis://127.0.0.1:6379";
   snprintf(buf, sizeof buf,
-           "{\"serviceName\":\"c-tests\",\"redis\":{\"url\":\"%s\"},\"logLevel\":\"error\"}", url);
+           "{\"serviceName\":\"c-tests\",\"redis\":{\"url\":\"%s\"},\"logLevel\":\"error\"}",
+           h_redis_url());
   return buf;
 }
 

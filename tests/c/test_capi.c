@@ -7,15 +7,6 @@
 
 #include "harness.h"
 
-/* Log lines of expected failures would clutter the output: keep them, print none. */
-static int quiet_lines = 0;
-static void quiet_log(eb_log_level level, const char *line, void *ctx) {
-  (void)level;
-  (void)line;
-  (void)ctx;
-  __atomic_fetch_add(&quiet_lines, 1, __ATOMIC_SEQ_CST);
-}
-
 /* ----------------------------------------------------------------------------------------- */
 /* A handler context that records what it saw. */
 
@@ -474,7 +465,7 @@ static void test_log_callback(void) {
   CHECK(lc.drops == 0);
   CHECK_OK(eb_set_log_callback(NULL, NULL, NULL)); /* back to stderr; releases ours */
   CHECK(lc.drops == 1);
-  CHECK_OK(eb_set_log_callback(quiet_log, NULL, NULL));
+  CHECK_OK(eb_set_log_callback(h_quiet_log, NULL, NULL));
   pthread_mutex_destroy(&lc.mu);
 }
 
@@ -672,7 +663,7 @@ static void test_shutdown_frees_live_clients(void) {
   CHECK_OK(eb_subscribe(c, type, NULL, rec_handler(), &r, NULL));
   CHECK_OK(eb_shutdown()); /* frees c and its subscription, and the log callback */
   CHECK(r.drops == 1);
-  CHECK_OK(eb_set_log_callback(quiet_log, NULL, NULL));
+  CHECK_OK(eb_set_log_callback(h_quiet_log, NULL, NULL));
   CHECK_STATUS(eb_publish(c, type, "1", NULL, NULL), EB_ERR_INVALID_ARGUMENT);
   /* the library starts again lazily */
   c = h_connected_client();
@@ -682,7 +673,7 @@ static void test_shutdown_frees_live_clients(void) {
 }
 
 int main(void) {
-  CHECK_OK(eb_set_log_callback(quiet_log, NULL, NULL));
+  CHECK_OK(eb_set_log_callback(h_quiet_log, NULL, NULL));
   RUN(test_lifecycle);
   RUN(test_publish);
   RUN(test_subscribe_callback_ctx);

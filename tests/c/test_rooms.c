@@ -28,19 +28,6 @@
 #define WAIT_MS 60000L
 #define HUB_TOKEN "c-hub-secret"
 
-static int quiet_lines = 0;
-static void quiet_log(eb_log_level level, const char *line, void *ctx) {
-  (void)level;
-  (void)line;
-  (void)ctx;
-  __atomic_fetch_add(&quiet_lines, 1, __ATOMIC_SEQ_CST);
-}
-
-static const char *redis_url(void) {
-  const char *url = getenv("REDIS_URL");
-  return url != NULL && url[0] != '\0' ? url : "redis://127.0.0.1:6379";
-}
-
 /* ----------------------------------------------------------------------------------------- */
 /* JSON: the raw text of the value at a dotted path ("checks.socketio.status" -> "\"pass\"") */
 
@@ -95,7 +82,7 @@ static int hub_start(hub *h, int port) {
   long deadline;
   posix_spawn_file_actions_t fa;
   const char *argv[] = {"node",      hub_script(), "--port", port_arg,
-                        "--token",   HUB_TOKEN,    "--redis", redis_url(),
+                        "--token",   HUB_TOKEN,    "--redis", h_redis_url(),
                         NULL};
   memset(h, 0, sizeof *h);
   h->stdin_fd = h->stdout_fd = -1;
@@ -225,7 +212,7 @@ static const char *hub_config(char *buf, size_t size, const char *service, int p
            "{\"serviceName\":\"%s\",\"redis\":{\"url\":\"%s\"},\"logLevel\":\"error\","
            "\"client\":{\"url\":\"http://127.0.0.1:%d\",\"authToken\":\"%s\","
            "\"reconnectionDelay\":50,\"reconnectionDelayMax\":200,\"timeout\":10000%s}}",
-           service, redis_url(), port, token, client_extra != NULL ? client_extra : "");
+           service, h_redis_url(), port, token, client_extra != NULL ? client_extra : "");
   return buf;
 }
 
@@ -794,7 +781,7 @@ static void test_bad_arguments(void) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
-  CHECK_OK(eb_set_log_callback(quiet_log, NULL, NULL));
+  CHECK_OK(eb_set_log_callback(h_quiet_log, NULL, NULL));
   RUN(test_without_client_config);
   RUN(test_bad_arguments);
   RUN(test_join_leave_members);
