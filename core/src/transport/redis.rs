@@ -13,10 +13,14 @@
 //! registry's keys and checks every reply; a PING heartbeat catches half-open links.
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -549,6 +553,13 @@ async fn publisher_loop(
     }
 }
 
+/// The connection died: wait for the other pipelines in flight to be answered (they fail fast
+/// on a dead connection, at worst after the publish timeout) before reconnecting.
+async fn drain_dead(mut in_flight: FuturesOrdered<InFlight>, reason: String) -> Exit {
+    while in_flight.next().await.is_some() {}
+    Exit::Dead(reason)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn serve_publisher(
     conn: &mut MultiplexedConnection,
@@ -565,10 +576,13 @@ async fn serve_publisher(
     while !offline_q.is_empty() {
         let n = offline_q.len().min(s.batch_size);
         batch.extend(offline_q.drain(..n));
-        if let Err(reason) = send_batch(conn, &mut batch, shared, links).await {
-            return Exit::Dead(reason);
+        if let Some(f) = start_batch(conn, &mut batch, shared, links).await {
+            if let Err(reason) = f.await {
+                return Exit::Dead(reason);
+            }
         }
     }
+    let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let hb = s.heartbeat_interval.unwrap_or(Duration::from_secs(3600));
     let mut ticker = tokio::time::interval(hb);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -577,16 +591,31 @@ async fn serve_publisher(
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => return Exit::Shutdown,
+            _ = shutdown.changed() => {
+                // Pipelines already written get their replies (bounded by the publish timeout).
+                while in_flight.next().await.is_some() {}
+                return Exit::Shutdown;
+            }
             p = push.recv() => match p {
-                None => return Exit::Dead("connection closed".into()),
+                None => return drain_dead(in_flight, "connection closed".into()).await,
                 Some(pi) if pi.kind == PushKind::Disconnection => {
-                    return Exit::Dead("connection closed by the server or the network".into())
+                    return drain_dead(
+                        in_flight,
+                        "connection closed by the server or the network".into(),
+                    )
+                    .await
                 }
                 Some(_) => {}
             },
-            n = rx.recv_many(&mut batch, s.batch_size) => {
+            Some(r) = in_flight.next(), if !in_flight.is_empty() => {
+                if let Err(reason) = r {
+                    return drain_dead(in_flight, reason).await;
+                }
+                last_io = Instant::now();
+            }
+            n = rx.recv_many(&mut batch, s.batch_size), if in_flight.len() < MAX_IN_FLIGHT => {
                 if n == 0 {
+                    while in_flight.next().await.is_some() {}
                     return Exit::Shutdown;
                 }
                 if !s.batch_interval.is_zero() && batch.len() < s.batch_size {
@@ -598,10 +627,9 @@ async fn serve_publisher(
                         }
                     }
                 }
-                if let Err(reason) = send_batch(conn, &mut batch, shared, links).await {
-                    return Exit::Dead(reason);
+                if let Some(f) = start_batch(conn, &mut batch, shared, links).await {
+                    in_flight.push_back(f);
                 }
-                last_io = Instant::now();
             }
             _ = ticker.tick(), if s.heartbeat_interval.is_some() => {
                 if last_io.elapsed() >= hb {
@@ -620,15 +648,19 @@ async fn serve_publisher(
     }
 }
 
-/// Write one pipeline of PUBLISH commands and answer every caller. `Err` means the connection
-/// is dead (every request in the pipeline was answered with *outcome unknown*).
-async fn send_batch(
-    conn: &mut MultiplexedConnection,
+/// Pipelines written but not yet answered. Several may be in flight at once so Redis works on
+/// one while the next is encoded and written; the connection keeps them in order.
+const MAX_IN_FLIGHT: usize = 4;
+
+type InFlight = Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send>>;
+
+/// Turn the queued requests into one pipeline of PUBLISH commands, skipping those whose caller
+/// already timed out (they are never sent). `None` when nothing is left to send.
+fn prepare_batch(
     batch: &mut Vec<PubRequest>,
-    shared: &Shared,
     links: &LinkState,
-) -> std::result::Result<(), String> {
-    let mut pipe = redis::pipe();
+) -> Option<(redis::Pipeline, Vec<PubRequest>)> {
+    let mut pipe = redis::Pipeline::with_capacity(batch.len());
     let mut live: Vec<PubRequest> = Vec::with_capacity(batch.len());
     for r in batch.drain(..) {
         if r.cell
@@ -639,20 +671,27 @@ async fn send_batch(
             if r.cell.offline.swap(false, AcqRel) {
                 links.offline.fetch_sub(1, AcqRel);
             }
-            pipe.cmd("PUBLISH").arg(&r.channel).arg(&r.payload);
+            // Sized up front: the command buffer is written once, never regrown.
+            let mut cmd = redis::Cmd::with_capacity(3, 7 + r.channel.len() + r.payload.len());
+            cmd.arg("PUBLISH").arg(&r.channel).arg(&r.payload);
+            pipe.add_command(cmd);
             live.push(r);
         }
-        // else: the caller timed out and was told so; never send it.
     }
-    if live.is_empty() {
-        return Ok(());
-    }
+    (!live.is_empty()).then_some((pipe, live))
+}
+
+/// Write one pipeline and answer every caller when Redis replies. `Err` means the connection
+/// is dead (every request in the pipeline was answered with *outcome unknown*).
+async fn complete_batch(
+    mut conn: MultiplexedConnection,
+    pipe: redis::Pipeline,
+    live: Vec<PubRequest>,
+    timeout: Duration,
+) -> std::result::Result<(), String> {
     let n = live.len();
-    let res = tokio::time::timeout(
-        shared.settings.publish_timeout,
-        conn.send_packed_commands(&pipe, 0, n),
-    )
-    .await;
+    let res = tokio::time::timeout(timeout, conn.send_packed_commands(&pipe, 0, n)).await;
+    drop(pipe);
     match res {
         Ok(Ok(values)) => {
             let mut values = values.into_iter();
@@ -702,6 +741,35 @@ async fn send_batch(
             }
             Err("no reply to PUBLISH within the publish timeout".into())
         }
+    }
+}
+
+/// Start writing one pipeline: the request is handed to the connection before this returns, so
+/// pipelines reach Redis in the order they were started. The returned future answers the
+/// callers; `None` when every request in the batch had already been given up on.
+async fn start_batch(
+    conn: &MultiplexedConnection,
+    batch: &mut Vec<PubRequest>,
+    shared: &Shared,
+    links: &LinkState,
+) -> Option<InFlight> {
+    let (pipe, live) = prepare_batch(batch, links)?;
+    let mut fut: InFlight = Box::pin(complete_batch(
+        conn.clone(),
+        pipe,
+        live,
+        shared.settings.publish_timeout,
+    ));
+    // One poll queues the packed pipeline on the connection (its channel has room, or waits
+    // in line fairly), fixing the write order before the next batch starts.
+    let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(r) => Poll::Ready(Some(r)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await;
+    match first {
+        Some(r) => Some(Box::pin(std::future::ready(r))),
+        None => Some(fut),
     }
 }
 

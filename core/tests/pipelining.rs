@@ -1,0 +1,89 @@
+//! The publisher keeps several pipelines in flight on one connection: a raw Redis subscriber
+//! still sees one client's publishes in the order they were made, each exactly once, and every
+//! caller gets its own receiver count.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use event_bus::{BatchItem, EventBusClient, PublishOptions};
+
+/// A raw RESP2 subscriber on `channel` that reads `n` messages (or stops at the timeout) and
+/// returns the `n` field of each payload's data, in arrival order.
+fn raw_reader(channel: &str, n: usize) -> std::thread::JoinHandle<Vec<u64>> {
+    let mut conn = raw_conn(&shared_url());
+    let ch = channel.to_string();
+    let reader = std::thread::spawn(move || {
+        // The PubSub handle unsubscribes when dropped: it lives on this thread throughout.
+        let mut ps = conn.as_pubsub();
+        ps.subscribe(&ch).unwrap();
+        ps.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            let Ok(msg) = ps.get_message() else { break };
+            let payload: String = msg.get_payload().unwrap();
+            let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+            got.push(v["data"]["n"].as_u64().unwrap());
+        }
+        got
+    });
+    // The subscription is live once Redis counts it.
+    let mut probe = raw_conn(&shared_url());
+    let t0 = std::time::Instant::now();
+    while numsub(&mut probe, channel) < 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "raw subscriber never registered"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    reader
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_pipelines_in_flight_keep_publish_order() {
+    // A small batch size: 6,000 publishes make ~190 pipelines, several in flight at once.
+    let bus = EventBusClient::from_json(&config(
+        &unique("pipe"),
+        &shared_url(),
+        "",
+        r#""performance":{"batchSize":32}"#,
+    ))
+    .unwrap();
+    bus.connect().await.unwrap();
+    let ch = unique("pipe-order");
+    let total = 6_000;
+    let reader = raw_reader(&ch, total);
+
+    // One batch of 3,000, then 3,000 single publishes issued concurrently.
+    let items: Vec<BatchItem> = (0..3_000)
+        .map(|n| BatchItem {
+            event_type: ch.clone(),
+            data: raw(&format!(r#"{{"n":{n}}}"#)),
+            options: Default::default(),
+        })
+        .collect();
+    for r in bus.publish_batch(&items).await {
+        assert_eq!(r.unwrap().delivered_to, 1, "the raw subscriber received it");
+    }
+    let datas: Vec<_> = (3_000..total)
+        .map(|n| raw(&format!(r#"{{"n":{n}}}"#)))
+        .collect();
+    let opts = PublishOptions::default();
+    let futs = datas.iter().map(|d| bus.publish(&ch, d, &opts));
+    for r in futures_util::future::join_all(futs).await {
+        assert_eq!(r.unwrap().delivered_to, 1);
+    }
+
+    let got = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), total, "every publish arrived once");
+    assert!(
+        got.iter().copied().eq(0..total as u64),
+        "publishes arrived in the order they were made"
+    );
+    assert_eq!(bus.stats().events_published, total as u64);
+    bus.disconnect().await.unwrap();
+}
