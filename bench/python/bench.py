@@ -302,9 +302,9 @@ async def latency(kind: str, url: str, samples: int, rate: float) -> tuple[float
 RSS_CHILD = """
 import sys, asyncio, json
 def rss():
-    for l in open('/proc/self/status'):
-        if l.startswith('VmRSS'):
-            return int(l.split()[1])
+    # (all resident KiB, anonymous resident KiB: heap and stacks, without mapped code)
+    st = {l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(('VmRSS', 'RssAnon'))}
+    return st['VmRSS'], st['RssAnon']
 kind, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, sys.argv[4])
 base = rss()
@@ -334,14 +334,17 @@ async def go():
     after = rss()
     await close()
     return after
-print(asyncio.run(go()) - base)
+after = asyncio.run(go())
+print(after[0] - base[0], after[1] - base[1])
 """
 
 
-def rss(kind: str, url: str, n: int) -> float:
+def rss(kind: str, url: str, n: int) -> tuple[float, float]:
+    """KiB added by the clients and 100,000 events: (all resident, anonymous only)."""
     o = subprocess.run([sys.executable, "-c", RSS_CHILD, kind, url, str(n), os.path.dirname(os.path.abspath(__file__))],
                        capture_output=True, text=True, check=True)
-    return float(o.stdout.split()[-1])
+    total, anon = o.stdout.split()[-2:]
+    return float(total), float(anon)
 
 
 # ---------------------------------------------------------------- driver
@@ -394,9 +397,12 @@ def main() -> None:
     for i in range(a.rounds):
         asyncio.run(round_())
         print(f"round {i + 1}/{a.rounds} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    for kind in ("project", "peer"):
-        raw.setdefault("RSS per client after 100,000 events (added KiB)", {}).setdefault(kind, []).append(
-            rss(kind, url, 100_000 if s >= 1 else sc(100_000)))
+    for _ in range(a.rounds):
+        for kind in ("project", "peer"):
+            total, anon = rss(kind, url, 100_000 if s >= 1 else sc(100_000))
+            raw.setdefault("RSS per client after 100,000 events (added KiB)", {}).setdefault(kind, []).append(total)
+            raw.setdefault("RSS per client after 100,000 events, anonymous only: heap and stacks, no mapped code (added KiB)",
+                           {}).setdefault(kind, []).append(anon)
 
     rows = []
     for name, by in raw.items():

@@ -3,6 +3,7 @@
 //! `cargo run --release -p event-bus-core --example bench -- SCENARIO [N] [SIZE]` prints one JSON
 //! object with the figures. Scenarios:
 //! - `burst`: N publishes issued concurrently (bursts of 1,000 in flight), events/s;
+//! - `batch`: the same bursts, each through one `publish_batch` call of 1,000 events;
 //! - `serial`: N awaited publishes one at a time, events/s and p50/p99 latency;
 //! - `e2e`: N events published in bursts into a subscriber of the same process, delivered/s;
 //! - `fanout`: 1 publisher, 8 subscribing clients with 50 patterns each, delivered/s.
@@ -11,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use event_bus::{Delivery, EventBusClient, HandlerError, PublishOptions, SubscriptionOptions};
+use event_bus::{
+    BatchItem, Delivery, EventBusClient, HandlerError, PublishOptions, SubscriptionOptions,
+};
 use serde_json::value::RawValue;
 
 fn cfg(name: &str) -> String {
@@ -65,6 +68,30 @@ async fn main() {
             let s = start.elapsed().as_secs_f64();
             println!(
                 r#"{{"scenario":"burst","n":{n},"seconds":{s},"rate":{}}}"#,
+                n as f64 / s
+            );
+        }
+        "batch" => {
+            // The same bursts through one `publish_batch` call each (what the C row measures).
+            let items: Vec<BatchItem> = (0..1000)
+                .map(|_| BatchItem {
+                    event_type: ty.clone(),
+                    data: d.clone(),
+                    options: PublishOptions::default(),
+                })
+                .collect();
+            let start = Instant::now();
+            let mut done = 0;
+            while done < n {
+                let k = 1000.min(n - done);
+                for r in bus.publish_batch(&items[..k]).await {
+                    r.unwrap();
+                }
+                done += k;
+            }
+            let s = start.elapsed().as_secs_f64();
+            println!(
+                r#"{{"scenario":"batch","n":{n},"seconds":{s},"rate":{}}}"#,
                 n as f64 / s
             );
         }

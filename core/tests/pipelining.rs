@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -86,4 +88,56 @@ async fn many_pipelines_in_flight_keep_publish_order() {
     );
     assert_eq!(bus.stats().events_published, total as u64);
     bus.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_events_do_not_overrun_a_subscriber_in_the_same_process() {
+    // 16 KB events published in bursts as fast as the publisher goes, into a subscriber of the
+    // same process: the pipelines in flight must stay small enough that Redis never holds more
+    // than its pub/sub output limit for the subscriber (which would disconnect it and lose
+    // events).
+    let publisher = shared_client(&unique("big-pub")).await;
+    let subscriber = shared_client(&unique("big-sub")).await;
+    let ch = unique("big");
+    let got = Arc::new(AtomicUsize::new(0));
+    let g = got.clone();
+    subscriber
+        .subscribe(
+            &ch,
+            Arc::new(move |_d: event_bus::Delivery| {
+                g.fetch_add(1, Ordering::Relaxed);
+                async { Ok::<(), event_bus::HandlerError>(()) }
+            }),
+            event_bus::SubscriptionOptions {
+                max_pending: Some(10_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let total = 4_000;
+    let data = raw(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(16_000)));
+    let opts = PublishOptions::default();
+    for _ in 0..total / 1_000 {
+        let futs = (0..1_000).map(|_| publisher.publish(&ch, &data, &opts));
+        for r in futures_util::future::join_all(futs).await {
+            r.unwrap();
+        }
+    }
+    wait_until(Duration::from_secs(30), || {
+        got.load(Ordering::Relaxed) >= total
+    })
+    .await;
+    assert_eq!(
+        got.load(Ordering::Relaxed),
+        total,
+        "every event reached the subscriber"
+    );
+    assert_eq!(
+        subscriber.stats().reconnects,
+        0,
+        "the subscriber was never cut off"
+    );
+    publisher.disconnect().await.unwrap();
+    subscriber.disconnect().await.unwrap();
 }

@@ -576,13 +576,14 @@ async fn serve_publisher(
     while !offline_q.is_empty() {
         let n = offline_q.len().min(s.batch_size);
         batch.extend(offline_q.drain(..n));
-        if let Some(f) = start_batch(conn, &mut batch, shared, links).await {
-            if let Err(reason) = f.await {
+        if let Some((f, _)) = start_batch(conn, &mut batch, shared, links).await {
+            if let (Err(reason), _) = f.await {
                 return Exit::Dead(reason);
             }
         }
     }
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
+    let mut in_flight_bytes = 0usize;
     let hb = s.heartbeat_interval.unwrap_or(Duration::from_secs(3600));
     let mut ticker = tokio::time::interval(hb);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -607,13 +608,17 @@ async fn serve_publisher(
                 }
                 Some(_) => {}
             },
-            Some(r) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((r, bytes)) = in_flight.next(), if !in_flight.is_empty() => {
+                in_flight_bytes -= bytes;
                 if let Err(reason) = r {
                     return drain_dead(in_flight, reason).await;
                 }
                 last_io = Instant::now();
             }
-            n = rx.recv_many(&mut batch, s.batch_size), if in_flight.len() < MAX_IN_FLIGHT => {
+            n = rx.recv_many(&mut batch, s.batch_size),
+                if in_flight.is_empty()
+                    || (in_flight.len() < MAX_IN_FLIGHT && in_flight_bytes < MAX_IN_FLIGHT_BYTES) =>
+            {
                 if n == 0 {
                     while in_flight.next().await.is_some() {}
                     return Exit::Shutdown;
@@ -627,7 +632,8 @@ async fn serve_publisher(
                         }
                     }
                 }
-                if let Some(f) = start_batch(conn, &mut batch, shared, links).await {
+                if let Some((f, bytes)) = start_batch(conn, &mut batch, shared, links).await {
+                    in_flight_bytes += bytes;
                     in_flight.push_back(f);
                 }
             }
@@ -652,16 +658,25 @@ async fn serve_publisher(
 /// one while the next is encoded and written; the connection keeps them in order.
 const MAX_IN_FLIGHT: usize = 4;
 
-type InFlight = Pin<Box<dyn Future<Output = std::result::Result<(), String>> + Send>>;
+/// A further pipeline starts only while less than this many payload bytes await replies. Large
+/// events thus go one pipeline at a time: Redis copies every message into each subscriber's
+/// output buffer, and several 8 MB pipelines at once (512 events of 16 KB) can push a
+/// subscriber that reads a little late past Redis's pub/sub output limit (32 MB by default),
+/// which disconnects it and loses what it had not read.
+const MAX_IN_FLIGHT_BYTES: usize = 1 << 20;
+
+/// A pipeline in flight; resolves to its outcome and the payload bytes it carried.
+type InFlight = Pin<Box<dyn Future<Output = (std::result::Result<(), String>, usize)> + Send>>;
 
 /// Turn the queued requests into one pipeline of PUBLISH commands, skipping those whose caller
 /// already timed out (they are never sent). `None` when nothing is left to send.
 fn prepare_batch(
     batch: &mut Vec<PubRequest>,
     links: &LinkState,
-) -> Option<(redis::Pipeline, Vec<PubRequest>)> {
+) -> Option<(redis::Pipeline, Vec<PubRequest>, usize)> {
     let mut pipe = redis::Pipeline::with_capacity(batch.len());
     let mut live: Vec<PubRequest> = Vec::with_capacity(batch.len());
+    let mut bytes = 0;
     for r in batch.drain(..) {
         if r.cell
             .state
@@ -675,15 +690,26 @@ fn prepare_batch(
             let mut cmd = redis::Cmd::with_capacity(3, 7 + r.channel.len() + r.payload.len());
             cmd.arg("PUBLISH").arg(&r.channel).arg(&r.payload);
             pipe.add_command(cmd);
+            bytes += r.payload.len();
             live.push(r);
         }
     }
-    (!live.is_empty()).then_some((pipe, live))
+    (!live.is_empty()).then_some((pipe, live, bytes))
 }
 
 /// Write one pipeline and answer every caller when Redis replies. `Err` means the connection
 /// is dead (every request in the pipeline was answered with *outcome unknown*).
 async fn complete_batch(
+    conn: MultiplexedConnection,
+    pipe: redis::Pipeline,
+    live: Vec<PubRequest>,
+    timeout: Duration,
+    bytes: usize,
+) -> (std::result::Result<(), String>, usize) {
+    (answer_batch(conn, pipe, live, timeout).await, bytes)
+}
+
+async fn answer_batch(
     mut conn: MultiplexedConnection,
     pipe: redis::Pipeline,
     live: Vec<PubRequest>,
@@ -752,13 +778,14 @@ async fn start_batch(
     batch: &mut Vec<PubRequest>,
     shared: &Shared,
     links: &LinkState,
-) -> Option<InFlight> {
-    let (pipe, live) = prepare_batch(batch, links)?;
+) -> Option<(InFlight, usize)> {
+    let (pipe, live, bytes) = prepare_batch(batch, links)?;
     let mut fut: InFlight = Box::pin(complete_batch(
         conn.clone(),
         pipe,
         live,
         shared.settings.publish_timeout,
+        bytes,
     ));
     // One poll queues the packed pipeline on the connection (its channel has room, or waits
     // in line fairly), fixing the write order before the next batch starts.
@@ -768,8 +795,8 @@ async fn start_batch(
     })
     .await;
     match first {
-        Some(r) => Some(Box::pin(std::future::ready(r))),
-        None => Some(fut),
+        Some(r) => Some((Box::pin(std::future::ready(r)), bytes)),
+        None => Some((fut, bytes)),
     }
 }
 
