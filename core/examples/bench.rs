@@ -36,6 +36,15 @@ fn data(size: usize) -> Box<RawValue> {
     RawValue::from_string(s).unwrap()
 }
 
+/// The figures of a publishing scenario: `n` events since `start`.
+fn print_rate(scenario: &str, n: usize, start: Instant) {
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        r#"{{"scenario":"{scenario}","n":{n},"seconds":{s},"rate":{}}}"#,
+        n as f64 / s
+    );
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -65,11 +74,7 @@ async fn main() {
                 }
                 done += k;
             }
-            let s = start.elapsed().as_secs_f64();
-            println!(
-                r#"{{"scenario":"burst","n":{n},"seconds":{s},"rate":{}}}"#,
-                n as f64 / s
-            );
+            print_rate("burst", n, start);
         }
         "batch" => {
             // The same bursts through one `publish_batch` call each (what the C row measures).
@@ -89,11 +94,7 @@ async fn main() {
                 }
                 done += k;
             }
-            let s = start.elapsed().as_secs_f64();
-            println!(
-                r#"{{"scenario":"batch","n":{n},"seconds":{s},"rate":{}}}"#,
-                n as f64 / s
-            );
+            print_rate("batch", n, start);
         }
         "serial" => {
             let mut lat = Vec::with_capacity(n);

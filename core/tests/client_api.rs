@@ -369,13 +369,7 @@ async fn order_with_concurrency_one(t: T) {
     )
     .await
     .unwrap();
-    let items: Vec<BatchItem> = (0..300)
-        .map(|n| BatchItem {
-            event_type: ch.clone(),
-            data: raw(&format!(r#"{{"n":{n}}}"#)),
-            options: Default::default(),
-        })
-        .collect();
+    let items = numbered_items(&ch, 0..300);
     for r in bus.publish_batch(&items).await {
         r.unwrap();
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use event_bus::{BatchItem, EventBusClient, PublishOptions};
+use event_bus::{EventBusClient, PublishOptions};
 
 /// A raw RESP2 subscriber on `channel` that reads `n` messages (or stops at the timeout) and
 /// returns the `n` field of each payload's data, in arrival order.
@@ -59,18 +59,13 @@ async fn many_pipelines_in_flight_keep_publish_order() {
     let reader = raw_reader(&ch, total);
 
     // One batch of 3,000, then 3,000 single publishes issued concurrently.
-    let items: Vec<BatchItem> = (0..3_000)
-        .map(|n| BatchItem {
-            event_type: ch.clone(),
-            data: raw(&format!(r#"{{"n":{n}}}"#)),
-            options: Default::default(),
-        })
-        .collect();
+    let items = numbered_items(&ch, 0..3_000);
     for r in bus.publish_batch(&items).await {
         assert_eq!(r.unwrap().delivered_to, 1, "the raw subscriber received it");
     }
-    let datas: Vec<_> = (3_000..total)
-        .map(|n| raw(&format!(r#"{{"n":{n}}}"#)))
+    let datas: Vec<_> = numbered_items(&ch, 3_000..total as u64)
+        .into_iter()
+        .map(|it| it.data)
         .collect();
     let opts = PublishOptions::default();
     let futs = datas.iter().map(|d| bus.publish(&ch, d, &opts));

@@ -239,6 +239,20 @@ pub fn raw(json: &str) -> Box<RawValue> {
     RawValue::from_string(json.to_string()).unwrap()
 }
 
+/// Batch items of type `event_type` whose data is `{"n": n}` for each `n` in `ns`, in order.
+#[allow(dead_code)] // not every test binary uses it
+pub fn numbered_items(
+    event_type: &str,
+    ns: impl Iterator<Item = u64>,
+) -> Vec<event_bus::BatchItem> {
+    ns.map(|n| event_bus::BatchItem {
+        event_type: event_type.to_string(),
+        data: raw(&format!(r#"{{"n":{n}}}"#)),
+        options: Default::default(),
+    })
+    .collect()
+}
+
 /// Collects every delivery a handler sees.
 #[derive(Clone, Default)]
 pub struct Collector {
