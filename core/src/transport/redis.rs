@@ -699,16 +699,6 @@ fn prepare_batch(
 
 /// Write one pipeline and answer every caller when Redis replies. `Err` means the connection
 /// is dead (every request in the pipeline was answered with *outcome unknown*).
-async fn complete_batch(
-    conn: MultiplexedConnection,
-    pipe: redis::Pipeline,
-    live: Vec<PubRequest>,
-    timeout: Duration,
-    bytes: usize,
-) -> (std::result::Result<(), String>, usize) {
-    (answer_batch(conn, pipe, live, timeout).await, bytes)
-}
-
 async fn answer_batch(
     mut conn: MultiplexedConnection,
     pipe: redis::Pipeline,
@@ -780,15 +770,11 @@ async fn start_batch(
     links: &LinkState,
 ) -> Option<(InFlight, usize)> {
     let (pipe, live, bytes) = prepare_batch(batch, links)?;
-    let mut fut: InFlight = Box::pin(complete_batch(
-        conn.clone(),
-        pipe,
-        live,
-        shared.settings.publish_timeout,
-        bytes,
-    ));
-    // One poll queues the packed pipeline on the connection (its channel has room, or waits
-    // in line fairly), fixing the write order before the next batch starts.
+    let (conn, timeout) = (conn.clone(), shared.settings.publish_timeout);
+    let mut fut: InFlight =
+        Box::pin(async move { (answer_batch(conn, pipe, live, timeout).await, bytes) });
+    // One poll queues the packed pipeline on the connection (its request channel holds far
+    // more than MAX_IN_FLIGHT pipelines), fixing the write order before the next one starts.
     let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
         Poll::Ready(r) => Poll::Ready(Some(r)),
         Poll::Pending => Poll::Ready(None),
