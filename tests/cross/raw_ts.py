@@ -61,19 +61,22 @@ out: list[dict[str, Any]] = []
 
 
 def drain(timeout: float) -> None:
+    # Never a zero timeout: redis-py reads a message that is only partly in the socket buffer
+    # without waiting for the rest, raises TimeoutError and drops the connection (and with it
+    # the subscription). The timeout also bounds the wait for the rest of a message.
     m = ps.get_message(timeout=timeout)
     while m is not None:
         if m["type"] in ("message", "pmessage"):
             ev = json.loads(m["data"])
             if isinstance(ev.get("data"), dict) and ev["data"].get("run") == run:
                 out.append({"channel": m["channel"].decode(), "id": ev["id"], "type": ev["type"], "data": ev["data"], "metadata": ev["metadata"]})
-        m = ps.get_message(timeout=0)
+        m = ps.get_message(timeout=0.05)
 
 
 for item in plan["items"][face]:
     channel, message = ts_envelope(item["type"], item["data"], item.get("options") or {})
     r.publish(channel, message)
-    drain(0)
+    drain(0.05)
 deadline = time.time() + plan["timeoutMs"] / 1000
 while len(out) < plan["expected"] and time.time() < deadline:
     drain(0.05)
