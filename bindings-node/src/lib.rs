@@ -246,13 +246,15 @@ fn failure_json(e: &event_bus::Error, event_id: &str, published_at: &str) -> Val
     })
 }
 
-/// The body of [`NativeClient::publish_many`], run on the core's runtime.
-async fn publish_many_json(
-    c: EventBusClient,
+/// The body of [`NativeClient::publish_many`]: checks and queues every event now, on the JS
+/// thread (so the publishes of successive calls reach Redis in call order); the returned
+/// future, run on the core's runtime, yields the JSON array of results.
+fn queue_many_json(
+    c: &EventBusClient,
     types: Vec<String>,
     data: Vec<String>,
     options: Vec<String>,
-) -> Result<String> {
+) -> Result<impl std::future::Future<Output = String> + Send + 'static> {
     if types.len() != data.len() || types.len() != options.len() {
         return Err(arg_error("publish_many: array lengths differ"));
     }
@@ -283,23 +285,19 @@ async fn publish_many_json(
             ))),
         }
     }
-    let outcomes = if items.is_empty() {
-        Vec::new()
-    } else if items.len() == 1 {
-        let it = items.pop().expect("one item");
-        vec![c.publish(&it.event_type, &it.data, &it.options).await]
-    } else {
-        c.publish_batch(&items).await
-    };
-    let mut outcomes = outcomes.iter();
-    let results: Vec<Value> = early
-        .into_iter()
-        .map(|e| match e {
-            Some(v) => v,
-            None => outcome_json(outcomes.next().expect("one outcome per item")),
-        })
-        .collect();
-    Ok(Value::Array(results).to_string())
+    let queued = c.queue_batch(&items);
+    Ok(async move {
+        let outcomes = queued.await;
+        let mut outcomes = outcomes.iter();
+        let results: Vec<Value> = early
+            .into_iter()
+            .map(|e| match e {
+                Some(v) => v,
+                None => outcome_json(outcomes.next().expect("one outcome per item")),
+            })
+            .collect();
+        Value::Array(results).to_string()
+    })
 }
 
 /// The native client; wrapped by the JS `EventBusClient`.
@@ -359,9 +357,11 @@ impl NativeClient {
     /// Publish many events in one call (the JS side coalesces the publishes of one tick).
     /// `options[i]` is JSON text or `""`. Resolves to a JSON array of `PublishResult`s.
     ///
-    /// Not an `async fn`: napi would run it on its own tokio runtime, which then hands the
-    /// write to the core's connection task (a second cross-thread wake-up each way). The
-    /// work is spawned straight onto the core's runtime and the promise is settled from there.
+    /// The events are checked, encoded and queued before this returns, on the JS thread, so
+    /// the next tick's publishes cannot overtake them (they did when each call was a task of
+    /// its own on the runtime's two workers). Not an `async fn`: napi would await the replies
+    /// on its own tokio runtime (a further cross-thread wake-up); the wait runs on the core's
+    /// runtime and the promise is settled from there.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn publish_many<'e>(
         &self,
@@ -371,13 +371,15 @@ impl NativeClient {
         options: Vec<String>,
     ) -> Result<Object<'e>> {
         let (deferred, promise) = env.create_deferred::<String, _>()?;
-        let c = self.client.clone();
-        event_bus::runtime::spawn(async move {
-            match publish_many_json(c, types, data, options).await {
-                Ok(json) => deferred.resolve(move |_| Ok(json)),
-                Err(e) => deferred.reject(e),
+        match queue_many_json(&self.client, types, data, options) {
+            Ok(replies) => {
+                event_bus::runtime::spawn(async move {
+                    let json = replies.await;
+                    deferred.resolve(move |_| Ok(json));
+                });
             }
-        });
+            Err(e) => deferred.reject(e),
+        }
         Ok(promise)
     }
 

@@ -110,3 +110,33 @@ test('our publishes reach ioredis with the exact TS envelope and channels', asyn
     await bus.disconnect();
   }
 });
+
+test('publishes reach Redis in call order, also when a later tick publishes fewer events', async () => {
+  // ioredis writes commands in call order, and services rely on it. Each tick's publishes are
+  // one native call; a small later call must not overtake a large earlier one (it did, 44 runs
+  // in 50, when each call was a task of its own on the runtime's two workers).
+  const ch = uniq('order');
+  const sub = new Redis(REDIS_URL);
+  const got = [];
+  sub.on('message', (_c, m) => got.push(JSON.parse(m).data.n));
+  await sub.subscribe(ch);
+  const bus = new EventBusClient(config('redis'));
+  await bus.connect();
+  try {
+    for (let round = 0; round < 10; round++) {
+      got.length = 0;
+      const ps = [];
+      for (let i = 0; i < 2000; i++) ps.push(bus.publish(ch, { n: i }));
+      await new Promise((r) => setImmediate(r));
+      for (let i = 2000; i < 2010; i++) ps.push(bus.publish(ch, { n: i }));
+      const results = await Promise.all(ps);
+      assert.ok(results.every((r) => r.success), 'all published');
+      await waitFor(() => got.length === 2010, 5000, 'raw messages');
+      const firstOut = got.findIndex((v, i) => v !== i);
+      assert.equal(firstOut, -1, `round ${round}: first out of order at ${firstOut} (${got[firstOut]})`);
+    }
+  } finally {
+    await bus.disconnect();
+    sub.disconnect();
+  }
+});

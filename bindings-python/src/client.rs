@@ -456,14 +456,20 @@ impl NativeClient {
         data: &Bound<'_, PyAny>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        let t = check_type(event_type)?;
-        let d = raw_data(data)?;
-        let o = build_opts(options)?;
-        let c = self.core.clone();
+        let item = BatchItem {
+            event_type: check_type(event_type)?,
+            data: raw_data(data)?,
+            options: build_opts(options)?,
+        };
+        // Queued now, on the loop's thread: publishes reach Redis in the order they were made.
+        let c = &self.core;
+        let queued = event_type
+            .py()
+            .detach(|| c.queue_batch(std::slice::from_ref(&item)));
         resolve_later(
             bridge,
             future,
-            async move { c.publish(&t, &d, &o).await },
+            async move { queued.await.pop().expect("one outcome") },
             |py, r| outcome(py, r, true),
         );
         Ok(())
@@ -475,23 +481,21 @@ impl NativeClient {
         future: Py<PyAny>,
         items: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        let py = items.py();
         let items = batch_items(items)?;
         if !self.core.is_connected() {
             return Err(BusError::from(event_bus::Error::not_connected()).into());
         }
-        let c = self.core.clone();
-        resolve_later(
-            bridge,
-            future,
-            async move { c.publish_batch(&items).await },
-            |py, rs| {
-                let l = PyList::empty(py);
-                for r in rs {
-                    l.append(outcome(py, r, false)?)?;
-                }
-                Ok(l.into_any().unbind())
-            },
-        );
+        // Queued now, on the loop's thread: publishes reach Redis in the order they were made.
+        let c = &self.core;
+        let queued = py.detach(|| c.queue_batch(&items));
+        resolve_later(bridge, future, queued, |py, rs| {
+            let l = PyList::empty(py);
+            for r in rs {
+                l.append(outcome(py, r, false)?)?;
+            }
+            Ok(l.into_any().unbind())
+        });
         Ok(())
     }
 

@@ -103,3 +103,27 @@ def test_redis_py_receives_our_publishes(uid: str) -> None:
     assert list(meta0) == ["source", "timestamp", "traceId", "correlationId", "userId", "version"]
     assert meta0["traceId"] == "tr" and meta0["correlationId"] == "co" and meta0["userId"] == "us"
     assert list(received[3][1]["metadata"])[-1] == "extra"
+
+
+async def test_async_publishes_reach_redis_in_call_order(uid: str) -> None:
+    # A big batch, then single publishes made while it is still in flight (tasks started in
+    # order): redis-py would write them in call order, and so must we.
+    r = redis.Redis.from_url(REDIS_URL)
+    ps = r.pubsub()
+    ps.subscribe(uid)
+    while (m := ps.get_message(timeout=0.5)) is None or m["type"] != "subscribe":
+        pass
+    async with aio.EventBusClient(service_name="py-order", redis_url=REDIS_URL) as bus:
+        for _ in range(5):
+            tasks = [asyncio.create_task(bus.publish_batch([(uid, {"n": n}) for n in range(2000)]))]
+            tasks += [asyncio.create_task(bus.publish(uid, {"n": n})) for n in range(2000, 2010)]
+            await asyncio.gather(*tasks)
+            got: list[int] = []
+            deadline = time.monotonic() + 5
+            while len(got) < 2010 and time.monotonic() < deadline:
+                m = ps.get_message(timeout=0.5)
+                if m and m["type"] == "message":
+                    got.append(json.loads(m["data"])["data"]["n"])
+            assert got == list(range(2010))
+    ps.close()
+    r.close()

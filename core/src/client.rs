@@ -466,32 +466,87 @@ impl EventBusClient {
         );
     }
 
-    async fn send(&self, evs: Vec<crate::event::OutgoingEvent>) -> Vec<PublishOutcome> {
+    async fn send(&self, mut evs: Vec<crate::event::OutgoingEvent>) -> Vec<PublishOutcome> {
         if evs.is_empty() {
             return Vec::new();
         }
         let Some(t) = self.transport() else {
-            return evs
-                .into_iter()
-                .map(|ev| {
-                    let f = PublishFailure {
-                        error: Error::not_connected(),
-                        event_id: ev.id,
-                        published_at: ev.timestamp,
-                    };
-                    self.count_failure(&f);
-                    Err(f)
-                })
-                .collect();
+            return self.not_sent(evs);
         };
-        let mut evs = evs;
-        // The payload is not needed after the write: move it instead of copying it.
-        let items: Vec<(String, String)> = evs
-            .iter_mut()
-            .map(|e| (e.channel.clone(), std::mem::take(&mut e.payload)))
-            .collect();
+        let items = take_payloads(&mut evs);
         crate::runtime::note_activity();
         let results = t.publish_many(items).await;
+        self.settle(evs, results)
+    }
+
+    /// `publish_batch`, with every valid event validated, encoded and handed to the publisher
+    /// before this returns, on the calling thread: events queued by successive calls reach
+    /// Redis in call order, whichever thread awaits the returned future (which answers each
+    /// item). For hosts whose calls return before the work is done (the Node face: the
+    /// publishes of one tick are one call, and the next tick's must not overtake them). A
+    /// full publish queue is waited out on the calling thread, up to the publish timeout:
+    /// call it from a host thread, not from inside the runtime. (The memory transport
+    /// delivers when the future runs.)
+    pub fn queue_batch(
+        &self,
+        items: &[BatchItem],
+    ) -> impl std::future::Future<Output = Vec<PublishOutcome>> + Send + 'static {
+        let mut out: Vec<Option<PublishOutcome>> = Vec::with_capacity(items.len());
+        let mut evs = Vec::with_capacity(items.len());
+        for it in items {
+            match self.prepare(&it.event_type, &it.data, &it.options) {
+                Ok(ev) => {
+                    evs.push(ev);
+                    out.push(None);
+                }
+                Err(f) => {
+                    self.count_failure(&f);
+                    out.push(Some(Err(f)));
+                }
+            }
+        }
+        let queued = match self.transport() {
+            _ if evs.is_empty() => None,
+            None => {
+                let failed = self.not_sent(std::mem::take(&mut evs));
+                let mut failed = failed.into_iter();
+                for o in out.iter_mut().filter(|o| o.is_none()) {
+                    *o = failed.next();
+                }
+                None
+            }
+            Some(t) => {
+                let items = take_payloads(&mut evs);
+                crate::runtime::note_activity();
+                Some(t.queue_many(items))
+            }
+        };
+        let this = self.clone();
+        async move {
+            if let Some(replies) = queued {
+                let mut settled = this.settle(evs, replies.await).into_iter();
+                for o in out.iter_mut().filter(|o| o.is_none()) {
+                    *o = settled.next();
+                }
+            }
+            out.into_iter()
+                .map(|o| o.expect("one outcome per item"))
+                .collect()
+        }
+    }
+
+    /// Outcomes for events that could not be sent: not connected.
+    fn not_sent(&self, evs: Vec<crate::event::OutgoingEvent>) -> Vec<PublishOutcome> {
+        let errs = evs.iter().map(|_| Err(Error::not_connected())).collect();
+        self.settle(evs, errs)
+    }
+
+    /// One outcome per event from the transport's answers (counted, and logged at debug).
+    fn settle(
+        &self,
+        evs: Vec<crate::event::OutgoingEvent>,
+        results: Vec<Result<u64>>,
+    ) -> Vec<PublishOutcome> {
         evs.into_iter()
             .zip(results)
             .map(|(ev, r)| match r {
@@ -851,4 +906,12 @@ impl EventBusClient {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// `(channel, payload)` for each event, moving the payloads out (they are not needed after the
+/// write).
+fn take_payloads(evs: &mut [crate::event::OutgoingEvent]) -> Vec<(String, String)> {
+    evs.iter_mut()
+        .map(|e| (e.channel.clone(), std::mem::take(&mut e.payload)))
+        .collect()
 }

@@ -136,3 +136,34 @@ async fn large_events_do_not_overrun_a_subscriber_in_the_same_process() {
     publisher.disconnect().await.unwrap();
     subscriber.disconnect().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_batch_keeps_call_order_across_calls() {
+    // A host thread queues a big batch, then a small one, and awaits them later on the
+    // runtime (as the Node face does for successive ticks): Redis sees them in call order.
+    let bus = shared_client(&unique("queue")).await;
+    let ch = unique("queue-order");
+    let total = 2_010;
+    let reader = raw_reader(&ch, total);
+    let (big, small) = (
+        numbered_items(&ch, 0..2_000),
+        numbered_items(&ch, 2_000..total as u64),
+    );
+    let b = bus.clone();
+    let (first, second) = std::thread::spawn(move || (b.queue_batch(&big), b.queue_batch(&small)))
+        .join()
+        .unwrap();
+    let second = tokio::spawn(second);
+    for r in first.await.into_iter().chain(second.await.unwrap()) {
+        assert_eq!(r.unwrap().delivered_to, 1);
+    }
+    let got = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        got.iter().copied().eq(0..total as u64),
+        "queued in call order (first out of order at {:?})",
+        got.iter().enumerate().find(|(i, v)| **v != *i as u64)
+    );
+    bus.disconnect().await.unwrap();
+}

@@ -46,6 +46,30 @@ impl Transport {
         }
     }
 
+    /// Queue every item now, on the calling thread (in call order across calls); the future
+    /// answers each. See [`redis::RedisTransport::queue_now`].
+    pub(crate) fn queue_many(
+        self: &Arc<Self>,
+        items: Vec<(String, String)>,
+    ) -> impl std::future::Future<Output = Vec<Result<u64>>> + Send + 'static {
+        // The memory broker delivers inside `publish`, which needs the runtime: it runs when
+        // the future does.
+        let queued = match &**self {
+            Transport::Redis(r) => Ok(r.queue_now(items)),
+            Transport::Memory(_) => Err(items),
+        };
+        let this = self.clone();
+        async move {
+            match (queued, &*this) {
+                (Ok((waits, deadline)), Transport::Redis(r)) => {
+                    r.await_replies(waits, deadline).await
+                }
+                (Err(items), _) => this.publish_many(items).await,
+                (Ok(_), Transport::Memory(_)) => unreachable!("queued on Redis"),
+            }
+        }
+    }
+
     /// Bring the server-side subscriptions in line with the registry. Resolves once Redis has
     /// confirmed them (or at once while disconnected: the resubscribe applies them later).
     pub(crate) async fn sync(&self) -> Result<()> {

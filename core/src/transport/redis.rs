@@ -54,6 +54,12 @@ struct ReqCell {
     offline: AtomicBool,
 }
 
+/// A request handed to the publisher task, waiting for its answer.
+pub(crate) struct Waiting {
+    rx: oneshot::Receiver<Result<u64>>,
+    cell: Arc<ReqCell>,
+}
+
 enum SubCtl {
     Sync(oneshot::Sender<Result<()>>),
 }
@@ -202,75 +208,150 @@ impl RedisTransport {
         }
     }
 
+    /// Publish in order; one result per item. All items share one deadline (the publish
+    /// timeout from the call).
     pub(crate) async fn publish_many(&self, items: Vec<(String, String)>) -> Vec<Result<u64>> {
-        let timeout = self.shared.settings.publish_timeout;
-        let cap = self.shared.settings.offline_queue_size;
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + self.shared.settings.publish_timeout;
         let mut waits = Vec::with_capacity(items.len());
         for (channel, payload) in items {
-            let mut offline = false;
-            if !self.links.pub_up.load(Acquire) {
-                // Publisher down: take a slot in the bounded offline queue or fail at once.
-                let prev = self.links.offline.fetch_add(1, AcqRel);
-                if prev >= cap {
-                    self.links.offline.fetch_sub(1, AcqRel);
-                    waits.push(Err(Error::new(
-                        ErrorKind::QueueFull,
-                        format!(
-                            "Redis is unavailable and the offline queue is full ({cap} publishes waiting); publish not sent"
-                        ),
-                    )));
-                    continue;
-                }
-                offline = true;
+            let w = match self.request(channel, payload) {
+                Ok(req) => self.hand_over(req, deadline).await,
+                Err(e) => Err(e),
+            };
+            waits.push(w);
+        }
+        self.await_replies(waits, deadline).await
+    }
+
+    /// The first half of [`Self::publish_many`], done on the calling thread: every request
+    /// is handed to the publisher task before this returns, so publishes queued by
+    /// successive calls reach Redis in call order, whichever thread later awaits them
+    /// ([`Self::await_replies`] with the returned deadline). A full queue is waited out on
+    /// this thread (up to the publish timeout): call it from a host's thread, not from
+    /// inside the runtime.
+    pub(crate) fn queue_now(
+        &self,
+        items: Vec<(String, String)>,
+    ) -> (Vec<Result<Waiting>>, tokio::time::Instant) {
+        let deadline = tokio::time::Instant::now() + self.shared.settings.publish_timeout;
+        let waits = items
+            .into_iter()
+            .map(|(channel, payload)| {
+                let req = self.request(channel, payload)?;
+                self.hand_over_now(req, deadline)
+            })
+            .collect();
+        (waits, deadline)
+    }
+
+    /// A request for the publisher task, holding an offline-queue slot while the link is down
+    /// (or refused at once when the offline queue is full).
+    fn request(&self, channel: String, payload: String) -> Result<(PubRequest, Waiting)> {
+        let cap = self.shared.settings.offline_queue_size;
+        let mut offline = false;
+        if !self.links.pub_up.load(Acquire) {
+            // Publisher down: take a slot in the bounded offline queue or fail at once.
+            let prev = self.links.offline.fetch_add(1, AcqRel);
+            if prev >= cap {
+                self.links.offline.fetch_sub(1, AcqRel);
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    format!(
+                        "Redis is unavailable and the offline queue is full ({cap} publishes waiting); publish not sent"
+                    ),
+                ));
             }
-            let cell = Arc::new(ReqCell {
-                state: AtomicU8::new(PENDING),
-                offline: AtomicBool::new(offline),
-            });
-            let (reply, rx) = oneshot::channel();
-            let req = PubRequest {
-                channel,
-                payload,
-                cell: cell.clone(),
-                reply,
-            };
-            // Fast path without a timer; wait (bounded by the deadline) only when the queue
-            // is full.
-            let sent = match self.pub_tx.try_send(req) {
-                Ok(()) => Ok(Ok(())),
-                Err(mpsc::error::TrySendError::Closed(_)) => Ok(Err(())),
-                Err(mpsc::error::TrySendError::Full(req)) => {
-                    tokio::time::timeout_at(deadline, self.pub_tx.send(req))
-                        .await
-                        .map(|r| r.map_err(|_| ()))
+            offline = true;
+        }
+        let cell = Arc::new(ReqCell {
+            state: AtomicU8::new(PENDING),
+            offline: AtomicBool::new(offline),
+        });
+        let (reply, rx) = oneshot::channel();
+        let req = PubRequest {
+            channel,
+            payload,
+            cell: cell.clone(),
+            reply,
+        };
+        Ok((req, Waiting { rx, cell }))
+    }
+
+    /// Queue a request, waiting (up to the deadline) only when the queue is full.
+    async fn hand_over(
+        &self,
+        (req, w): (PubRequest, Waiting),
+        deadline: tokio::time::Instant,
+    ) -> Result<Waiting> {
+        let sent = match self.pub_tx.try_send(req) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(false),
+            Err(mpsc::error::TrySendError::Full(req)) => {
+                match tokio::time::timeout_at(deadline, self.pub_tx.send(req)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(false),
+                    Err(_) => Err(true),
                 }
-            };
-            match sent {
-                Ok(Ok(())) => waits.push(Ok((rx, cell))),
-                Ok(Err(())) => {
-                    if cell.offline.swap(false, AcqRel) {
-                        self.links.offline.fetch_sub(1, AcqRel);
+            }
+        };
+        self.handed_over(sent, w)
+    }
+
+    /// [`Self::hand_over`] without awaiting: a full queue is waited out on this thread.
+    fn hand_over_now(
+        &self,
+        (mut req, w): (PubRequest, Waiting),
+        deadline: tokio::time::Instant,
+    ) -> Result<Waiting> {
+        let sent = loop {
+            match self.pub_tx.try_send(req) {
+                Ok(()) => break Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => break Err(false),
+                Err(mpsc::error::TrySendError::Full(r)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        break Err(true);
                     }
-                    waits.push(Err(Error::closed()))
+                    req = r;
+                    std::thread::sleep(Duration::from_micros(200));
                 }
-                Err(_) => {
-                    if cell.offline.swap(false, AcqRel) {
-                        self.links.offline.fetch_sub(1, AcqRel);
-                    }
-                    waits.push(Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "Publish timed out after {} ms before it was sent",
-                            timeout.as_millis()
-                        ),
-                    )))
+            }
+        };
+        self.handed_over(sent, w)
+    }
+
+    /// The request is queued (`Ok`), or failed: the task is gone (`Err(false)`) or the queue
+    /// stayed full until the deadline (`Err(true)`).
+    fn handed_over(&self, sent: std::result::Result<(), bool>, w: Waiting) -> Result<Waiting> {
+        match sent {
+            Ok(()) => Ok(w),
+            Err(timed_out) => {
+                if w.cell.offline.swap(false, AcqRel) {
+                    self.links.offline.fetch_sub(1, AcqRel);
                 }
+                if !timed_out {
+                    return Err(Error::closed());
+                }
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "Publish timed out after {} ms before it was sent",
+                        self.shared.settings.publish_timeout.as_millis()
+                    ),
+                ))
             }
         }
+    }
+
+    /// Wait for Redis's answers to queued requests, in order, up to the deadline.
+    pub(crate) async fn await_replies(
+        &self,
+        waits: Vec<Result<Waiting>>,
+        deadline: tokio::time::Instant,
+    ) -> Vec<Result<u64>> {
+        let timeout = self.shared.settings.publish_timeout;
         let mut out = Vec::with_capacity(waits.len());
         for w in waits {
-            let (rx, cell) = match w {
+            let Waiting { rx, cell } = match w {
                 Ok(x) => x,
                 Err(e) => {
                     out.push(Err(e));
