@@ -432,27 +432,35 @@ impl EventBusClient {
     /// `publishBatch([...])`: every event validated on its own, the valid ones written in one
     /// pipeline; one outcome per item, in order.
     pub async fn publish_batch(&self, items: &[BatchItem]) -> Vec<PublishOutcome> {
-        let mut out: Vec<Option<PublishOutcome>> = Vec::with_capacity(items.len());
-        let mut evs = Vec::new();
-        let mut slots = Vec::new();
-        for (i, it) in items.iter().enumerate() {
+        let (slots, evs) = self.prepare_all(items);
+        let sent = self.send(evs).await;
+        fill(slots, sent)
+    }
+
+    /// Validate and encode every item: the events to send, and one slot per item (already
+    /// holding the failure of an item that is not valid).
+    fn prepare_all(
+        &self,
+        items: &[BatchItem],
+    ) -> (
+        Vec<Option<PublishOutcome>>,
+        Vec<crate::event::OutgoingEvent>,
+    ) {
+        let mut slots = Vec::with_capacity(items.len());
+        let mut evs = Vec::with_capacity(items.len());
+        for it in items {
             match self.prepare(&it.event_type, &it.data, &it.options) {
                 Ok(ev) => {
                     evs.push(ev);
-                    slots.push(i);
-                    out.push(None);
+                    slots.push(None);
                 }
                 Err(f) => {
                     self.count_failure(&f);
-                    out.push(Some(Err(f)));
+                    slots.push(Some(Err(f)));
                 }
             }
         }
-        let results = self.send(evs).await;
-        for (i, r) in slots.into_iter().zip(results) {
-            out[i] = Some(r);
-        }
-        out.into_iter().map(|o| o.expect("filled")).collect()
+        (slots, evs)
     }
 
     fn count_failure(&self, f: &PublishFailure) {
@@ -491,47 +499,23 @@ impl EventBusClient {
         &self,
         items: &[BatchItem],
     ) -> impl std::future::Future<Output = Vec<PublishOutcome>> + Send + 'static {
-        let mut out: Vec<Option<PublishOutcome>> = Vec::with_capacity(items.len());
-        let mut evs = Vec::with_capacity(items.len());
-        for it in items {
-            match self.prepare(&it.event_type, &it.data, &it.options) {
-                Ok(ev) => {
-                    evs.push(ev);
-                    out.push(None);
-                }
-                Err(f) => {
-                    self.count_failure(&f);
-                    out.push(Some(Err(f)));
-                }
-            }
-        }
+        let (slots, mut evs) = self.prepare_all(items);
         let queued = match self.transport() {
-            _ if evs.is_empty() => None,
-            None => {
-                let failed = self.not_sent(std::mem::take(&mut evs));
-                let mut failed = failed.into_iter();
-                for o in out.iter_mut().filter(|o| o.is_none()) {
-                    *o = failed.next();
-                }
-                None
-            }
-            Some(t) => {
+            Some(t) if !evs.is_empty() => {
                 let items = take_payloads(&mut evs);
                 crate::runtime::note_activity();
-                Some(t.queue_many(items))
+                Ok(t.queue_many(items))
             }
+            Some(_) => Err(Vec::new()),
+            None => Err(self.not_sent(std::mem::take(&mut evs))),
         };
         let this = self.clone();
         async move {
-            if let Some(replies) = queued {
-                let mut settled = this.settle(evs, replies.await).into_iter();
-                for o in out.iter_mut().filter(|o| o.is_none()) {
-                    *o = settled.next();
-                }
-            }
-            out.into_iter()
-                .map(|o| o.expect("one outcome per item"))
-                .collect()
+            let sent = match queued {
+                Ok(replies) => this.settle(evs, replies.await),
+                Err(done) => done,
+            };
+            fill(slots, sent)
         }
     }
 
@@ -913,5 +897,14 @@ impl EventBusClient {
 fn take_payloads(evs: &mut [crate::event::OutgoingEvent]) -> Vec<(String, String)> {
     evs.iter_mut()
         .map(|e| (e.channel.clone(), std::mem::take(&mut e.payload)))
+        .collect()
+}
+
+/// Put the outcomes of the events sent into the empty slots, in order.
+fn fill(slots: Vec<Option<PublishOutcome>>, sent: Vec<PublishOutcome>) -> Vec<PublishOutcome> {
+    let mut sent = sent.into_iter();
+    slots
+        .into_iter()
+        .map(|s| s.or_else(|| sent.next()).expect("one outcome per item"))
         .collect()
 }
