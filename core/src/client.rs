@@ -429,12 +429,21 @@ impl EventBusClient {
         self.publish(event_type, data, &o).await
     }
 
-    /// `publishBatch([...])`: every event validated on its own, the valid ones written in one
-    /// pipeline; one outcome per item, in order.
+    /// `publishBatch([...])`: every event validated on its own, the valid ones written in
+    /// order; one outcome per item, in order. Events are handed to the publisher a chunk at a
+    /// time as they are encoded, so writing the first overlaps encoding the rest.
     pub async fn publish_batch(&self, items: &[BatchItem]) -> Vec<PublishOutcome> {
-        let (slots, evs) = self.prepare_all(items);
-        let sent = self.send(evs).await;
-        fill(slots, sent)
+        let t = self.transport();
+        let mut parts = Vec::with_capacity(items.len().div_ceil(HAND_OVER_CHUNK));
+        for chunk in items.chunks(HAND_OVER_CHUNK) {
+            let (slots, mut evs) = self.prepare_all(chunk);
+            let queued = match &t {
+                Some(t) => Some(t.hand_over(take_payloads(&mut evs)).await),
+                None => None,
+            };
+            parts.push(Part { slots, evs, queued });
+        }
+        self.answer(parts).await
     }
 
     /// Validate and encode every item: the events to send, and one slot per item (already
@@ -499,24 +508,31 @@ impl EventBusClient {
         &self,
         items: &[BatchItem],
     ) -> impl std::future::Future<Output = Vec<PublishOutcome>> + Send + 'static {
-        let (slots, mut evs) = self.prepare_all(items);
-        let queued = match self.transport() {
-            Some(t) if !evs.is_empty() => {
-                let items = take_payloads(&mut evs);
-                crate::runtime::note_activity();
-                Ok(t.queue_many(items))
-            }
-            Some(_) => Err(Vec::new()),
-            None => Err(self.not_sent(std::mem::take(&mut evs))),
-        };
+        let t = self.transport();
+        let parts: Vec<Part> = items
+            .chunks(HAND_OVER_CHUNK)
+            .map(|chunk| {
+                let (slots, mut evs) = self.prepare_all(chunk);
+                let queued = t.as_ref().map(|t| t.queue_now(take_payloads(&mut evs)));
+                Part { slots, evs, queued }
+            })
+            .collect();
         let this = self.clone();
-        async move {
+        async move { this.answer(parts).await }
+    }
+
+    /// Every item's outcome, in order, once the transport has answered each part.
+    async fn answer(&self, parts: Vec<Part>) -> Vec<PublishOutcome> {
+        crate::runtime::note_activity();
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.slots.len()).sum());
+        for Part { slots, evs, queued } in parts {
             let sent = match queued {
-                Ok(replies) => this.settle(evs, replies.await),
-                Err(done) => done,
+                Some(q) => self.settle(evs, q.answers().await),
+                None => self.not_sent(evs),
             };
-            fill(slots, sent)
+            out.extend(fill(slots, sent));
         }
+        out
     }
 
     /// Outcomes for events that could not be sent: not connected.
@@ -890,6 +906,18 @@ impl EventBusClient {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A batch is validated, encoded and handed to the publisher this many events at a time.
+const HAND_OVER_CHUNK: usize = 64;
+
+/// One chunk of a batch: a slot per item (holding the failure of one that is not valid), the
+/// events encoded from the valid ones, and what the transport was handed (`None`: not
+/// connected).
+struct Part {
+    slots: Vec<Option<PublishOutcome>>,
+    evs: Vec<crate::event::OutgoingEvent>,
+    queued: Option<crate::transport::Queued>,
 }
 
 /// `(channel, payload)` for each event, moving the payloads out (they are not needed after the

@@ -24,6 +24,7 @@ fn brokers() -> &'static Mutex<HashMap<String, Arc<Broker>>> {
 }
 
 /// One client's attachment to a named broker.
+#[derive(Clone)]
 pub(crate) struct MemoryTransport {
     broker: Arc<Broker>,
     endpoint: Arc<Endpoint>,

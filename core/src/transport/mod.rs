@@ -27,6 +27,28 @@ pub(crate) enum Transport {
     Memory(memory::MemoryTransport),
 }
 
+/// Publishes handed over, waiting for their answers.
+pub(crate) enum Queued {
+    /// With the Redis publisher task, which answers each.
+    Redis(redis::Replies),
+    /// For the memory broker, which delivers when the answers are awaited (it needs the
+    /// runtime).
+    Memory(memory::MemoryTransport, Vec<(String, String)>),
+}
+
+impl Queued {
+    /// One answer per item, in order: the number of subscribers reached, or the failure.
+    pub(crate) async fn answers(self) -> Vec<Result<u64>> {
+        match self {
+            Queued::Redis(r) => r.answers().await,
+            Queued::Memory(m, items) => items
+                .into_iter()
+                .map(|(c, p)| Ok(m.publish(&c, &p)))
+                .collect(),
+        }
+    }
+}
+
 /// Up/down of the two links, for health and stats.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LinkStatus {
@@ -37,36 +59,24 @@ pub(crate) struct LinkStatus {
 impl Transport {
     /// Publish every `(channel, payload)`; one result per item, in order.
     pub(crate) async fn publish_many(&self, items: Vec<(String, String)>) -> Vec<Result<u64>> {
+        self.hand_over(items).await.answers().await
+    }
+
+    /// Hand every item over for sending, in order, from inside the runtime; the answers come
+    /// from [`Queued::answers`].
+    pub(crate) async fn hand_over(&self, items: Vec<(String, String)>) -> Queued {
         match self {
-            Transport::Redis(r) => r.publish_many(items).await,
-            Transport::Memory(m) => items
-                .into_iter()
-                .map(|(c, p)| Ok(m.publish(&c, &p)))
-                .collect(),
+            Transport::Redis(r) => Queued::Redis(r.hand_over_many(items).await),
+            Transport::Memory(m) => Queued::Memory(m.clone(), items),
         }
     }
 
-    /// Queue every item now, on the calling thread (in call order across calls); the future
-    /// answers each. See [`redis::RedisTransport::queue_now`].
-    pub(crate) fn queue_many(
-        self: &Arc<Self>,
-        items: Vec<(String, String)>,
-    ) -> impl std::future::Future<Output = Vec<Result<u64>>> + Send + 'static {
-        // The memory broker delivers inside `publish`, which needs the runtime: it runs when
-        // the future does.
-        let queued = match &**self {
-            Transport::Redis(r) => Ok(r.queue_now(items)),
-            Transport::Memory(_) => Err(items),
-        };
-        let this = self.clone();
-        async move {
-            match (queued, &*this) {
-                (Ok((waits, deadline)), Transport::Redis(r)) => {
-                    r.await_replies(waits, deadline).await
-                }
-                (Err(items), _) => this.publish_many(items).await,
-                (Ok(_), Transport::Memory(_)) => unreachable!("queued on Redis"),
-            }
+    /// Hand every item over now, on the calling host thread (in call order across calls).
+    /// See [`redis::RedisTransport::queue_now`].
+    pub(crate) fn queue_now(&self, items: Vec<(String, String)>) -> Queued {
+        match self {
+            Transport::Redis(r) => Queued::Redis(r.queue_now(items)),
+            Transport::Memory(m) => Queued::Memory(m.clone(), items),
         }
     }
 

@@ -71,6 +71,78 @@ struct LinkState {
     pub_conn: Mutex<Option<MultiplexedConnection>>,
 }
 
+/// Publishes handed to the publisher task, and what answering them needs.
+pub(crate) struct Replies {
+    waits: Vec<Result<Waiting>>,
+    deadline: tokio::time::Instant,
+    links: Arc<LinkState>,
+    timeout: Duration,
+}
+
+impl Replies {
+    /// Wait for Redis's answers, in order, up to the deadline.
+    pub(crate) async fn answers(self) -> Vec<Result<u64>> {
+        let Replies {
+            waits,
+            deadline,
+            links,
+            timeout,
+        } = self;
+        let mut out = Vec::with_capacity(waits.len());
+        for w in waits {
+            let Waiting { rx, cell } = match w {
+                Ok(x) => x,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let r = match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(res)) => res,
+                Ok(Err(_)) => {
+                    // The task dropped the request: closed while queued, or died mid-send.
+                    if cell.state.load(Acquire) == SENT {
+                        Err(Error::new(
+                            ErrorKind::OutcomeUnknown,
+                            "Connection closed after the publish was sent; it may or may not have been delivered",
+                        ))
+                    } else {
+                        Err(Error::closed())
+                    }
+                }
+                Err(_) => {
+                    if cell
+                        .state
+                        .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
+                        .is_ok()
+                    {
+                        if cell.offline.swap(false, AcqRel) {
+                            links.offline.fetch_sub(1, AcqRel);
+                        }
+                        Err(Error::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "Publish timed out after {} ms before it was sent (Redis unavailable)",
+                                timeout.as_millis()
+                            ),
+                        ))
+                    } else {
+                        Err(Error::new(
+                            ErrorKind::OutcomeUnknown,
+                            format!(
+                                "No reply from Redis within {} ms after the publish was sent; it may or may not have been delivered",
+                                timeout.as_millis()
+                            ),
+                        ))
+                    }
+                }
+            };
+            out.push(r);
+        }
+        out
+    }
+}
+
 pub(crate) struct RedisTransport {
     pub_tx: mpsc::Sender<PubRequest>,
     sub_ctl: mpsc::UnboundedSender<SubCtl>,
@@ -208,9 +280,9 @@ impl RedisTransport {
         }
     }
 
-    /// Publish in order; one result per item. All items share one deadline (the publish
-    /// timeout from the call).
-    pub(crate) async fn publish_many(&self, items: Vec<(String, String)>) -> Vec<Result<u64>> {
+    /// Hand every request to the publisher task, in order, awaiting room when the queue is
+    /// full. All items share one deadline (the publish timeout from this call).
+    pub(crate) async fn hand_over_many(&self, items: Vec<(String, String)>) -> Replies {
         let deadline = tokio::time::Instant::now() + self.shared.settings.publish_timeout;
         let mut waits = Vec::with_capacity(items.len());
         for (channel, payload) in items {
@@ -220,19 +292,15 @@ impl RedisTransport {
             };
             waits.push(w);
         }
-        self.await_replies(waits, deadline).await
+        self.replies(waits, deadline)
     }
 
-    /// The first half of [`Self::publish_many`], done on the calling thread: every request
-    /// is handed to the publisher task before this returns, so publishes queued by
-    /// successive calls reach Redis in call order, whichever thread later awaits them
-    /// ([`Self::await_replies`] with the returned deadline). A full queue is waited out on
-    /// this thread (up to the publish timeout): call it from a host's thread, not from
-    /// inside the runtime.
-    pub(crate) fn queue_now(
-        &self,
-        items: Vec<(String, String)>,
-    ) -> (Vec<Result<Waiting>>, tokio::time::Instant) {
+    /// [`Self::hand_over_many`] done on the calling thread without awaiting: every request is
+    /// handed to the publisher task before this returns, so publishes queued by successive
+    /// calls reach Redis in call order, whichever thread later awaits the answers. A full
+    /// queue is waited out on this thread (up to the publish timeout): call it from a host's
+    /// thread, not from inside the runtime.
+    pub(crate) fn queue_now(&self, items: Vec<(String, String)>) -> Replies {
         let deadline = tokio::time::Instant::now() + self.shared.settings.publish_timeout;
         let waits = items
             .into_iter()
@@ -241,7 +309,16 @@ impl RedisTransport {
                 self.hand_over_now(req, deadline)
             })
             .collect();
-        (waits, deadline)
+        self.replies(waits, deadline)
+    }
+
+    fn replies(&self, waits: Vec<Result<Waiting>>, deadline: tokio::time::Instant) -> Replies {
+        Replies {
+            waits,
+            deadline,
+            links: self.links.clone(),
+            timeout: self.shared.settings.publish_timeout,
+        }
     }
 
     /// A request for the publisher task, holding an offline-queue slot while the link is down
@@ -342,67 +419,6 @@ impl RedisTransport {
         }
     }
 
-    /// Wait for Redis's answers to queued requests, in order, up to the deadline.
-    pub(crate) async fn await_replies(
-        &self,
-        waits: Vec<Result<Waiting>>,
-        deadline: tokio::time::Instant,
-    ) -> Vec<Result<u64>> {
-        let timeout = self.shared.settings.publish_timeout;
-        let mut out = Vec::with_capacity(waits.len());
-        for w in waits {
-            let Waiting { rx, cell } = match w {
-                Ok(x) => x,
-                Err(e) => {
-                    out.push(Err(e));
-                    continue;
-                }
-            };
-            let r = match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(res)) => res,
-                Ok(Err(_)) => {
-                    // The task dropped the request: closed while queued, or died mid-send.
-                    if cell.state.load(Acquire) == SENT {
-                        Err(Error::new(
-                            ErrorKind::OutcomeUnknown,
-                            "Connection closed after the publish was sent; it may or may not have been delivered",
-                        ))
-                    } else {
-                        Err(Error::closed())
-                    }
-                }
-                Err(_) => {
-                    if cell
-                        .state
-                        .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
-                        .is_ok()
-                    {
-                        if cell.offline.swap(false, AcqRel) {
-                            self.links.offline.fetch_sub(1, AcqRel);
-                        }
-                        Err(Error::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "Publish timed out after {} ms before it was sent (Redis unavailable)",
-                                timeout.as_millis()
-                            ),
-                        ))
-                    } else {
-                        Err(Error::new(
-                            ErrorKind::OutcomeUnknown,
-                            format!(
-                                "No reply from Redis within {} ms after the publish was sent; it may or may not have been delivered",
-                                timeout.as_millis()
-                            ),
-                        ))
-                    }
-                }
-            };
-            out.push(r);
-        }
-        out
-    }
-
     pub(crate) async fn sync(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.sub_ctl
@@ -501,6 +517,7 @@ async fn publisher_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut offline_q: VecDeque<PubRequest> = VecDeque::new();
+    let mut batch: Vec<PubRequest> = Vec::with_capacity(shared.settings.batch_size);
     let mut reconnected = false;
     loop {
         links.pub_up.store(true, Release);
@@ -519,11 +536,17 @@ async fn publisher_loop(
             &mut push,
             &mut rx,
             &mut offline_q,
+            &mut batch,
             &shared,
             &links,
             &mut shutdown,
         )
         .await;
+        // Taken from the queue but not yet written: they go first once a connection is back
+        // (or fail as closed on shutdown, with the rest of the offline queue).
+        for r in batch.drain(..).rev() {
+            offline_q.push_front(r);
+        }
         links.pub_up.store(false, Release);
         links
             .pub_conn
@@ -647,17 +670,19 @@ async fn serve_publisher(
     push: &mut mpsc::UnboundedReceiver<PushInfo>,
     rx: &mut mpsc::Receiver<PubRequest>,
     offline_q: &mut VecDeque<PubRequest>,
+    batch: &mut Vec<PubRequest>,
     shared: &Shared,
     links: &LinkState,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Exit {
     let s = &shared.settings;
-    let mut batch: Vec<PubRequest> = Vec::with_capacity(s.batch_size);
     // Publishes held while disconnected go first, in order.
-    while !offline_q.is_empty() {
-        let n = offline_q.len().min(s.batch_size);
-        batch.extend(offline_q.drain(..n));
-        if let Some((f, _)) = start_batch(conn, &mut batch, shared, links).await {
+    while !offline_q.is_empty() || !batch.is_empty() {
+        if batch.is_empty() {
+            let n = offline_q.len().min(s.batch_size);
+            batch.extend(offline_q.drain(..n));
+        }
+        if let Some((f, _)) = start_batch(conn, batch, shared, links).await {
             if let (Err(reason), _) = f.await {
                 return Exit::Dead(reason);
             }
@@ -696,9 +721,21 @@ async fn serve_publisher(
                 }
                 last_io = Instant::now();
             }
-            n = rx.recv_many(&mut batch, s.batch_size),
-                if in_flight.is_empty()
-                    || (in_flight.len() < MAX_IN_FLIGHT && in_flight_bytes < MAX_IN_FLIGHT_BYTES) =>
+            // The rest of a batch too large for one pipeline goes before anything newer.
+            _ = std::future::ready(()),
+                if !batch.is_empty()
+                    && (in_flight.is_empty()
+                        || (in_flight.len() < MAX_IN_FLIGHT && in_flight_bytes < MAX_IN_FLIGHT_BYTES)) =>
+            {
+                if let Some((f, bytes)) = start_batch(conn, batch, shared, links).await {
+                    in_flight_bytes += bytes;
+                    in_flight.push_back(f);
+                }
+            }
+            n = rx.recv_many(batch, s.batch_size),
+                if batch.is_empty()
+                    && (in_flight.is_empty()
+                        || (in_flight.len() < MAX_IN_FLIGHT && in_flight_bytes < MAX_IN_FLIGHT_BYTES)) =>
             {
                 if n == 0 {
                     while in_flight.next().await.is_some() {}
@@ -713,7 +750,7 @@ async fn serve_publisher(
                         }
                     }
                 }
-                if let Some((f, bytes)) = start_batch(conn, &mut batch, shared, links).await {
+                if let Some((f, bytes)) = start_batch(conn, batch, shared, links).await {
                     in_flight_bytes += bytes;
                     in_flight.push_back(f);
                 }
@@ -746,19 +783,31 @@ const MAX_IN_FLIGHT: usize = 4;
 /// which disconnects it and loses what it had not read.
 const MAX_IN_FLIGHT_BYTES: usize = 1 << 20;
 
+/// One pipeline carries at most about this many payload bytes (always at least one event), so
+/// large events are written in several pipelines that overlap like small ones do: Redis works
+/// on one while the next is built and written.
+const MAX_PIPELINE_BYTES: usize = MAX_IN_FLIGHT_BYTES / MAX_IN_FLIGHT;
+
 /// A pipeline in flight; resolves to its outcome and the payload bytes it carried.
 type InFlight = Pin<Box<dyn Future<Output = (std::result::Result<(), String>, usize)> + Send>>;
 
-/// Turn the queued requests into one pipeline of PUBLISH commands, skipping those whose caller
-/// already timed out (they are never sent). `None` when nothing is left to send.
+/// Turn the first queued requests, up to `MAX_PIPELINE_BYTES`, into one pipeline of PUBLISH
+/// commands, skipping those whose caller already timed out (they are never sent); the rest stay
+/// in `batch`. `None` when nothing was taken that is still to be sent.
 fn prepare_batch(
     batch: &mut Vec<PubRequest>,
     links: &LinkState,
 ) -> Option<(redis::Pipeline, Vec<PubRequest>, usize)> {
-    let mut pipe = redis::Pipeline::with_capacity(batch.len());
-    let mut live: Vec<PubRequest> = Vec::with_capacity(batch.len());
+    let mut take = 0;
+    let mut sum = 0;
+    while take < batch.len() && sum < MAX_PIPELINE_BYTES {
+        sum += batch[take].payload.len();
+        take += 1;
+    }
+    let mut pipe = redis::Pipeline::with_capacity(take);
+    let mut live: Vec<PubRequest> = Vec::with_capacity(take);
     let mut bytes = 0;
-    for r in batch.drain(..) {
+    for r in batch.drain(..take) {
         if r.cell
             .state
             .compare_exchange(PENDING, SENT, AcqRel, Acquire)
