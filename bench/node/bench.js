@@ -5,6 +5,7 @@
 //   node bench/node/bench.js [--json PATH]      (REDIS_URL, default redis://127.0.0.1:6379)
 //   BENCH_ROUNDS=3 (rounds, project and peer alternating; medians reported)
 //   BENCH_SCALE=0.2 (fewer iterations)
+//   BENCH_ONLY=burst (only the scenarios whose progress label contains this; for quick checks)
 //
 // Prints a markdown table (ratio > 1 = event-bus better); --json writes the raw medians.
 'use strict';
@@ -20,6 +21,7 @@ const { EventBusClient } = require(PKG);
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const SCALE = Number(process.env.BENCH_SCALE || 1);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS || 3));
+const ONLY = process.env.BENCH_ONLY || '';
 const n = (x) => Math.max(10, Math.round(x * SCALE));
 const SMALL = { photoId: 'photo-123', userId: 'user-456', filename: 'vacation.jpg', size: 1024000, mimeType: 'image/jpeg', uploadedAt: '2026-11-27T04:00:00.000Z' };
 const BIG = { ...SMALL, blob: 'x'.repeat(16 * 1024 - 200) };
@@ -220,8 +222,9 @@ async function childRss(kind, events) {
   process.exit(0);
 }
 
-/** Run `fn(kind)` ROUNDS times per side, alternating, and keep medians. */
+/** Run `fn(kind)` ROUNDS times per side, alternating, and keep medians (null: left out by BENCH_ONLY). */
 async function compare(label, fn) {
+  if (!label.includes(ONLY)) return null;
   const res = { project: [], peer: [] };
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? ['project', 'peer'] : ['peer', 'project'];
@@ -239,6 +242,7 @@ async function main() {
   const jsonPath = ji >= 0 ? args[ji + 1] : null;
   const rows = [];
   const add = (scenario, unit, hib, res, pick = (x) => x) => {
+    if (!res) return; // left out by BENCH_ONLY
     rows.push({ scenario, unit, higher_is_better: hib, project: median(res.project.map(pick)), peer: median(res.peer.map(pick)) });
   };
   add('awaited publish, one at a time (small)', 'events/s', true, await compare('awaited', (k) => awaited(k, SMALL)));
@@ -249,7 +253,7 @@ async function main() {
   for (const [name, data] of Object.entries(SIZES)) {
     const one = await compare(`e2e one process ${name}`, (k) => e2eOne(k, data));
     add(`end-to-end into a handler, one process (${name})`, 'events/s', true, one);
-    if (data === SMALL) peerMax = median(one.peer);
+    if (one && data === SMALL) peerMax = median(one.peer);
     add(`end-to-end into a handler, two processes (${name})`, 'events/s', true, await compare(`e2e two processes ${name}`, (k) => e2eTwo(k, data)));
   }
   const idle = await compare('latency idle', (k) => latency(k, SMALL, 0));

@@ -8,6 +8,7 @@ alternate over BENCH_ROUNDS rounds (default 3); the table shows medians.
 
 Not a test: prints a Markdown table; `--json PATH` also writes the raw figures (issue 6).
 BENCH_SCALE (or --scale) multiplies the event counts; 1.0 keeps a full run under ~4 minutes.
+BENCH_ONLY (a substring of a scenario name) runs only those scenarios, for quick checks.
 """
 
 from __future__ import annotations
@@ -377,6 +378,9 @@ def main() -> None:
             (f"end-to-end into a handler, two processes ({label})", "events/s", True,
              lambda k, d=data, b=big: e2e_two(k, url, sc(1500 if b else 40000), d)),
         ]
+    # BENCH_ONLY=substring: only the scenarios whose name contains it (quick checks).
+    only = os.environ.get("BENCH_ONLY", "")
+    specs = [sp for sp in specs if only in sp[0]]
     raw: dict[str, dict[str, list[float]]] = {}
 
     async def round_() -> None:
@@ -386,8 +390,11 @@ def main() -> None:
                 print(f"  {name} [{kind}]: {v:,.0f}", file=sys.stderr, flush=True)
                 raw.setdefault(name, {}).setdefault(kind, []).append(v)
         # latency: idle, then at 50% of the peer's max (the peer's one-process e2e rate, small event)
-        peer_max = statistics.median(raw["end-to-end into a handler, one process (320 B)"]["peer"])
-        for label, r in (("idle", 0.0), ("at 50% of peer max", peer_max / 2)):
+        if only not in "latency":
+            return
+        e2e = raw.get("end-to-end into a handler, one process (320 B)")
+        loads = [("idle", 0.0)] + ([("at 50% of peer max", statistics.median(e2e["peer"]) / 2)] if e2e else [])
+        for label, r in loads:
             for kind in ("project", "peer"):
                 p50, p99, mx = await latency(kind, url, sc(300), r)
                 for stat, v in (("p50", p50), ("p99", p99), ("max", mx)):
@@ -397,7 +404,7 @@ def main() -> None:
     for i in range(a.rounds):
         asyncio.run(round_())
         print(f"round {i + 1}/{a.rounds} done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-    for _ in range(a.rounds):
+    for _ in range(a.rounds if only in "RSS per client" else 0):
         for kind in ("project", "peer"):
             total, anon = rss(kind, url, 100_000 if s >= 1 else sc(100_000))
             raw.setdefault("RSS per client after 100,000 events (added KiB)", {}).setdefault(kind, []).append(total)
