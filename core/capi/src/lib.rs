@@ -21,7 +21,7 @@ use event_bus::{
     SubscriptionOptions,
 };
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::json;
 
 mod support;
 use support::{
@@ -632,23 +632,49 @@ pub unsafe extern "C" fn eb_publish_batch(
             });
         }
         let outcomes = event_bus::runtime::block_on(async move { c.publish_batch(&batch).await });
-        let mut first: Option<Error> = None;
-        let arr: Vec<Value> = outcomes
-            .into_iter()
+        // Written straight to JSON text (no tree of values per item).
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ItemResult<'a> {
+            success: bool,
+            event_id: &'a str,
+            published_at: &'a str,
+            delivered_to: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<ItemError<'a>>,
+        }
+        #[derive(serde::Serialize)]
+        struct ItemError<'a> {
+            code: &'a str,
+            message: String,
+        }
+        let arr: Vec<ItemResult<'_>> = outcomes
+            .iter()
             .map(|o| match o {
-                Ok(r) => json!({"success": true, "eventId": r.event_id,
-                    "publishedAt": r.published_at, "deliveredTo": r.delivered_to}),
-                Err(f) => {
-                    let v = json!({"success": false, "eventId": f.event_id,
-                        "publishedAt": f.published_at, "deliveredTo": 0,
-                        "error": {"code": f.error.kind().code(), "message": f.error.full_message()}});
-                    first.get_or_insert(f.error);
-                    v
-                }
+                Ok(r) => ItemResult {
+                    success: true,
+                    event_id: &r.event_id,
+                    published_at: &r.published_at,
+                    delivered_to: r.delivered_to,
+                    error: None,
+                },
+                Err(f) => ItemResult {
+                    success: false,
+                    event_id: &f.event_id,
+                    published_at: &f.published_at,
+                    delivered_to: 0,
+                    error: Some(ItemError {
+                        code: f.error.kind().code(),
+                        message: f.error.full_message(),
+                    }),
+                },
             })
             .collect();
+        let text = serde_json::to_string(&arr)
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("results: {e}")))?;
         // SAFETY: checked by out_str.
-        unsafe { give_string(results_json_out, &Value::Array(arr).to_string()) };
+        unsafe { give_string(results_json_out, &text) };
+        let first = outcomes.into_iter().find_map(|o| o.err()).map(|f| f.error);
         match first {
             Some(e) => Err(e),
             None => Ok(eb_status::EB_OK),
