@@ -9,7 +9,9 @@
  * - Data is serialized here with JSON.stringify and crosses as text; received events cross as
  *   one JSON array per batch, parsed with one JSON.parse (measured faster than napi object
  *   conversion; see the README's benchmark section).
- * - Publishes made in the same tick are coalesced into one native call (publishMany).
+ * - Publishes made in the same tick are coalesced into native calls (publishMany): one at the
+ *   end of the tick, or earlier each time 256 events or 256 KB have gathered, so the core
+ *   writes while the tick goes on. Each call queues its events in order before it returns.
  * - Handlers run here, on the JS thread; each outcome (return, throw, resolve, reject) is
  *   reported to the core, which applies timeout and retry.
  * - A connected client keeps the process alive (a ref'd timer, like an ioredis socket);
@@ -261,6 +263,8 @@ class EventValidator {
 
 const STRING_OPTIONS = ['traceId', 'correlationId', 'userId', 'room'];
 const MAX_PUBLISH_CHUNK = 5000;
+const EARLY_FLUSH = 256;
+const EARLY_FLUSH_BYTES = 256 * 1024;
 
 /**
  * Turn `(eventType, data, options)` into what the core takes, or throw a ValidationError with
@@ -333,6 +337,7 @@ class EventBusClient extends EventEmitter {
     this._jsFailures = 0;
     // Publishes of the current tick, flushed together.
     this._pq = [];
+    this._pqBytes = 0;
     this._pqScheduled = false;
     // Async handler successes, reported together.
     this._okq = [];
@@ -387,7 +392,12 @@ class EventBusClient extends EventEmitter {
     }
     return new Promise((resolve, reject) => {
       this._pq.push({ p, resolve, reject });
-      if (!this._pqScheduled) {
+      this._pqBytes += p.json.length;
+      // A long run of publishes in one tick goes out in chunks as it grows, so the core
+      // writes the first chunk while this tick makes the rest (still in call order).
+      if (this._pq.length >= EARLY_FLUSH || this._pqBytes >= EARLY_FLUSH_BYTES) {
+        this._flushPublishes();
+      } else if (!this._pqScheduled) {
         this._pqScheduled = true;
         process.nextTick(() => this._flushPublishes());
       }
@@ -455,6 +465,7 @@ class EventBusClient extends EventEmitter {
     this._pqScheduled = false;
     const q = this._pq;
     this._pq = [];
+    this._pqBytes = 0;
     for (let start = 0; start < q.length; start += MAX_PUBLISH_CHUNK) {
       const chunk = q.length <= MAX_PUBLISH_CHUNK ? q : q.slice(start, start + MAX_PUBLISH_CHUNK);
       const n = chunk.length;
