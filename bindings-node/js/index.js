@@ -577,7 +577,7 @@ class EventBusClient extends EventEmitter {
       this._runSeq(slots, tokens, events, i, end, ok);
       i = end;
     }
-    if (ok.length) this._native.completeOk(ok);
+    if (ok.length) this._native.completeOk(new Uint32Array(ok));
   }
 
   /** Start one handler; sync successes go to `ok`, async outcomes are reported when settled. */
@@ -624,7 +624,7 @@ class EventBusClient extends EventEmitter {
         continue;
       }
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
-        if (!ok && done.length) this._native.completeOk(done);
+        if (!ok && done.length) this._native.completeOk(new Uint32Array(done));
         const next = k + 1;
         let settled = false;
         const resume = () => {
@@ -652,7 +652,7 @@ class EventBusClient extends EventEmitter {
       }
       done.push(token);
     }
-    if (!ok && done.length) this._native.completeOk(done);
+    if (!ok && done.length) this._native.completeOk(new Uint32Array(done));
   }
 
   _settleOk(token) {
@@ -663,7 +663,7 @@ class EventBusClient extends EventEmitter {
         this._okqScheduled = false;
         const q = this._okq;
         this._okq = [];
-        this._native.completeOk(q);
+        this._native.completeOk(new Uint32Array(q));
       });
     }
   }

@@ -215,12 +215,12 @@ fn outcome_future(rx: oneshot::Receiver<Outcome>) -> HandlerFuture {
 /// handler of `events[i]` and `tokens[i]` is what to report its outcome with.
 #[napi(object)]
 pub struct EventBatch {
-    /// JS handler slot per event.
-    pub slots: Vec<u32>,
+    /// JS handler slot per event. (Typed arrays cross without a napi call per element.)
+    pub slots: Uint32Array,
     /// Completion token per event.
-    pub tokens: Vec<u32>,
+    pub tokens: Uint32Array,
     /// In-order group per event (0: none); a group's events are contiguous.
-    pub groups: Vec<u32>,
+    pub groups: Uint32Array,
     /// `[event, ...]` as JSON text.
     pub events: String,
 }
@@ -438,19 +438,19 @@ impl NativeClient {
         }
         events.push(']');
         EventBatch {
-            slots,
-            tokens,
-            groups,
+            slots: Uint32Array::new(slots),
+            tokens: Uint32Array::new(tokens),
+            groups: Uint32Array::new(groups),
             events,
         }
     }
 
     /// Report handler successes.
     #[napi]
-    pub fn complete_ok(&self, tokens: Vec<u32>) {
+    pub fn complete_ok(&self, tokens: Uint32Array) {
         let mut inflight = lock(&self.dispatcher.inflight);
-        for t in tokens {
-            if let Some(tx) = inflight.remove(&t) {
+        for t in tokens.iter() {
+            if let Some(tx) = inflight.remove(t) {
                 let _ = tx.send(Ok(()));
             }
         }

@@ -20,8 +20,8 @@ use event_bus::{
     BatchItem, Error, ErrorKind, EventBusClient, PublishOptions, PublishOutcome,
     SubscriptionOptions,
 };
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 
 mod support;
 use support::{
