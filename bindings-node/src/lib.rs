@@ -225,25 +225,57 @@ pub struct EventBatch {
     pub events: String,
 }
 
-fn outcome_json(o: &PublishOutcome) -> Value {
-    match o {
-        Ok(r) => json!({
-            "success": true,
-            "eventId": r.event_id,
-            "publishedAt": r.published_at,
-            "deliveredTo": r.delivered_to,
-        }),
-        Err(f) => failure_json(&f.error, &f.event_id, &f.published_at),
-    }
+/// A `PublishResult` as the TS package shapes it, written straight to JSON text.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsResult<'a> {
+    success: bool,
+    event_id: &'a str,
+    published_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivered_to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<JsFailure<'a>>,
 }
 
-fn failure_json(e: &event_bus::Error, event_id: &str, published_at: &str) -> Value {
-    json!({
-        "success": false,
-        "eventId": event_id,
-        "publishedAt": published_at,
-        "error": {"code": e.kind().code(), "message": e.full_message(), "details": {}},
-    })
+#[derive(serde::Serialize)]
+struct JsFailure<'a> {
+    code: &'a str,
+    message: String,
+    details: Empty,
+}
+
+/// Serializes as `{}`.
+#[derive(serde::Serialize)]
+struct Empty {}
+
+impl<'a> JsResult<'a> {
+    fn of(o: &'a PublishOutcome) -> Self {
+        match o {
+            Ok(r) => JsResult {
+                success: true,
+                event_id: &r.event_id,
+                published_at: &r.published_at,
+                delivered_to: Some(r.delivered_to),
+                error: None,
+            },
+            Err(f) => JsResult::failure(&f.error, &f.event_id, &f.published_at),
+        }
+    }
+
+    fn failure(e: &'a event_bus::Error, event_id: &'a str, published_at: &'a str) -> Self {
+        JsResult {
+            success: false,
+            event_id,
+            published_at,
+            delivered_to: None,
+            error: Some(JsFailure {
+                code: e.kind().code(),
+                message: e.full_message(),
+                details: Empty {},
+            }),
+        }
+    }
 }
 
 /// The body of [`NativeClient::publish_many`]: checks and queues every event now, on the JS
@@ -254,11 +286,13 @@ fn queue_many_json(
     types: Vec<String>,
     data: Vec<String>,
     options: Vec<String>,
-) -> Result<impl std::future::Future<Output = String> + Send + 'static> {
+) -> Result<impl std::future::Future<Output = Result<String>> + Send + 'static> {
     if types.len() != data.len() || types.len() != options.len() {
         return Err(arg_error("publish_many: array lengths differ"));
     }
-    let mut early: Vec<Option<Value>> = Vec::with_capacity(types.len());
+    // Items refused here (options that are not valid) keep their place with their failure.
+    let mut early: Vec<Option<(event_bus::Error, String, String)>> =
+        Vec::with_capacity(types.len());
     let mut items = Vec::with_capacity(types.len());
     for ((t, d), o) in types.into_iter().zip(data).zip(options) {
         let parsed = RawValue::from_string(d)
@@ -278,10 +312,10 @@ fn queue_many_json(
                     options,
                 });
             }
-            Err(e) => early.push(Some(failure_json(
-                &e,
-                &event_bus::event::new_id(),
-                &event_bus::event::now_iso(),
+            Err(e) => early.push(Some((
+                e,
+                event_bus::event::new_id(),
+                event_bus::event::now_iso(),
             ))),
         }
     }
@@ -289,14 +323,19 @@ fn queue_many_json(
     Ok(async move {
         let outcomes = queued.await;
         let mut outcomes = outcomes.iter();
-        let results: Vec<Value> = early
-            .into_iter()
+        let results: Vec<JsResult<'_>> = early
+            .iter()
             .map(|e| match e {
-                Some(v) => v,
-                None => outcome_json(outcomes.next().expect("one outcome per item")),
+                Some((e, id, at)) => JsResult::failure(e, id, at),
+                None => JsResult::of(outcomes.next().expect("one outcome per item")),
             })
             .collect();
-        Value::Array(results).to_string()
+        serde_json::to_string(&results).map_err(|e| {
+            js_error(&event_bus::Error::new(
+                event_bus::ErrorKind::Internal,
+                format!("publish results: {e}"),
+            ))
+        })
     })
 }
 
@@ -374,8 +413,10 @@ impl NativeClient {
         match queue_many_json(&self.client, types, data, options) {
             Ok(replies) => {
                 event_bus::runtime::spawn(async move {
-                    let json = replies.await;
-                    deferred.resolve(move |_| Ok(json));
+                    match replies.await {
+                        Ok(json) => deferred.resolve(move |_| Ok(json)),
+                        Err(e) => deferred.reject(e),
+                    }
                 });
             }
             Err(e) => deferred.reject(e),
