@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -74,7 +74,8 @@ pub trait Handler: Send + Sync + 'static {
     /// order (`concurrency` 1). Timeouts and retries still apply per event: a failed event is
     /// retried through [`Handler::call`] once the core reaches it, which may be after later
     /// events of the same batch already ran. At most `min(1024, maxPending)` events are handed
-    /// over at once; once handed over they count as being handled, not as pending.
+    /// over at once; each counts as pending (toward `maxPending`) until the core reaches it,
+    /// as it would in the queue.
     fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
         events.into_iter().map(|e| self.call(e)).collect()
     }
@@ -252,6 +253,11 @@ pub(crate) struct Entry {
     pub created_at: String,
     pub active: Arc<AtomicBool>,
     tx: std::sync::Mutex<Option<mpsc::Sender<Delivery>>>,
+    /// Events offered and not yet started: queued, or taken in a batch and waiting their turn.
+    /// `maxPending` bounds this, so a face that takes batches holds no more than one that
+    /// takes events one at a time.
+    waiting: Arc<AtomicUsize>,
+    max_pending: usize,
     worker: std::sync::Mutex<Option<JoinHandle<()>>>,
     filter: Option<SubscriptionFilter>,
 }
@@ -361,6 +367,7 @@ impl Registry {
     ) -> Arc<Entry> {
         let (tx, rx) = mpsc::channel(policy.max_pending);
         let active = Arc::new(AtomicBool::new(true));
+        let waiting = Arc::new(AtomicUsize::new(0));
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let entry = Arc::new(Entry {
             id: crate::event::new_id(),
@@ -371,6 +378,8 @@ impl Registry {
             created_at: crate::event::now_iso(),
             active: active.clone(),
             tx: std::sync::Mutex::new(Some(tx)),
+            waiting: waiting.clone(),
+            max_pending: policy.max_pending,
             worker: std::sync::Mutex::new(None),
             filter: policy.filter.clone(),
         });
@@ -378,7 +387,7 @@ impl Registry {
             entry.id.clone(),
             handler,
             policy,
-            rx,
+            (rx, waiting),
             active,
             self.ctx.clone(),
         ));
@@ -408,11 +417,12 @@ impl Registry {
         Some(e)
     }
 
-    /// Events waiting in a subscription's queue (not counting the ones being handled).
+    /// Events waiting for a subscription's handler (queued, or handed over in a batch and not
+    /// started yet; not counting the ones being handled).
     pub(crate) fn queued(&self, id: &str) -> Option<usize> {
         let e = self.get(id)?;
-        let tx = e.tx.lock().unwrap_or_else(|p| p.into_inner());
-        Some(tx.as_ref().map_or(0, |t| t.max_capacity() - t.capacity()))
+        let open = e.tx.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        Some(if open { e.waiting.load(Relaxed) } else { 0 })
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Entry>> {
@@ -586,7 +596,13 @@ impl Registry {
         }
         let tx = e.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(tx) = tx else { return };
-        if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(delivery.clone()) {
+        let full = e.waiting.fetch_add(1, AcqRel) >= e.max_pending
+            || matches!(
+                tx.try_send(delivery.clone()),
+                Err(mpsc::error::TrySendError::Full(_))
+            );
+        if full {
+            e.waiting.fetch_sub(1, AcqRel);
             ctx.stats.dropped.fetch_add(1, Relaxed);
             if let Some(suppressed) = ctx.drop_log.check() {
                 ctx.logger.warn(
@@ -594,7 +610,7 @@ impl Registry {
                     &[
                         ("subscription", e.id.clone()),
                         ("pattern", e.pattern.clone()),
-                        ("maxPending", tx.max_capacity().to_string()),
+                        ("maxPending", e.max_pending.to_string()),
                         ("suppressed", suppressed.to_string()),
                     ],
                 );
@@ -649,10 +665,14 @@ async fn run_worker(
     id: String,
     handler: Arc<dyn Handler>,
     policy: Policy,
-    mut rx: mpsc::Receiver<Delivery>,
+    (mut rx, waiting): (mpsc::Receiver<Delivery>, Arc<AtomicUsize>),
     active: Arc<AtomicBool>,
     ctx: Arc<Ctx>,
 ) {
+    // An event stops counting toward maxPending when its handler starts.
+    let started = || {
+        waiting.fetch_sub(1, AcqRel);
+    };
     let policy = Arc::new(policy);
     if policy.concurrency <= 1 {
         let mut buf = Vec::new();
@@ -682,6 +702,7 @@ async fn run_worker(
                     if !active.load(Relaxed) {
                         break;
                     }
+                    started();
                     run_one(&id, &handler, &policy, d, &ctx, fut).await;
                 }
             } else {
@@ -689,6 +710,7 @@ async fn run_worker(
                     if !active.load(Relaxed) {
                         break;
                     }
+                    started();
                     run_one(&id, &handler, &policy, d, &ctx, None).await;
                 }
             }
@@ -702,6 +724,7 @@ async fn run_worker(
                 break;
             }
             let permit = sem.clone().acquire_owned().await.expect("never closed");
+            started();
             let (id, handler, policy, ctx) =
                 (id.clone(), handler.clone(), policy.clone(), ctx.clone());
             running.spawn(async move {
