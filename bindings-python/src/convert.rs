@@ -183,11 +183,106 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     })
 }
 
-/// Parse JSON text into Python objects.
+/// Parse JSON text into Python objects, in one pass (no `Value` tree in between): what
+/// `json.loads` gives, with dict keys in text order.
 pub fn parse_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
-    let v: Value = serde_json::from_str(text)
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = PySeed(py)
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
         .map_err(|e| ValidationError::new_err(format!("invalid JSON: {e}")))?;
-    to_py(py, &v)
+    Ok(v)
+}
+
+/// Builds the Python object of one JSON value as serde_json reads it.
+struct PySeed<'py>(Python<'py>);
+
+impl<'de, 'py> serde::de::DeserializeSeed<'de> for PySeed<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// A dict key as a Python str.
+struct PyKey<'py>(Python<'py>);
+
+impl<'de, 'py> serde::de::DeserializeSeed<'de> for PyKey<'py> {
+    type Value = Bound<'py, PyString>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 'py> serde::de::Visitor<'de> for PyKey<'py> {
+    type Value = Bound<'py, PyString>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(PyString::new(self.0, s))
+    }
+}
+
+fn py_err<E: serde::de::Error>(e: PyErr) -> E {
+    E::custom(e)
+}
+
+impl<'de, 'py> serde::de::Visitor<'de> for PySeed<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(self.0.None().into_bound(self.0))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(PyBool::new(self.0, b).to_owned().into_any())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Self::Value, E> {
+        let Ok(x) = i.into_pyobject(self.0);
+        Ok(x.into_any())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Self::Value, E> {
+        let Ok(x) = u.into_pyobject(self.0);
+        Ok(x.into_any())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        let Ok(x) = f.into_pyobject(self.0);
+        Ok(x.into_any())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(PyString::new(self.0, s).into_any())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let l = PyList::empty(self.0);
+        while let Some(x) = seq.next_element_seed(PySeed(self.0))? {
+            l.append(x).map_err(py_err)?;
+        }
+        Ok(l.into_any())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let d = PyDict::new(self.0);
+        while let Some(k) = map.next_key_seed(PyKey(self.0))? {
+            let v = map.next_value_seed(PySeed(self.0))?;
+            d.set_item(k, v).map_err(py_err)?;
+        }
+        Ok(d.into_any())
+    }
 }
 
 /// Any serializable Rust value as Python objects.

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import pytest
 
 import event_bus
+from conftest import wait_for
 
 
 @pytest.fixture
@@ -49,7 +50,12 @@ def test_cycle_is_not_a_crash(bus: event_bus.EventBusClient) -> None:
 def test_big_int_and_unicode(bus: event_bus.EventBusClient) -> None:
     got: list[Any] = []
     bus.subscribe("a.b", got.append)
-    assert bus.publish("a.b", {"big": 2**70, "u": "✓\u0000\"", "t": (1, 2)}).success
+    data = {"big": 2**70, "i64": -(2**63), "u64": 2**64 - 1, "u": "✓\u0000\"", "t": (1, 2)}
+    assert bus.publish("a.b", data).success
+    assert wait_for(lambda: len(got) == 1)
+    # Integers up to 64 bits come back exact; beyond, as a float (as JavaScript reads them).
+    assert got[0].data == {"big": float(2**70), "i64": -(2**63), "u64": 2**64 - 1, "u": "✓\u0000\"", "t": [1, 2]}
+    assert type(got[0].data["u64"]) is int and type(got[0].data["big"]) is float
 
 
 def test_wrong_argument_types(bus: event_bus.EventBusClient) -> None:
@@ -108,7 +114,7 @@ def test_calls_before_and_after_disconnect(uid: str) -> None:
 
 
 def test_connect_failure_names_address() -> None:
-    from conftest import free_port
+    from conftest import wait_for, free_port
 
     port = free_port()
     bus = event_bus.EventBusClient(

@@ -127,3 +127,30 @@ async def test_async_publishes_reach_redis_in_call_order(uid: str) -> None:
             assert got == list(range(2010))
     ps.close()
     r.close()
+
+
+def test_received_data_is_what_json_loads_gives(uid: str) -> None:
+    # Every JSON type, escapes, non-ASCII, 64-bit integers and key order: the event's data
+    # equals json.loads of the same text, with the same Python types and dict order.
+    text = (
+        '{"i":[0,-1,9007199254740993,18446744073709551615,-9223372036854775808],'
+        '"f":[1.5,-0.0,1e300,2.5e-10,10.0],'
+        '"s":["","\u00e9\u2603","\\"\\\\/\\n\\t\\u0000","\\ud83d\\ude00"],'
+        '"o":{"z":1,"a":{"y":[],"b":{}},"z2":null},"b":[true,false,null]}'
+    )
+    message = (
+        '{"id":"x-1","type":"conv.check","data":' + text
+        + ',"metadata":{"source":"raw","timestamp":"2026-11-27T00:00:00.000Z","version":"1.0.0"}}'
+    )
+    r = redis.Redis.from_url(REDIS_URL)
+    got: list[event_bus.Event] = []
+    with event_bus.EventBusClient(service_name="interop", redis_url=REDIS_URL) as bus:
+        bus.subscribe(uid, got.append)
+        assert r.publish(uid, message) == 1
+        assert wait_for(lambda: len(got) == 1)
+    want = json.loads(text)
+    data = got[0].data
+    assert data == want
+    assert [type(x) for x in data["i"]] == [int] * 5 and [type(x) for x in data["f"]] == [float] * 5
+    assert list(data["o"]) == ["z", "a", "z2"] and list(data["o"]["a"]) == ["y", "b"]
+    assert data["s"][3] == "\U0001F600" and data["s"][2] == '"\\/\n\t\x00'
