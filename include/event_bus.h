@@ -447,7 +447,7 @@ enum eb_status eb_publish(struct eb_client *client,
                           struct eb_publish_result *result_out);
 
 /**
- * Publishes several events in one pipeline. `items_json` is a JSON array of
+ * Publishes several events, pipelined and in order. `items_json` is a JSON array of
  * `{"type": "...", "data": <json>, "options": {...}?}`. On return `*results_json_out` owns
  * (free with eb_string_free) a JSON array with one `{"success","eventId","publishedAt",
  * "deliveredTo","error"?:{"code","message"}}` per item, in order. Returns EB_OK when every

@@ -817,7 +817,7 @@ export declare class EventBusClient implements IEventBusService {
   publishToRoom<T = any>(room: string, eventType: EventType | string, data: T, options?: PublishOptions): Promise<PublishResult>;
   publishToUser<T = any>(userId: string, eventType: EventType | string, data: T, options?: PublishOptions): Promise<PublishResult>;
   broadcast<T = any>(eventType: EventType | string, data: T, options?: PublishOptions): Promise<PublishResult>;
-  /** Added in 2.0: validate each, send the valid ones in one pipeline; one result per item. */
+  /** Added in 2.0: validate each, send the valid ones pipelined and in order; one result per item. */
   publishBatch(events: BatchEvent[]): Promise<PublishResult[]>;
 
   subscribe<T = any>(

@@ -417,7 +417,7 @@ class EventBusClient extends EventEmitter {
   }
 
   /**
-   * Publish many events in one pipeline: `[{ type, data, options }]` (or `eventType`).
+   * Publish many events, pipelined and in order: `[{ type, data, options }]` (or `eventType`).
    * Resolves to one PublishResult per item, in order.
    */
   async publishBatch(events) {

@@ -187,7 +187,7 @@ class EventBusClient:
         return self._native.publish(event_type, data, **{**options, "broadcast": True})
 
     def publish_batch(self, events: Iterable[BatchItem]) -> List[PublishResult]:
-        """Publish many events in one pipeline. Items are dicts ``{"type", "data", "options"}``
+        """Publish many events, pipelined and in order. Items are dicts ``{"type", "data", "options"}``
         or tuples ``(type, data[, options])``. Returns one result per item; a failed item has
         ``success=False`` and ``error`` set (this call does not raise for them)."""
         return self._native.publish_batch(events)

@@ -576,7 +576,7 @@ pub unsafe extern "C" fn eb_broadcast(
     }
 }
 
-/// Publishes several events in one pipeline. `items_json` is a JSON array of
+/// Publishes several events, pipelined and in order. `items_json` is a JSON array of
 /// `{"type": "...", "data": <json>, "options": {...}?}`. On return `*results_json_out` owns
 /// (free with eb_string_free) a JSON array with one `{"success","eventId","publishedAt",
 /// "deliveredTo","error"?:{"code","message"}}` per item, in order. Returns EB_OK when every

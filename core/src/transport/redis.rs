@@ -776,11 +776,10 @@ async fn serve_publisher(
 /// one while the next is encoded and written; the connection keeps them in order.
 const MAX_IN_FLIGHT: usize = 4;
 
-/// A further pipeline starts only while less than this many payload bytes await replies. Large
-/// events thus go one pipeline at a time: Redis copies every message into each subscriber's
-/// output buffer, and several 8 MB pipelines at once (512 events of 16 KB) can push a
-/// subscriber that reads a little late past Redis's pub/sub output limit (32 MB by default),
-/// which disconnects it and loses what it had not read.
+/// A further pipeline starts only while less than this many payload bytes await replies: Redis
+/// copies every message into each subscriber's output buffer, and several 8 MB pipelines at
+/// once (512 events of 16 KB) pushed a subscriber that reads a little late past Redis's pub/sub
+/// output limit (32 MB by default), which disconnects it and loses what it had not read.
 const MAX_IN_FLIGHT_BYTES: usize = 1 << 20;
 
 /// One pipeline carries at most about this many payload bytes (always at least one event), so
