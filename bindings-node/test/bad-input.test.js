@@ -28,6 +28,7 @@ for (const transport of TRANSPORTS) {
       [['t.a', {}, { traceId: '' }], /^traceId cannot be empty$/],
       [['t.a', {}, { correlationId: 'c'.repeat(300) }], /correlationId is too long/],
       [['t.a', {}, 'opts'], /Publish options must be an object/],
+      [['t.\ud800', {}], /alphanumeric characters, dots, hyphens, and underscores/],
       [['t.a', {}, { metadata: { source: 'spoof' } }], /source/],
       [['t.a', { s: 'x'.repeat(2000) }], /Event data size \(\d+ bytes\) exceeds maximum allowed size \(1000 bytes\)/],
       [['t.a', { s: 1 }, { metadata: { pad: 'x'.repeat(6000) } }], /^Event size \(\d+ bytes\) exceeds maximum allowed size \(5000 bytes\)$/],
@@ -43,6 +44,9 @@ for (const transport of TRANSPORTS) {
     const s = await c.getStats();
     assert.equal(s.eventsFailed, cases.length);
     assert.equal(s.eventsPublished, 0);
+    // A bad item coalesced with good ones in the same tick fails alone.
+    const same = await Promise.all([c.publish('t.a', { i: 1 }), c.publish('t.\udc00', { i: 2 }), c.publish('t.a', { i: 3 })]);
+    assert.deepEqual(same.map((r) => r.success), [true, false, true]);
     await c.disconnect();
   });
 
