@@ -272,12 +272,85 @@ pub struct Delivery {
 struct DeliveryInner {
     id: String,
     event_type: String,
-    data: Box<RawValue>,
+    /// Where the data and the metadata object sit in `payload` (no copies of their text).
+    data: std::ops::Range<usize>,
+    metadata_raw: std::ops::Range<usize>,
     metadata: EventMetadata,
     channel: String,
     pattern: Option<String>,
     payload: String,
     received_at: std::time::Instant,
+}
+
+/// What decoding reads from a message's text (the data and metadata as ranges of it).
+struct Parts {
+    id: String,
+    event_type: String,
+    data: std::ops::Range<usize>,
+    metadata_raw: std::ops::Range<usize>,
+    metadata: EventMetadata,
+}
+
+impl Parts {
+    fn of(text: &str) -> Result<Parts> {
+        let w: WireEvent = serde_json::from_str(text).map_err(|e| {
+            Error::validation(format!("message is not a JSON object with an event: {e}"))
+        })?;
+        // Where a borrowed part sits in `text`.
+        let at = |r: &RawValue| {
+            let start = r.get().as_ptr() as usize - text.as_ptr() as usize;
+            start..start + r.get().len()
+        };
+        let id: String = match w.id {
+            Some(r) => serde_json::from_str(r.get())
+                .map_err(|_| Error::validation("event id must be a string"))?,
+            None => return Err(Error::validation("event id is missing")),
+        };
+        let event_type: String = match w.event_type {
+            Some(r) => serde_json::from_str(r.get())
+                .map_err(|_| Error::validation("event type must be a string"))?,
+            None => return Err(Error::validation("event type is missing")),
+        };
+        let data = match w.data {
+            Some(r) if r.get() != "null" => at(r),
+            _ => return Err(Error::validation("event data is missing")),
+        };
+        let (metadata, metadata_raw) = match w.metadata {
+            Some(r) => (
+                serde_json::from_str(r.get())
+                    .map_err(|_| Error::validation("event metadata must be an object"))?,
+                at(r),
+            ),
+            None => return Err(Error::validation("event metadata is missing")),
+        };
+        if id.is_empty() || event_type.is_empty() {
+            return Err(Error::validation("event id and type must not be empty"));
+        }
+        Ok(Parts {
+            id,
+            event_type,
+            data,
+            metadata_raw,
+            metadata,
+        })
+    }
+
+    /// The delivery of `text`, the message these parts were read from.
+    fn into_delivery(self, channel: &str, pattern: Option<&str>, text: String) -> Delivery {
+        Delivery {
+            inner: Arc::new(DeliveryInner {
+                id: self.id,
+                event_type: self.event_type,
+                data: self.data,
+                metadata_raw: self.metadata_raw,
+                metadata: self.metadata,
+                channel: channel.to_string(),
+                pattern: pattern.map(str::to_string),
+                payload: text,
+                received_at: std::time::Instant::now(),
+            }),
+        }
+    }
 }
 
 impl Delivery {
@@ -291,11 +364,11 @@ impl Delivery {
     }
     /// The data as raw JSON text.
     pub fn data_json(&self) -> &str {
-        self.inner.data.get()
+        &self.inner.payload[self.inner.data.clone()]
     }
     /// The data parsed.
     pub fn data(&self) -> Value {
-        serde_json::from_str(self.inner.data.get()).unwrap_or(Value::Null)
+        serde_json::from_str(self.data_json()).unwrap_or(Value::Null)
     }
     /// Metadata.
     pub fn metadata(&self) -> &EventMetadata {
@@ -320,9 +393,8 @@ impl Delivery {
 
     /// The metadata object as raw JSON text (re-serialized; key order of the wire kept).
     pub fn metadata_json(&self) -> String {
-        // Re-read from the payload so field order and unknown fields are exactly as sent.
-        let w: WireEvent = serde_json::from_str(&self.inner.payload).expect("validated at decode");
-        w.metadata.map(|m| m.get().to_string()).unwrap_or_default()
+        // As sent: field order and unknown fields kept.
+        self.inner.payload[self.inner.metadata_raw.clone()].to_string()
     }
 
     /// The full event as JSON with `channel` (and `pattern`) added: `{id,type,data,metadata,
@@ -353,6 +425,7 @@ impl Delivery {
                 id: i.id.clone(),
                 event_type: i.event_type.clone(),
                 data: i.data.clone(),
+                metadata_raw: i.metadata_raw.clone(),
                 metadata: i.metadata.clone(),
                 channel: channel.to_string(),
                 pattern: pattern.map(str::to_string),
@@ -366,43 +439,27 @@ impl Delivery {
     pub fn decode(channel: &str, pattern: Option<&str>, payload: &[u8]) -> Result<Delivery> {
         let text = std::str::from_utf8(payload)
             .map_err(|_| Error::validation("message is not valid UTF-8"))?;
-        let w: WireEvent = serde_json::from_str(text).map_err(|e| {
-            Error::validation(format!("message is not a JSON object with an event: {e}"))
+        let parts = Parts::of(text)?;
+        Ok(parts.into_delivery(channel, pattern, text.to_string()))
+    }
+
+    /// [`Self::decode`] of a message the caller owns (its text is kept, not copied); on
+    /// failure the bytes come back with the error.
+    pub(crate) fn decode_owned(
+        channel: &str,
+        pattern: Option<&str>,
+        payload: Vec<u8>,
+    ) -> std::result::Result<Delivery, (Error, Vec<u8>)> {
+        let text = String::from_utf8(payload).map_err(|e| {
+            (
+                Error::validation("message is not valid UTF-8"),
+                e.into_bytes(),
+            )
         })?;
-        let id: String = match w.id {
-            Some(r) => serde_json::from_str(r.get())
-                .map_err(|_| Error::validation("event id must be a string"))?,
-            None => return Err(Error::validation("event id is missing")),
-        };
-        let event_type: String = match w.event_type {
-            Some(r) => serde_json::from_str(r.get())
-                .map_err(|_| Error::validation("event type must be a string"))?,
-            None => return Err(Error::validation("event type is missing")),
-        };
-        let data = match w.data {
-            Some(r) if r.get() != "null" => r.to_owned(),
-            _ => return Err(Error::validation("event data is missing")),
-        };
-        let metadata: EventMetadata = match w.metadata {
-            Some(r) => serde_json::from_str(r.get())
-                .map_err(|_| Error::validation("event metadata must be an object"))?,
-            None => return Err(Error::validation("event metadata is missing")),
-        };
-        if id.is_empty() || event_type.is_empty() {
-            return Err(Error::validation("event id and type must not be empty"));
+        match Parts::of(&text) {
+            Ok(parts) => Ok(parts.into_delivery(channel, pattern, text)),
+            Err(e) => Err((e, text.into_bytes())),
         }
-        Ok(Delivery {
-            inner: Arc::new(DeliveryInner {
-                id,
-                event_type,
-                data,
-                metadata,
-                channel: channel.to_string(),
-                pattern: pattern.map(str::to_string),
-                payload: text.to_string(),
-                received_at: std::time::Instant::now(),
-            }),
-        })
     }
 
     /// Look up a dot path (`data.userId`, `metadata.source`, `type`) as a JSON value.

@@ -498,20 +498,20 @@ impl Registry {
         }
     }
 
-    fn decode(&self, channel: &str, pattern: Option<&str>, payload: &[u8]) -> Option<Delivery> {
+    fn decode(&self, channel: &str, pattern: Option<&str>, payload: Vec<u8>) -> Option<Delivery> {
         let max = self.ctx.max_message_size;
-        let decoded = if payload.len() > max {
-            Err(Error::validation(format!(
+        if payload.len() > max {
+            let e = format!(
                 "message size ({} bytes) exceeds maximum allowed size ({max} bytes)",
                 payload.len(),
-            )))
-        } else {
-            Delivery::decode(channel, pattern, payload)
-        };
-        match decoded {
+            );
+            self.count_invalid(channel, &payload, &e);
+            return None;
+        }
+        match Delivery::decode_owned(channel, pattern, payload) {
             Ok(d) => Some(d),
-            Err(e) => {
-                self.count_invalid(channel, payload, e.message());
+            Err((e, payload)) => {
+                self.count_invalid(channel, &payload, e.message());
                 None
             }
         }
@@ -519,7 +519,7 @@ impl Registry {
 
     /// Hand a message to the subscriptions under its key. Called by the transports for every
     /// message; never blocks. `pattern` is what Redis reported for a pmessage.
-    pub(crate) fn dispatch(&self, channel: &str, pattern: Option<&str>, payload: &[u8]) {
+    pub(crate) fn dispatch(&self, channel: &str, pattern: Option<&str>, payload: Vec<u8>) {
         let g = self.read();
         let entries = match pattern {
             Some(p) => g.by_pattern(p),
@@ -552,7 +552,7 @@ impl Registry {
     /// event type.
     #[cfg(feature = "socketio")]
     pub(crate) fn dispatch_by_type(&self, payload: &[u8]) {
-        let Some(delivery) = self.decode("socket.io", None, payload) else {
+        let Some(delivery) = self.decode("socket.io", None, payload.to_vec()) else {
             return;
         };
         let ty = delivery.event_type().to_string();

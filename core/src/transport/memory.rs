@@ -76,11 +76,13 @@ impl MemoryTransport {
                 match &k {
                     Key::Channel(c) if c == channel => {
                         count += 1;
-                        ep.registry.dispatch(channel, None, payload.as_bytes());
+                        ep.registry
+                            .dispatch(channel, None, payload.as_bytes().to_vec());
                     }
                     Key::Pattern(p) if matches_pattern(p, channel) => {
                         count += 1;
-                        ep.registry.dispatch(channel, Some(p), payload.as_bytes());
+                        ep.registry
+                            .dispatch(channel, Some(p), payload.as_bytes().to_vec());
                     }
                     _ => {}
                 }

@@ -979,11 +979,22 @@ fn bulk(v: &Value) -> Option<&[u8]> {
     }
 }
 
+/// A bulk string taken out of its reply (the message text is kept, not copied).
+fn into_bulk(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
 fn handle_push(shared: &Shared, pi: PushInfo) -> Option<String> {
+    let mut data = pi.data;
     match pi.kind {
         PushKind::Message => {
-            if let [ch, payload, ..] = pi.data.as_slice() {
-                if let (Some(ch), Some(payload)) = (bulk(ch), bulk(payload)) {
+            if let [ch, payload, ..] = &mut data[..] {
+                let payload = into_bulk(std::mem::replace(payload, Value::Nil));
+                if let (Some(ch), Some(payload)) = (bulk(ch), payload) {
                     let ch = String::from_utf8_lossy(ch);
                     shared.registry.dispatch(&ch, None, payload);
                 }
@@ -991,9 +1002,9 @@ fn handle_push(shared: &Shared, pi: PushInfo) -> Option<String> {
             None
         }
         PushKind::PMessage => {
-            if let [pat, ch, payload, ..] = pi.data.as_slice() {
-                if let (Some(pat), Some(ch), Some(payload)) = (bulk(pat), bulk(ch), bulk(payload))
-                {
+            if let [pat, ch, payload, ..] = &mut data[..] {
+                let payload = into_bulk(std::mem::replace(payload, Value::Nil));
+                if let (Some(pat), Some(ch), Some(payload)) = (bulk(pat), bulk(ch), payload) {
                     let pat = String::from_utf8_lossy(pat);
                     let ch = String::from_utf8_lossy(ch);
                     shared.registry.dispatch(&ch, Some(&pat), payload);
