@@ -270,19 +270,16 @@ pub struct Delivery {
 
 #[derive(Debug)]
 struct DeliveryInner {
-    id: String,
-    event_type: String,
-    /// Where the data and the metadata object sit in `payload` (no copies of their text).
-    data: std::ops::Range<usize>,
-    metadata_raw: std::ops::Range<usize>,
-    metadata: EventMetadata,
+    parts: Parts,
     channel: String,
     pattern: Option<String>,
     payload: String,
     received_at: std::time::Instant,
 }
 
-/// What decoding reads from a message's text (the data and metadata as ranges of it).
+/// What decoding reads from a message's text: the data and the metadata object as ranges of
+/// it (no copies of their text).
+#[derive(Debug, Clone)]
 struct Parts {
     id: String,
     event_type: String,
@@ -339,11 +336,7 @@ impl Parts {
     fn into_delivery(self, channel: &str, pattern: Option<&str>, text: String) -> Delivery {
         Delivery {
             inner: Arc::new(DeliveryInner {
-                id: self.id,
-                event_type: self.event_type,
-                data: self.data,
-                metadata_raw: self.metadata_raw,
-                metadata: self.metadata,
+                parts: self,
                 channel: channel.to_string(),
                 pattern: pattern.map(str::to_string),
                 payload: text,
@@ -356,15 +349,15 @@ impl Parts {
 impl Delivery {
     /// Event id.
     pub fn id(&self) -> &str {
-        &self.inner.id
+        &self.inner.parts.id
     }
     /// Event type.
     pub fn event_type(&self) -> &str {
-        &self.inner.event_type
+        &self.inner.parts.event_type
     }
     /// The data as raw JSON text.
     pub fn data_json(&self) -> &str {
-        &self.inner.payload[self.inner.data.clone()]
+        &self.inner.payload[self.inner.parts.data.clone()]
     }
     /// The data parsed.
     pub fn data(&self) -> Value {
@@ -372,7 +365,7 @@ impl Delivery {
     }
     /// Metadata.
     pub fn metadata(&self) -> &EventMetadata {
-        &self.inner.metadata
+        &self.inner.parts.metadata
     }
     /// The channel it was published on.
     pub fn channel(&self) -> &str {
@@ -394,7 +387,7 @@ impl Delivery {
     /// The metadata object as raw JSON text (re-serialized; key order of the wire kept).
     pub fn metadata_json(&self) -> String {
         // As sent: field order and unknown fields kept.
-        self.inner.payload[self.inner.metadata_raw.clone()].to_string()
+        self.inner.payload[self.inner.parts.metadata_raw.clone()].to_string()
     }
 
     /// The full event as JSON with `channel` (and `pattern`) added: `{id,type,data,metadata,
@@ -422,11 +415,7 @@ impl Delivery {
         let i = &self.inner;
         Delivery {
             inner: Arc::new(DeliveryInner {
-                id: i.id.clone(),
-                event_type: i.event_type.clone(),
-                data: i.data.clone(),
-                metadata_raw: i.metadata_raw.clone(),
-                metadata: i.metadata.clone(),
+                parts: i.parts.clone(),
                 channel: channel.to_string(),
                 pattern: pattern.map(str::to_string),
                 payload: i.payload.clone(),
@@ -467,8 +456,8 @@ impl Delivery {
         let mut parts = path.split('.');
         let first = parts.next()?;
         let mut cur: Value = match first {
-            "id" => Value::String(self.inner.id.clone()),
-            "type" => Value::String(self.inner.event_type.clone()),
+            "id" => Value::String(self.inner.parts.id.clone()),
+            "type" => Value::String(self.inner.parts.event_type.clone()),
             "channel" => Value::String(self.inner.channel.clone()),
             "pattern" => self
                 .inner

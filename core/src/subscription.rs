@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -596,13 +598,23 @@ impl Registry {
         }
         let tx = e.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(tx) = tx else { return };
-        let full = e.waiting.fetch_add(1, AcqRel) >= e.max_pending
-            || matches!(
-                tx.try_send(delivery.clone()),
-                Err(mpsc::error::TrySendError::Full(_))
-            );
+        // Never counts past maxPending, even for a moment (pending_events reads it).
+        let admitted = e
+            .waiting
+            .fetch_update(AcqRel, Acquire, |w| (w < e.max_pending).then_some(w + 1))
+            .is_ok();
+        let full = !admitted
+            || match tx.try_send(delivery.clone()) {
+                Ok(()) => false,
+                Err(err) => {
+                    e.waiting.fetch_sub(1, AcqRel);
+                    match err {
+                        mpsc::error::TrySendError::Full(_) => true,
+                        mpsc::error::TrySendError::Closed(_) => return, // unsubscribed
+                    }
+                }
+            };
         if full {
-            e.waiting.fetch_sub(1, AcqRel);
             ctx.stats.dropped.fetch_add(1, Relaxed);
             if let Some(suppressed) = ctx.drop_log.check() {
                 ctx.logger.warn(
