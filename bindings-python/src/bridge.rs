@@ -11,7 +11,9 @@
 //!   queued in one `call_batch`, which is one [`Job::Batch`]. The dispatcher thread runs it
 //!   under one GIL acquisition; the loop runs it in one drain, calling handlers one after
 //!   another, and when a handler returns an awaitable the rest of the batch continues in one
-//!   task (`event_bus/_batch.py` + [`AioBatch`]). Each event's reply is sent as it finishes.
+//!   task (`event_bus/_batch.py` + [`AioBatch`]). Outcomes go back through the core's
+//!   [`OutcomeReporter`], which wakes the core once per run of events rather than once per
+//!   event; the loop side flushes it before its task yields to the loop.
 //!
 //! Tokio workers never hold the GIL for longer than pushing a wake-up.
 
@@ -20,7 +22,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use event_bus::{Delivery, Handler, HandlerError, HandlerFuture};
+use event_bus::{batch_outcomes, Delivery, Handler, HandlerError, HandlerFuture, OutcomeReporter};
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
@@ -40,27 +42,11 @@ pub enum Job {
     /// Run a handler for several events of an in-order subscription, one after another.
     Batch {
         handler: Arc<Py<PyAny>>,
-        items: Vec<(Delivery, Reply)>,
+        events: Vec<Delivery>,
+        outcomes: OutcomeReporter,
     },
     /// Resolve an asyncio future with the result of an operation.
     Resolve { future: Py<PyAny>, make: Resolver },
-}
-
-/// One reply channel per event, plus the futures the core awaits.
-fn replies(
-    events: Vec<Delivery>,
-    gone: &'static str,
-) -> (Vec<(Delivery, Reply)>, Vec<HandlerFuture>) {
-    let mut items = Vec::with_capacity(events.len());
-    let mut futs: Vec<HandlerFuture> = Vec::with_capacity(events.len());
-    for e in events {
-        let (reply, rx) = oneshot::channel();
-        items.push((e, reply));
-        futs.push(Box::pin(async move {
-            rx.await.unwrap_or_else(|_| Err(HandlerError::new(gone)))
-        }));
-    }
-    (items, futs)
 }
 
 /// Run `handler` for one event, synchronously; `Ok(Some(awaitable))` when it returned one.
@@ -190,14 +176,19 @@ fn run_sync(py: Python<'_>, job: Job) {
             };
             let _ = reply.send(r.map_err(|e| failure(py, &e)));
         }
-        Job::Batch { handler, items } => {
-            for (event, reply) in items {
-                if reply.is_closed() {
+        Job::Batch {
+            handler,
+            events,
+            outcomes,
+        } => {
+            for (i, event) in events.into_iter().enumerate() {
+                if outcomes.abandoned(i) {
                     continue; // unsubscribed meanwhile: the core no longer waits for it
                 }
                 let r = call_handler(py, &handler, event).map(|_| ());
-                let _ = reply.send(r.map_err(|e| failure(py, &e)));
+                outcomes.report(i, r.map_err(|e| failure(py, &e)));
             }
+            outcomes.flush();
         }
         Job::Resolve { .. } => {}
     }
@@ -232,11 +223,12 @@ impl Handler for SyncHandler {
 
     /// The whole batch is one job: the dispatcher thread runs it under one GIL acquisition.
     fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
-        let (items, futs) = replies(events, "dispatcher stopped");
-        // On a send failure the job (and its replies) is dropped: every future fails.
+        let (outcomes, futs) = batch_outcomes(events.len(), "dispatcher stopped");
+        // On a send failure the job (and its reporter) is dropped: every future fails.
         let _ = self.dispatcher.tx.send(Job::Batch {
             handler: self.handler.clone(),
-            items,
+            events,
+            outcomes,
         });
         futs
     }
@@ -419,12 +411,30 @@ impl BridgeInner {
 
     fn run(self: &Arc<Self>, py: Python<'_>, job: Job) {
         match job {
-            Job::Batch { handler, items } => {
+            Job::Batch {
+                handler,
+                events,
+                outcomes,
+            } => {
+                let flusher = match Py::new(
+                    py,
+                    Flusher {
+                        outcomes: Arc::new(outcomes),
+                        scheduled: AtomicBool::new(false),
+                    },
+                ) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        log_traceback(py, &e); // the reporter is dropped: every event fails
+                        return;
+                    }
+                };
                 let batch = AioBatch {
                     handler,
                     bridge: self.clone(),
+                    flusher,
                     state: Mutex::new(BatchState {
-                        items: items.into(),
+                        items: events.into_iter().enumerate().collect(),
                         current: None,
                     }),
                 };
@@ -532,19 +542,38 @@ impl Handler for AioHandler {
 
     /// One job, so one `call_soon_threadsafe` (at most) for the whole batch.
     fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
-        let (items, futs) = replies(events, "event loop closed before the handler ran");
+        let (outcomes, futs) =
+            batch_outcomes(events.len(), "event loop closed before the handler ran");
         self.bridge.push(Job::Batch {
             handler: self.handler.clone(),
-            items,
+            events,
+            outcomes,
         });
         futs
     }
 }
 
 struct BatchState {
-    items: std::collections::VecDeque<(Delivery, Reply)>,
-    /// The reply of the event whose awaitable is being awaited in `event_bus._batch`.
-    current: Option<Reply>,
+    items: std::collections::VecDeque<(usize, Delivery)>,
+    /// The index of the event whose awaitable is being awaited in `event_bus._batch`.
+    current: Option<usize>,
+}
+
+/// Wakes the core with the outcomes a batch recorded; scheduled with `loop.call_soon` when a
+/// handler's awaitable is handed to the batch's task, so it runs once that task yields to the
+/// loop (or finishes), not once per event.
+#[pyclass(frozen, module = "event_bus._native")]
+struct Flusher {
+    outcomes: Arc<OutcomeReporter>,
+    scheduled: AtomicBool,
+}
+
+#[pymethods]
+impl Flusher {
+    fn __call__(&self) {
+        self.scheduled.store(false, Ordering::Release);
+        self.outcomes.flush();
+    }
 }
 
 /// The rest of an in-order batch whose handlers are coroutines (see `event_bus/_batch.py`).
@@ -553,6 +582,7 @@ struct BatchState {
 pub struct AioBatch {
     handler: Arc<Py<PyAny>>,
     bridge: Arc<BridgeInner>,
+    flusher: Py<Flusher>,
     state: Mutex<BatchState>,
 }
 
@@ -561,25 +591,46 @@ impl AioBatch {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn outcomes(&self) -> &OutcomeReporter {
+        &self.flusher.get().outcomes
+    }
+
     /// Run the next events synchronously until a handler returns an awaitable (returned, its
-    /// reply kept as `current`) or the batch is done (`None`).
+    /// index kept as `current`) or the batch is done (`None`).
     fn step_inner<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        let outcomes = self.outcomes();
         loop {
-            let (event, reply) = self.lock().items.pop_front()?;
-            if reply.is_closed() {
+            let Some((i, event)) = self.lock().items.pop_front() else {
+                outcomes.flush();
+                return None;
+            };
+            if outcomes.abandoned(i) {
                 continue; // unsubscribed meanwhile
             }
             match call_handler(py, &self.handler, event) {
-                Err(e) => {
-                    let _ = reply.send(Err(failure(py, &e)));
-                }
+                Err(e) => outcomes.report(i, Err(failure(py, &e))),
                 Ok(v) if self.bridge.is_awaitable(py, &v) => {
-                    self.lock().current = Some(reply);
+                    self.lock().current = Some(i);
+                    self.schedule_flush(py);
                     return Some(v);
                 }
-                Ok(_) => {
-                    let _ = reply.send(Ok(()));
-                }
+                Ok(_) => outcomes.report(i, Ok(())),
+            }
+        }
+    }
+
+    /// Flush what this batch recorded once its task yields to the loop.
+    fn schedule_flush(&self, py: Python<'_>) {
+        let f = self.flusher.get();
+        if !f.scheduled.swap(true, Ordering::AcqRel) {
+            let r = self
+                .bridge
+                .event_loop
+                .bind(py)
+                .call_method1("call_soon", (self.flusher.bind(py),));
+            if r.is_err() {
+                f.scheduled.store(false, Ordering::Release);
+                f.outcomes.flush();
             }
         }
     }
@@ -594,14 +645,14 @@ impl AioBatch {
 
     /// The awaited handler finished.
     fn ok(&self) {
-        if let Some(r) = self.lock().current.take() {
-            let _ = r.send(Ok(()));
+        if let Some(i) = self.lock().current.take() {
+            self.outcomes().report(i, Ok(()));
         }
     }
 
     /// The awaited handler raised `exc`.
     fn fail(&self, py: Python<'_>, exc: Bound<'_, PyAny>) {
-        if let Some(r) = self.lock().current.take() {
+        if let Some(i) = self.lock().current.take() {
             let cancelled = py
                 .import("asyncio")
                 .and_then(|a| a.getattr("CancelledError"))
@@ -612,7 +663,7 @@ impl AioBatch {
             } else {
                 failure(py, &PyErr::from_value(exc))
             };
-            let _ = r.send(Err(err));
+            self.outcomes().report(i, Err(err));
         }
     }
 }

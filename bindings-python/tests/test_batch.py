@@ -123,6 +123,40 @@ async def test_async_broken_event_fails_alone(config: dict[str, Any], uid: str) 
         assert await until(lambda: bus._native.get_stats()["eventsFailed"] == 1)
 
 
+async def test_async_outcomes_reach_the_core_while_a_later_event_awaits(config: dict[str, Any], uid: str) -> None:
+    """A batch reports its finished events when its task yields to the loop, not only when the
+    whole batch is done: here event 5 waits on a gate, and events 0-4 must count as delivered
+    meanwhile (the core learns of them, so maxPending and stats stay true)."""
+    started0 = asyncio.Event()
+    gate0 = asyncio.Event()
+    gate5 = asyncio.Event()
+    got: list[int] = []
+
+    async def h(e: event_bus.Event) -> None:
+        if e.data == 0:
+            started0.set()
+            await gate0.wait()
+        if e.data == 5:
+            await gate5.wait()
+        got.append(e.data)
+
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"{uid}.g", h)
+        await bus.publish(f"{uid}.g", 0)
+        await asyncio.wait_for(started0.wait(), 5)
+        # Queued while event 0 runs, so they reach the handler as one batch.
+        await bus.publish_batch([{"type": f"{uid}.g", "data": i} for i in range(1, 7)])
+        assert await until(lambda: bus._native.get_stats()["eventsReceived"] == 7)
+        gate0.set()
+        assert await until(lambda: got == [0, 1, 2, 3, 4])
+        assert await until(lambda: bus._native.get_stats()["eventsDelivered"] == 5)
+        await asyncio.sleep(0.05)
+        assert got == [0, 1, 2, 3, 4]  # event 5 still waits; 6 has not started
+        gate5.set()
+        assert await until(lambda: got == list(range(7)))
+        assert await until(lambda: bus._native.get_stats()["eventsDelivered"] == 7)
+
+
 def test_blocking_order_under_load(config: dict[str, Any], uid: str) -> None:
     got: list[int] = []
     threads: set[int] = set()

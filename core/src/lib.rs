@@ -47,6 +47,7 @@ pub mod event;
 pub mod filter;
 pub mod glob;
 pub mod logging;
+pub mod outcomes;
 pub mod runtime;
 #[cfg(feature = "socketio")]
 mod socketio;
@@ -64,6 +65,7 @@ pub use config::{EventBusConfig, LogLevel};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Delivery, PublishOptions};
 pub use glob::{is_pattern, matches_pattern};
+pub use outcomes::{batch_outcomes, OutcomeReporter};
 pub use state::{Link, StateEvent};
 pub use stats::StatsSnapshot;
 pub use subscription::{

@@ -1,0 +1,278 @@
+//! Outcomes of one [`Handler::call_batch`](crate::subscription::Handler::call_batch), reported
+//! by the host without waking the core once per event.
+//!
+//! A face that runs a batch of in-order events on its own thread could answer each event's
+//! future through a oneshot channel, but the subscription worker waits on those futures one
+//! after another and catches up after every event: each answer then wakes a parked tokio worker
+//! (a futex call on the host thread, and a context switch that a 2-core machine feels). Here
+//! the host records outcomes in shared slots and wakes the core only when it [`flushes`]: at the
+//! end of a run of events, before it waits on anything, on a failure, after a handler that ran
+//! for 100 µs or more (the wake is small next to it), or once a millisecond has passed since
+//! the last wake. So with fast handlers a success waits at most a millisecond, and the
+//! maxPending count (an event stops counting when the core reaches it) stays close to the
+//! truth. One case holds a success longer: a fast handler followed by one that blocks its
+//! thread (a plain callable, or a coroutine that blocks the loop without awaiting) keeps the
+//! first one's outcome until the second returns. The core then reaches the second event late,
+//! so its timeout counts from later; a timeout never blames the wrong event, because a timer
+//! that fires reads the outcome recorded before it.
+//!
+//! [`flushes`]: OutcomeReporter::flush
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::task::AtomicWaker;
+
+use crate::subscription::{HandlerError, HandlerFuture};
+
+const PENDING: u8 = 0;
+const OK: u8 = 1;
+const FAILED: u8 = 2;
+/// The core dropped this event's future (unsubscribed): the host should skip the event.
+const ABANDONED: u8 = 3;
+
+/// Longest a success waits for a wake while the host keeps running handlers.
+const FLUSH_EVERY: Duration = Duration::from_millis(1);
+
+/// A handler that ran this long gets its outcome flushed at once.
+const SLOW_HANDLER: Duration = Duration::from_micros(100);
+
+struct Shared {
+    states: Box<[AtomicU8]>,
+    errors: Mutex<Vec<(usize, HandlerError)>>,
+    waker: AtomicWaker,
+    /// The reporter is gone: events without an outcome fail with `gone`.
+    closed: AtomicBool,
+    gone: &'static str,
+}
+
+/// The host's end: records each event's outcome by its index in the batch.
+pub struct OutcomeReporter {
+    shared: Arc<Shared>,
+    start: Instant,
+    /// Microseconds after `start` of the last wake.
+    last_flush: AtomicU64,
+    /// Microseconds after `start` of the last outcome recorded.
+    last_report: AtomicU64,
+    /// Outcomes recorded since the last wake.
+    unflushed: AtomicBool,
+}
+
+/// Futures for the `n` events of a batch, in order, and the reporter that completes them.
+/// Dropping the reporter fails every event it did not report with `gone`.
+pub fn batch_outcomes(n: usize, gone: &'static str) -> (OutcomeReporter, Vec<HandlerFuture>) {
+    let shared = Arc::new(Shared {
+        states: (0..n).map(|_| AtomicU8::new(PENDING)).collect(),
+        errors: Mutex::new(Vec::new()),
+        waker: AtomicWaker::new(),
+        closed: AtomicBool::new(false),
+        gone,
+    });
+    let futs = (0..n)
+        .map(|i| {
+            Box::pin(Outcome {
+                shared: shared.clone(),
+                i,
+                done: false,
+            }) as HandlerFuture
+        })
+        .collect();
+    let reporter = OutcomeReporter {
+        shared,
+        start: Instant::now(),
+        last_flush: AtomicU64::new(0),
+        last_report: AtomicU64::new(0),
+        unflushed: AtomicBool::new(false),
+    };
+    (reporter, futs)
+}
+
+impl OutcomeReporter {
+    /// Number of events in the batch.
+    pub fn len(&self) -> usize {
+        self.shared.states.len()
+    }
+
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.shared.states.is_empty()
+    }
+
+    /// True when the core no longer waits for event `i` (its subscription was removed), so
+    /// the host should not run it.
+    pub fn abandoned(&self, i: usize) -> bool {
+        self.shared
+            .states
+            .get(i)
+            .is_none_or(|s| s.load(Acquire) == ABANDONED)
+    }
+
+    /// Record event `i`'s outcome. A failure wakes the core at once (it may retry), as does
+    /// the success of a handler that ran 100 µs or more (measured from the previous outcome,
+    /// or from the batch's creation for the first); other successes wake it once a millisecond
+    /// has passed since the last wake, so call [`flush`] when a run of events ends and before
+    /// waiting on anything.
+    ///
+    /// [`flush`]: OutcomeReporter::flush
+    pub fn report(&self, i: usize, outcome: Result<(), HandlerError>) {
+        let Some(state) = self.shared.states.get(i) else {
+            return;
+        };
+        let failed = outcome.is_err();
+        let new = match outcome {
+            Ok(()) => OK,
+            Err(e) => {
+                self.shared
+                    .errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((i, e));
+                FAILED
+            }
+        };
+        if state
+            .compare_exchange(PENDING, new, AcqRel, Acquire)
+            .is_err()
+        {
+            return; // abandoned, or reported twice
+        }
+        self.unflushed.store(true, Relaxed);
+        let now = self.micros();
+        let ran = now.saturating_sub(self.last_report.swap(now, Relaxed));
+        let held = now.saturating_sub(self.last_flush.load(Relaxed));
+        if failed
+            || ran >= SLOW_HANDLER.as_micros() as u64
+            || held >= FLUSH_EVERY.as_micros() as u64
+        {
+            self.flush();
+        }
+    }
+
+    /// Wake the core if outcomes were recorded since the last wake; cheap when none were.
+    pub fn flush(&self) {
+        if self.unflushed.swap(false, AcqRel) {
+            self.last_flush.store(self.micros(), Relaxed);
+            self.shared.waker.wake();
+        }
+    }
+
+    fn micros(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+impl Drop for OutcomeReporter {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Release);
+        self.shared.waker.wake();
+    }
+}
+
+/// One event's future.
+struct Outcome {
+    shared: Arc<Shared>,
+    i: usize,
+    done: bool,
+}
+
+impl Outcome {
+    fn check(&self) -> Option<Result<(), HandlerError>> {
+        // `closed` first: every outcome reported before the reporter closed is then visible.
+        let closed = self.shared.closed.load(Acquire);
+        match self.shared.states[self.i].load(Acquire) {
+            OK => Some(Ok(())),
+            FAILED => {
+                let mut errs = self.shared.errors.lock().unwrap_or_else(|p| p.into_inner());
+                let at = errs.iter().position(|(k, _)| *k == self.i);
+                Some(Err(at
+                    .map(|k| errs.swap_remove(k).1)
+                    .unwrap_or_else(|| HandlerError::new("handler failed"))))
+            }
+            _ if closed => Some(Err(HandlerError::new(self.shared.gone))),
+            _ => None,
+        }
+    }
+}
+
+impl Future for Outcome {
+    type Output = Result<(), HandlerError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let r = match this.check() {
+            Some(r) => r,
+            None => {
+                this.shared.waker.register(cx.waker());
+                match this.check() {
+                    Some(r) => r,
+                    None => return Poll::Pending,
+                }
+            }
+        };
+        this.done = true;
+        Poll::Ready(r)
+    }
+}
+
+impl Drop for Outcome {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ =
+                self.shared.states[self.i].compare_exchange(PENDING, ABANDONED, AcqRel, Acquire);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn successes_and_failures_arrive_in_order() {
+        let (rep, futs) = batch_outcomes(3, "gone");
+        let mut futs = futs.into_iter();
+        rep.report(0, Ok(()));
+        rep.report(1, Err(HandlerError::new("boom")));
+        rep.flush();
+        assert!(futs.next().unwrap().await.is_ok());
+        assert_eq!(futs.next().unwrap().await.unwrap_err().message, "boom");
+        drop(rep);
+        assert_eq!(futs.next().unwrap().await.unwrap_err().message, "gone");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_core_wakes_on_flush() {
+        let (rep, futs) = batch_outcomes(1, "gone");
+        let mut fut = futs.into_iter().next().unwrap();
+        assert!(futures_util::FutureExt::now_or_never(fut.as_mut()).is_none());
+        let t = tokio::spawn(fut);
+        tokio::task::yield_now().await;
+        std::thread::spawn(move || {
+            rep.report(0, Ok(()));
+            rep.flush();
+            std::mem::forget(rep); // only the flush may wake it, not the drop
+        });
+        let r = tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("woken by flush");
+        assert!(r.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_future_marks_its_event_abandoned() {
+        let (rep, futs) = batch_outcomes(2, "gone");
+        let mut futs = futs.into_iter();
+        let first = futs.next().unwrap();
+        drop(futs); // the core stopped (unsubscribed) after the first event
+        assert!(!rep.abandoned(0));
+        assert!(rep.abandoned(1));
+        rep.report(0, Ok(()));
+        rep.report(1, Ok(())); // ignored
+        rep.flush();
+        assert!(first.await.is_ok());
+    }
+}
