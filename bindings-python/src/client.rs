@@ -160,7 +160,17 @@ fn check_type(event_type: &Bound<'_, PyAny>) -> PyResult<String> {
 /// stored in `error` by `publish_batch`).
 fn outcome(py: Python<'_>, o: PublishOutcome, raise: bool) -> PyResult<Py<PyAny>> {
     match o {
-        Ok(r) => Ok(Py::new(py, PublishResult::ok(r))?.into_any()),
+        Ok(r) => {
+            let res = Py::new(py, PublishResult::ok(r))?;
+            // A success holds only Rust strings and numbers, so it can never be part of a
+            // reference cycle: keep it out of the cyclic GC. PyO3 tracks every pyclass, and a
+            // publish_batch of 1,000 results otherwise makes each gen-0 collection traverse
+            // them all (about a tenth of the batched publish profile).
+            // SAFETY: `res` is a live object we own; untracking an object that holds no
+            // Python references is always sound, and its dealloc untracks only if tracked.
+            unsafe { pyo3::ffi::PyObject_GC_UnTrack(res.as_ptr().cast()) };
+            Ok(res.into_any())
+        }
         Err(f) => {
             let (event_id, published_at) = (f.event_id.clone(), f.published_at.clone());
             let err = PyErr::from(BusError {

@@ -3,8 +3,10 @@
 use std::sync::OnceLock;
 
 use event_bus::{Delivery, PublishReceipt, SubscriptionInfo};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use pyo3::PyTraverseError;
 
 use crate::convert;
 
@@ -42,6 +44,13 @@ fn cached(
 
 #[pymethods]
 impl Event {
+    /// The cached `data` and `metadata` objects, for the cyclic GC (a handler may store the
+    /// event inside its own data).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(self.data.get())?;
+        visit.call(self.metadata.get())
+    }
+
     /// Event id (UUID v4).
     #[getter]
     fn id(&self) -> &str {
@@ -163,6 +172,12 @@ impl PublishResult {
 
 #[pymethods]
 impl PublishResult {
+    /// The exception of a failed publish, for the cyclic GC (exception -> traceback -> frame ->
+    /// the list holding this result is a cycle).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.error)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "PublishResult(success={}, event_id={:?}, published_at={:?}, delivered_to={})",
@@ -212,6 +227,10 @@ impl Subscription {
 
 #[pymethods]
 impl Subscription {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.options)
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Subscription(id={:?}, pattern={:?}, active={})",

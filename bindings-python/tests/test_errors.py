@@ -47,6 +47,49 @@ def test_cycle_is_not_a_crash(bus: event_bus.EventBusClient) -> None:
         bus.publish("a.b", cyc)
 
 
+def test_failed_results_are_collectable_successes_skip_the_gc(bus: event_bus.EventBusClient) -> None:
+    """Successful PublishResults hold no Python objects and stay out of the cyclic GC (cheaper
+    gen-0 collections after big batches); a failed one holds its exception, which can end up in
+    a cycle (exception -> traceback -> frame -> results list), so it stays tracked and such a
+    cycle is still collected."""
+    import gc
+    import weakref
+
+    ok, bad = bus.publish_batch([{"type": "a.b", "data": 1}, {"type": "", "data": 1}])
+    assert ok.success and not gc.is_tracked(ok)
+    assert not bad.success and gc.is_tracked(bad)
+    assert any(r is bad.error for r in gc.get_referents(bad))
+
+    def make_cycle() -> weakref.ref[BaseException]:
+        results = bus.publish_batch([{"type": "", "data": 1}])
+        try:
+            assert results[0].error is not None
+            raise results[0].error
+        except event_bus.ValidationError as e:
+            return weakref.ref(e)  # e.__traceback__ -> this frame -> results -> result -> e
+
+    ref = make_cycle()
+    gc.collect()
+    assert ref() is None
+
+
+def test_an_event_stored_in_its_own_data_is_collected(bus: event_bus.EventBusClient) -> None:
+    import gc
+
+    seen: list[event_bus.Event] = []
+    bus.subscribe("cyc.*", seen.append)
+    bus.publish("cyc.a", {"k": 1})
+    assert wait_for(lambda: len(seen) == 1)
+    ev = seen.pop()
+    data = ev.data
+    data["me"] = ev  # event -> data -> event
+    assert any(r is data for r in gc.get_referents(ev))
+    n = sum(1 for o in gc.get_objects() if o is data)
+    del ev, data
+    gc.collect()
+    assert n == 1 and not any(isinstance(o, dict) and o.get("k") == 1 and "me" in o for o in gc.get_objects())
+
+
 def test_big_int_and_unicode(bus: event_bus.EventBusClient) -> None:
     got: list[Any] = []
     bus.subscribe("a.b", got.append)
