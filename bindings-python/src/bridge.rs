@@ -636,6 +636,14 @@ impl AioBatch {
     }
 }
 
+impl Drop for AioBatch {
+    /// Events left fail now, even while a scheduled [`Flusher`] (sitting in a loop that will
+    /// never run it) still holds the reporter.
+    fn drop(&mut self) {
+        self.outcomes().close();
+    }
+}
+
 #[pymethods]
 impl AioBatch {
     /// Run the following events until the next awaitable; `None` when the batch is done.

@@ -160,6 +160,14 @@ impl OutcomeReporter {
         }
     }
 
+    /// Fail every event not reported yet with the batch's `gone` message, now (dropping the
+    /// reporter does the same). For a host object that holds the reporter but may outlive the
+    /// batch.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Release);
+        self.shared.waker.wake();
+    }
+
     fn micros(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
@@ -167,8 +175,7 @@ impl OutcomeReporter {
 
 impl Drop for OutcomeReporter {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Release);
-        self.shared.waker.wake();
+        self.close();
     }
 }
 
@@ -260,6 +267,16 @@ mod tests {
             .await
             .expect("woken by flush");
         assert!(r.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn close_fails_what_was_not_reported() {
+        let (rep, futs) = batch_outcomes(2, "gone");
+        let mut futs = futs.into_iter();
+        rep.report(0, Ok(()));
+        rep.close();
+        assert!(futs.next().unwrap().await.is_ok());
+        assert_eq!(futs.next().unwrap().await.unwrap_err().message, "gone");
     }
 
     #[tokio::test]
