@@ -314,6 +314,13 @@ function failureResult(err) {
   };
 }
 
+/**
+ * Connected clients stay reachable until disconnect(), as an ioredis client is kept by its open
+ * sockets. The native side's callbacks hold their client only weakly, so a client dropped after
+ * disconnect() (or never connected) can be garbage-collected with its native half.
+ */
+const LIVE = new Set();
+
 class EventBusClient extends EventEmitter {
   /**
    * @param {import('./index').EventBusConfig} config
@@ -342,8 +349,23 @@ class EventBusClient extends EventEmitter {
     // Async handler successes, reported together.
     this._okq = [];
     this._okqScheduled = false;
+    // The threadsafe functions keep their JS callbacks alive for as long as the native client
+    // lives, and the native client lives as long as this object: a strong `this` in them would
+    // be a cycle through a GC root, and no client would ever be collected.
+    const self = new WeakRef(this);
     this._native = callNative(
-      (j) => new native.NativeClient(j, () => this._drain(), (s) => this._onState(s)),
+      (j) =>
+        new native.NativeClient(
+          j,
+          () => {
+            const c = self.deref();
+            if (c !== undefined) c._drain();
+          },
+          (s) => {
+            const c = self.deref();
+            if (c !== undefined) c._onState(s);
+          }
+        ),
       json
     );
   }
@@ -357,6 +379,7 @@ class EventBusClient extends EventEmitter {
       throw mapError(err);
     }
     if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 0x7fffffff);
+    LIVE.add(this);
   }
 
   async disconnect() {
@@ -373,6 +396,7 @@ class EventBusClient extends EventEmitter {
         clearInterval(this._keepAlive);
         this._keepAlive = null;
       }
+      LIVE.delete(this);
     }
   }
 

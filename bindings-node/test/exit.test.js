@@ -65,3 +65,61 @@ test('a connected client keeps the process alive (until disconnect)', async () =
 function ch() {
   return uniq('alive');
 }
+
+// ---- memory: a client is collectable once disconnected, never while connected ----------------
+
+const GC = `
+  require('v8').setFlagsFromString('--expose-gc');
+  const gc = require('vm').runInNewContext('gc');
+  const settle = async () => { for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setTimeout(r, 50)); } };
+`;
+
+test('a client dropped after disconnect(), or never connected, is garbage-collected', async () => {
+  const ch = uniq('gc');
+  const r = await run(`${GC}
+    let collected = 0;
+    const reg = new FinalizationRegistry(() => { collected++; });
+    const N = 20;
+    for (let i = 0; i < N; i++) {
+      const c = new EventBusClient({ serviceName: 'gc', redis: { url: REDIS_URL }, logLevel: 'error' });
+      if (i % 2 === 0) {
+        await c.connect();
+        await c.subscribe('${ch}', () => {});
+        await c.publish('${ch}', { i });
+        await c.disconnect();
+      }
+      reg.register(c, i);
+    }
+    await settle();
+    console.log('collected', collected, 'of', N);
+  `);
+  assert.equal(r.code, 0, r.err);
+  const m = /collected (\d+) of (\d+)/.exec(r.out);
+  assert.ok(m, r.out);
+  // All but possibly the last one (a register or stack slot may still hold it).
+  assert.ok(Number(m[1]) >= Number(m[2]) - 1, r.out);
+});
+
+test('a connected client that nothing references stays alive and keeps receiving', async () => {
+  const ch = uniq('gclive');
+  const r = await run(`${GC}
+    let got = 0;
+    let collected = 0;
+    const reg = new FinalizationRegistry(() => { collected++; });
+    await (async () => {
+      const sub = new EventBusClient({ serviceName: 'gc', redis: { url: REDIS_URL }, logLevel: 'error' });
+      await sub.connect();
+      await sub.subscribe('${ch}', () => { got++; });
+      reg.register(sub, 'sub');
+    })();
+    await settle();
+    const pub = new EventBusClient({ serviceName: 'gc', redis: { url: REDIS_URL }, logLevel: 'error' });
+    await pub.connect();
+    await pub.publish('${ch}', { x: 1 });
+    for (let i = 0; i < 200 && got < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    console.log('got', got, 'collected', collected);
+    process.exit(0);
+  `);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /got 1 collected 0/);
+});
