@@ -62,7 +62,10 @@ suite_python() {
   "$VENV/bin/pip" install -q pytest pytest-asyncio mypy redis &&
   "$VENV/bin/pip" install -q --force-reinstall --no-deps . &&
   (cd bindings-python && "$VENV/bin/python" -m pytest -q tests) &&
-  "$VENV/bin/python" -m mypy --strict bindings-python/tests/typecheck_worker.py
+  "$VENV/bin/python" -m mypy --strict bindings-python/tests/typecheck_worker.py &&
+  # The .pyi stubs against the installed module (outside the checkout, so the import is the
+  # installed package).
+  (cd "${TMPDIR:-/tmp}" && "$VENV/bin/python" -m mypy.stubtest event_bus)
 }
 
 suite_c() {

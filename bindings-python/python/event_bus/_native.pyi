@@ -5,6 +5,25 @@ from typing import Any, Callable, Iterable, List, Literal, Optional, final
 
 __version__: str
 
+__all__ = [
+    "EventBusError",
+    "ValidationError",
+    "NotConnectedError",
+    "ConnectionError",
+    "TimeoutError",
+    "PublishError",
+    "QueueFullError",
+    "OutcomeUnknownError",
+    "NativeClient",
+    "LoopBridge",
+    "Event",
+    "PublishResult",
+    "Subscription",
+    "matches_pattern",
+    "_shutdown_logging",
+    "__version__",
+]
+
 class EventBusError(Exception):
     code: str
     event_id: Optional[str]
@@ -78,7 +97,7 @@ class Subscription:
 
 @final
 class LoopBridge:
-    def __init__(self, event_loop: asyncio.AbstractEventLoop) -> None: ...
+    def __new__(cls, event_loop: asyncio.AbstractEventLoop) -> LoopBridge: ...
     @property
     def event_loop(self) -> asyncio.AbstractEventLoop: ...
 
@@ -86,7 +105,7 @@ _Fut = asyncio.Future[Any]
 
 @final
 class NativeClient:
-    def __init__(self, config_json: str) -> None: ...
+    def __new__(cls, config_json: str) -> NativeClient: ...
     @property
     def service_name(self) -> str: ...
     def is_connected(self) -> bool: ...
