@@ -808,7 +808,11 @@ export declare class EventBusClient implements IEventBusService {
   constructor(config: EventBusConfig);
 
   connect(): Promise<void>;
-  /** Idempotent; waits for running handlers up to `disconnectTimeout`. */
+  /**
+   * Idempotent; waits for running handlers up to `disconnectTimeout`. Called by a handler
+   * before that handler's first `await`, it does not wait for handlers (that one could not
+   * finish first): queued events are dropped.
+   */
   disconnect(): Promise<void>;
   isConnected(): boolean;
 

@@ -349,6 +349,9 @@ class EventBusClient extends EventEmitter {
     // Async handler successes, reported together.
     this._okq = [];
     this._okqScheduled = false;
+    // > 0 while a handler runs synchronously (its body up to its first await): a disconnect()
+    // made there comes from a handler, which disconnect() must not wait for.
+    this._inHandler = 0;
     // The threadsafe functions keep their JS callbacks alive for as long as the native client
     // lives, and the native client lives as long as this object: a strong `this` in them would
     // be a cycle through a GC root, and no client would ever be collected.
@@ -384,8 +387,9 @@ class EventBusClient extends EventEmitter {
 
   async disconnect() {
     if (this._pq.length) this._flushPublishes();
+    const fromHandler = this._inHandler > 0;
     try {
-      await this._native.disconnect();
+      await this._native.disconnect(fromHandler);
     } catch (err) {
       throw mapError(err);
     } finally {
@@ -612,7 +616,13 @@ class EventBusClient extends EventEmitter {
       return;
     }
     try {
-      const r = handler(event);
+      let r;
+      this._inHandler++;
+      try {
+        r = handler(event);
+      } finally {
+        this._inHandler--;
+      }
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
         r.then(
           () => this._settleOk(token),
@@ -641,11 +651,14 @@ class EventBusClient extends EventEmitter {
         continue;
       }
       let r;
+      this._inHandler++;
       try {
         r = handler(events[k]);
       } catch (err) {
         this._fail(token, err);
         continue;
+      } finally {
+        this._inHandler--;
       }
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
         if (!ok && done.length) this._native.completeOk(new Uint32Array(done));

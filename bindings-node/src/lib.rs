@@ -384,11 +384,19 @@ impl NativeClient {
             .map_err(|e| js_error(&e))
     }
 
-    /// Drain handlers, close everything. Idempotent.
+    /// Drain handlers, close everything. Idempotent. `from_handler`: a handler of this client
+    /// is calling, so do not wait for handlers (its own could not finish first).
     #[napi]
-    pub async fn disconnect(&self) -> Result<()> {
+    pub async fn disconnect(&self, from_handler: Option<bool>) -> Result<()> {
         let c = self.client.clone();
-        let r = on_core(async move { c.disconnect().await }).await?;
+        let r = on_core(async move {
+            if from_handler.unwrap_or(false) {
+                c.disconnect_from_handler().await
+            } else {
+                c.disconnect().await
+            }
+        })
+        .await?;
         self.dispatcher.fail_all("Event Bus client disconnected");
         r.map_err(|e| js_error(&e))
     }

@@ -257,6 +257,39 @@ for (const transport of TRANSPORTS) {
     assert.ok(s.eventsDelivered >= 1);
     await c.disconnect();
   });
+
+  test(`[${transport}] disconnect() from a handler does not wait for that handler`, async () => {
+    // A disconnect timeout far beyond the test's own limit: waiting for the calling handler
+    // (which cannot finish before disconnect() returns) would outlast waitFor.
+    const c = new EventBusClient(config(transport, { disconnectTimeout: 120000 }));
+    await c.connect();
+    const ch = uniq('dis');
+    let done = false;
+    await c.subscribe(ch, async () => {
+      await c.disconnect();
+      done = true;
+    });
+    await c.publish(ch, { x: 1 });
+    await waitFor(() => done, 20000, 'disconnect() inside the handler to return');
+    assert.equal(c.isConnected(), false);
+  });
+
+  test(`[${transport}] disconnect() outside handlers still waits for running ones`, async () => {
+    const c = new EventBusClient(config(transport, { disconnectTimeout: 30000 }));
+    await c.connect();
+    const ch = uniq('diswait');
+    let started = false;
+    let finished = false;
+    await c.subscribe(ch, async () => {
+      started = true;
+      await sleep(300);
+      finished = true;
+    });
+    await c.publish(ch, { x: 1 });
+    await waitFor(() => started, 5000, 'the handler to start');
+    await c.disconnect();
+    assert.equal(finished, true);
+  });
 }
 
 test('transport: "memory" config works without redis', async () => {

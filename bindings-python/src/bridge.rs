@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use event_bus::{batch_outcomes, Delivery, Handler, HandlerError, HandlerFuture, OutcomeReporter};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 use tokio::sync::oneshot;
 
 use crate::types::Event;
@@ -243,6 +244,9 @@ pub struct BridgeInner {
     drain: Py<PyAny>,
     ensure_future: Py<PyAny>,
     coroutine_type: Py<PyAny>,
+    /// The name of the tasks that run this client's coroutine handlers, so `disconnect()` can
+    /// tell when a handler calls it.
+    task_name: Py<PyAny>,
     /// `event_bus._batch.start(loop, batch, awaitable)`.
     start_batch: Py<PyAny>,
 }
@@ -303,7 +307,11 @@ impl Completer {
 #[pymethods]
 impl LoopBridge {
     #[new]
-    fn py_new(py: Python<'_>, event_loop: Bound<'_, PyAny>) -> PyResult<Self> {
+    fn py_new(
+        py: Python<'_>,
+        event_loop: Bound<'_, PyAny>,
+        task_name: Bound<'_, PyString>,
+    ) -> PyResult<Self> {
         let asyncio = py.import("asyncio")?;
         let types = py.import("types")?;
         let start_batch = py.import("event_bus._batch")?.getattr("start")?.unbind();
@@ -330,6 +338,7 @@ impl LoopBridge {
                     .map(|f| f.unbind())
                     .unwrap_or_else(|_| py.None()),
                 start_batch,
+                task_name: task_name.clone().into_any().unbind(),
             }
         });
         Ok(LoopBridge { inner })
@@ -442,9 +451,12 @@ impl BridgeInner {
                     return; // all ran synchronously
                 };
                 let started = Py::new(py, batch).and_then(|b| {
-                    self.start_batch
-                        .bind(py)
-                        .call1((self.event_loop.bind(py), b, first))
+                    self.start_batch.bind(py).call1((
+                        self.event_loop.bind(py),
+                        b,
+                        first,
+                        self.task_name.bind(py),
+                    ))
                 });
                 if let Err(e) = started {
                     // Could not schedule the task: dropping the batch fails what is left.
@@ -481,22 +493,29 @@ impl BridgeInner {
                             let _ = reply.send(Ok(()));
                             return;
                         }
-                        let kw = pyo3::types::PyDict::new(py);
-                        let _ = kw.set_item("loop", self.event_loop.bind(py));
-                        let task =
-                            self.ensure_future
+                        // A coroutine becomes a task named for this client (see `task_name`);
+                        // any other awaitable goes through ensure_future.
+                        let task = if v.is_instance(self.coroutine_type.bind(py)).unwrap_or(false) {
+                            let kw = pyo3::types::PyDict::new(py);
+                            let _ = kw.set_item("name", self.task_name.bind(py));
+                            self.event_loop
                                 .bind(py)
-                                .call((v,), Some(&kw))
-                                .and_then(|t| {
-                                    let c = Py::new(
-                                        py,
-                                        Completer {
-                                            reply: Mutex::new(None),
-                                        },
-                                    )?;
-                                    t.call_method1("add_done_callback", (c.clone_ref(py),))?;
-                                    Ok(c)
-                                });
+                                .call_method("create_task", (v,), Some(&kw))
+                        } else {
+                            let kw = pyo3::types::PyDict::new(py);
+                            let _ = kw.set_item("loop", self.event_loop.bind(py));
+                            self.ensure_future.bind(py).call((v,), Some(&kw))
+                        };
+                        let task = task.and_then(|t| {
+                            let c = Py::new(
+                                py,
+                                Completer {
+                                    reply: Mutex::new(None),
+                                },
+                            )?;
+                            t.call_method1("add_done_callback", (c.clone_ref(py),))?;
+                            Ok(c)
+                        });
                         match task {
                             Ok(c) => {
                                 *c.get().reply.lock().unwrap_or_else(|p| p.into_inner()) =

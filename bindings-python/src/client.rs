@@ -313,9 +313,17 @@ impl NativeClient {
         errors::map(wait(py, async move { c.connect().await })?)
     }
 
-    fn disconnect(&self, py: Python<'_>) -> PyResult<()> {
+    /// `from_handler`: called by one of this client's handlers (do not wait for handlers).
+    #[pyo3(signature = (from_handler=false))]
+    fn disconnect(&self, py: Python<'_>, from_handler: bool) -> PyResult<()> {
         let c = self.core.clone();
-        errors::map(wait(py, async move { c.disconnect().await })?)
+        errors::map(wait(py, async move {
+            if from_handler {
+                c.disconnect_from_handler().await
+            } else {
+                c.disconnect().await
+            }
+        })?)
     }
 
     /// Body of the dispatcher thread (blocking client).
@@ -447,12 +455,19 @@ impl NativeClient {
         });
     }
 
-    fn disconnect_async(&self, bridge: &LoopBridge, future: Py<PyAny>) {
+    #[pyo3(signature = (bridge, future, from_handler=false))]
+    fn disconnect_async(&self, bridge: &LoopBridge, future: Py<PyAny>, from_handler: bool) {
         let c = self.core.clone();
         resolve_later(
             bridge,
             future,
-            async move { c.disconnect().await },
+            async move {
+                if from_handler {
+                    c.disconnect_from_handler().await
+                } else {
+                    c.disconnect().await
+                }
+            },
             |py, r| errors::map(r).map(|_| none(py)),
         );
     }

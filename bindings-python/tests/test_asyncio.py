@@ -203,3 +203,42 @@ def test_two_loops_sequentially(uid: str) -> None:
     asyncio.run(one())
     asyncio.run(two())  # the first loop is closed: its handler fails, nothing hangs
     assert got == [1]
+
+
+async def test_disconnect_from_a_coroutine_handler_does_not_wait_for_itself(config: dict[str, Any], uid: str) -> None:
+    # With a disconnect timeout far longer than the test's own limit: waiting for the calling
+    # handler (which cannot finish before disconnect returns) would run past wait_for.
+    bus = aio.EventBusClient({**config, "disconnectTimeout": 120_000})
+    await bus.connect()
+    done = asyncio.Event()
+    seen: list[int] = []
+
+    async def h(e: event_bus.Event) -> None:
+        seen.append(e.data)
+        if e.data == 0:
+            await bus.disconnect()
+            done.set()
+
+    await bus.subscribe(f"{uid}.d", h)
+    await bus.publish(f"{uid}.d", 0)
+    await asyncio.wait_for(done.wait(), 30)
+    assert not bus.is_connected()
+    assert seen == [0]
+
+
+async def test_disconnect_outside_handlers_still_waits_for_them(config: dict[str, Any], uid: str) -> None:
+    finished: list[int] = []
+    started = asyncio.Event()
+
+    async def slow(e: event_bus.Event) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+        finished.append(e.data)
+
+    bus = aio.EventBusClient({**config, "disconnectTimeout": 30_000})
+    await bus.connect()
+    await bus.subscribe(f"{uid}.w", slow)
+    await bus.publish(f"{uid}.w", 1)
+    await asyncio.wait_for(started.wait(), 5)
+    await bus.disconnect()  # from the test's own task: waits for the running handler
+    assert finished == [1]

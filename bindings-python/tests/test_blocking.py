@@ -203,3 +203,20 @@ def test_state_callback(config: dict[str, Any]) -> None:
         pass
     assert "connected" in states
     assert bus.off_state(lid) is True
+
+
+def test_disconnect_from_a_handler_does_not_wait_for_the_dispatcher(config: dict[str, Any], uid: str) -> None:
+    # The dispatcher thread runs the handler that calls disconnect(): waiting for handlers
+    # there could only end at the disconnect timeout, far past the test's own limit.
+    bus = event_bus.EventBusClient({**config, "disconnectTimeout": 120_000})
+    bus.connect()
+    done = threading.Event()
+
+    def h(e: event_bus.Event) -> None:
+        bus.disconnect()
+        done.set()
+
+    bus.subscribe(f"{uid}.d", h)
+    bus.publish(f"{uid}.d", 1)
+    assert done.wait(30)
+    assert not bus.is_connected()

@@ -308,13 +308,27 @@ impl EventBusClient {
     /// `disconnectTimeout`), fail publishes still waiting with a closed error, close both
     /// connections and release every task. Idempotent.
     pub async fn disconnect(&self) -> Result<()> {
+        self.disconnect_with(true).await
+    }
+
+    /// `disconnect()` called by one of this client's own handlers: the same, except that it
+    /// does not wait for handlers (the caller's could not finish before this returns, so
+    /// waiting would only run out `disconnectTimeout`). Events still queued are dropped, and
+    /// the core stops waiting for handlers already running, as at the disconnect timeout:
+    /// a host's handler (Python, Node, C) runs to its end on its own thread or loop; a Rust
+    /// handler's future is dropped.
+    pub async fn disconnect_from_handler(&self) -> Result<()> {
+        self.disconnect_with(false).await
+    }
+
+    async fn disconnect_with(&self, wait: bool) -> Result<()> {
         let this = self.clone();
-        crate::runtime::spawn(async move { this.disconnect_inner().await })
+        crate::runtime::spawn(async move { this.disconnect_inner(wait).await })
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("disconnect task failed: {e}")))
     }
 
-    async fn disconnect_inner(&self) {
+    async fn disconnect_inner(&self, wait: bool) {
         let _g = self.inner.lifecycle.lock().await;
         let t = self
             .inner
@@ -336,10 +350,8 @@ impl EventBusClient {
             sio.close().await;
         }
         t.close().await;
-        self.inner
-            .registry
-            .drain_all(self.inner.settings.disconnect_timeout)
-            .await;
+        let drain = wait.then_some(self.inner.settings.disconnect_timeout);
+        self.inner.registry.drain_all(drain).await;
         self.inner.connected_at.store(0, Relaxed);
         self.inner.logger.info("Disconnected from Event Bus", &[]);
     }

@@ -436,7 +436,8 @@ impl Registry {
     }
 
     /// Remove everything, let queued events drain for up to `timeout`, then stop the workers.
-    pub(crate) async fn drain_all(&self, timeout: Duration) {
+    /// `None`: stop them now (a handler of this client is the one disconnecting).
+    pub(crate) async fn drain_all(&self, timeout: Option<Duration>) {
         let entries: Vec<Arc<Entry>> = {
             let mut g = self.write();
             g.channels.clear();
@@ -451,6 +452,18 @@ impl Registry {
                 workers.push(w);
             }
         }
+        let Some(timeout) = timeout else {
+            for e in &entries {
+                e.active.store(false, Relaxed); // workers stop before their next event
+            }
+            for w in &workers {
+                w.abort();
+            }
+            for w in workers {
+                let _ = w.await;
+            }
+            return;
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut late = Vec::new();
         for mut w in workers {

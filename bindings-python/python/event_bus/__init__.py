@@ -115,9 +115,11 @@ class EventBusClient:
 
     def disconnect(self) -> None:
         """Stop receiving, let queued handlers finish (up to ``disconnectTimeout``), close the
-        connections and stop the dispatcher thread. Idempotent."""
+        connections and stop the dispatcher thread. Called from a handler (on the dispatcher
+        thread), it does not wait for handlers, which that thread runs: queued events are
+        dropped. Idempotent."""
         with self._lock:
-            self._native.disconnect()
+            self._native.disconnect(from_handler=threading.current_thread() is self._thread)
             self._native.stop_dispatcher()
             t, self._thread = self._thread, None
         if t is not None and t is not threading.current_thread():

@@ -37,7 +37,7 @@ async def _run(batch: _Batch, first: Awaitable[Any]) -> None:
         pending = batch.step()
 
 
-def start(loop: asyncio.AbstractEventLoop, batch: _Batch, first: Awaitable[Any]) -> None:
-    task = loop.create_task(_run(batch, first))
+def start(loop: asyncio.AbstractEventLoop, batch: _Batch, first: Awaitable[Any], name: str) -> None:
+    task = loop.create_task(_run(batch, first), name=name)
     _TASKS.add(task)
     task.add_done_callback(_TASKS.discard)

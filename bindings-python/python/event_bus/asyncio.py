@@ -35,12 +35,14 @@ class EventBusClient:
     def __init__(self, config: Optional[Mapping[str, Any]] = None, **kwargs: Any) -> None:
         self._native = _native.NativeClient(config_json(config, kwargs))
         self._bridges: dict[int, _native.LoopBridge] = {}
+        # Coroutine handlers run in tasks of this name, so disconnect() knows a handler called it.
+        self._task_name = f"event_bus handler {id(self):x}"
 
     def _bridge(self) -> "tuple[asyncio.AbstractEventLoop, _native.LoopBridge]":
         loop = asyncio.get_running_loop()
         b = self._bridges.get(id(loop))
         if b is None or b.event_loop is not loop:
-            b = _native.LoopBridge(loop)
+            b = _native.LoopBridge(loop, self._task_name)
             self._bridges[id(loop)] = b
         return loop, b
 
@@ -56,8 +58,13 @@ class EventBusClient:
         await fut
 
     async def disconnect(self) -> None:
+        """Stop receiving, let queued handlers finish (up to ``disconnectTimeout``) and close the
+        connections. Called from one of this client's coroutine handlers, it does not wait for
+        handlers (that one could not finish first): queued events are dropped. Idempotent."""
+        task = asyncio.current_task()
+        from_handler = task is not None and task.get_name() == self._task_name
         fut, b = self._future()
-        self._native.disconnect_async(b, fut)
+        self._native.disconnect_async(b, fut, from_handler)
         await fut
 
     close = disconnect
