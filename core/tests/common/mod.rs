@@ -99,8 +99,11 @@ impl RedisServer {
             }
             if let Ok(client) = redis::Client::open(self.url()) {
                 if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) {
-                    if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                        break;
+                    match redis::cmd("PING").query::<String>(&mut c) {
+                        Ok(_) => break,
+                        // Up, and asking for a password (`--requirepass`).
+                        Err(e) if e.code() == Some("NOAUTH") => break,
+                        Err(_) => {}
                     }
                 }
             }

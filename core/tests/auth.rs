@@ -1,0 +1,125 @@
+//! Authentication against a private `redis-server` with `requirepass` and an ACL user limited
+//! to `allowed.*` channels: the password and the user work (config fields and URL), wrong
+//! credentials fail `connect()` clearly, and what the ACL refuses fails alone.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use event_bus::{ErrorKind, EventBusClient, PublishOptions};
+
+fn server() -> RedisServer {
+    RedisServer::start_with(&[
+        "--requirepass",
+        "s3cret",
+        "--user",
+        "alice",
+        "on",
+        ">wonderland",
+        "~*",
+        "&allowed.*",
+        "+@all",
+    ])
+}
+
+async fn round_trip(bus: &EventBusClient, channel: &str) {
+    let col = Collector::new();
+    bus.subscribe(channel, col.handler(), Default::default())
+        .await
+        .unwrap();
+    let r = bus
+        .publish(channel, &raw(r#"{"n":1}"#), &PublishOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.delivered_to, 1);
+    assert_eq!(col.wait_for(1, Duration::from_secs(5)).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_in_config_and_acl_user_in_url_both_work() {
+    let srv = server();
+    let by_password = EventBusClient::from_json(&config(
+        &unique("auth"),
+        &srv.url(),
+        r#""password":"s3cret""#,
+        "",
+    ))
+    .unwrap();
+    by_password.connect().await.unwrap();
+    round_trip(&by_password, "any.channel").await;
+    by_password.disconnect().await.unwrap();
+
+    let url = format!("redis://alice:wonderland@127.0.0.1:{}", srv.port);
+    let alice = EventBusClient::from_json(&config(&unique("auth"), &url, "", "")).unwrap();
+    alice.connect().await.unwrap();
+    round_trip(&alice, "allowed.one").await;
+    alice.disconnect().await.unwrap();
+
+    let by_fields = EventBusClient::from_json(&config(
+        &unique("auth"),
+        &srv.url(),
+        r#""username":"alice","password":"wonderland""#,
+        "",
+    ))
+    .unwrap();
+    by_fields.connect().await.unwrap();
+    round_trip(&by_fields, "allowed.two").await;
+    by_fields.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_credentials_fail_connect_without_the_password_in_the_message() {
+    let srv = server();
+    for extra in [r#""password":"nope-not-it""#, ""] {
+        let bus =
+            EventBusClient::from_json(&config(&unique("auth"), &srv.url(), extra, "")).unwrap();
+        let e = tokio::time::timeout(Duration::from_secs(20), bus.connect())
+            .await
+            .expect("connect() gave up in time")
+            .expect_err("connect() must fail");
+        assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+        let text = format!("{e} {e:?}");
+        assert!(text.contains(&format!("127.0.0.1:{}", srv.port)), "{text}");
+        assert!(!text.contains("nope-not-it"), "password leaked: {text}");
+        assert!(!bus.is_connected());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_acl_refuses_fails_alone() {
+    let srv = server();
+    let url = format!("redis://alice:wonderland@127.0.0.1:{}", srv.port);
+    let bus = EventBusClient::from_json(&config(&unique("auth"), &url, "", "")).unwrap();
+    bus.connect().await.unwrap();
+    let ok = Collector::new();
+    bus.subscribe("allowed.x", ok.handler(), Default::default())
+        .await
+        .unwrap();
+
+    // A refused subscription is an error for that call only, and leaves nothing behind.
+    let denied = Collector::new();
+    let e = bus
+        .subscribe("denied.x", denied.handler(), Default::default())
+        .await
+        .expect_err("the ACL refuses denied.*");
+    assert!(e.to_string().to_lowercase().contains("noperm"), "{e}");
+    assert_eq!(bus.subscriptions().len(), 1, "{:?}", bus.subscriptions());
+
+    // A refused publish fails alone; the connection and the allowed subscription go on.
+    let opts = PublishOptions::default();
+    let f = bus
+        .publish("denied.y", &raw("1"), &opts)
+        .await
+        .expect_err("the ACL refuses PUBLISH on denied.*");
+    assert!(
+        f.error.to_string().to_lowercase().contains("noperm"),
+        "{}",
+        f.error
+    );
+    let r = bus.publish("allowed.x", &raw("2"), &opts).await.unwrap();
+    assert_eq!(r.delivered_to, 1);
+    assert_eq!(ok.wait_for(1, Duration::from_secs(5)).await, 1);
+    assert_eq!(bus.stats().reconnects, 0);
+    bus.disconnect().await.unwrap();
+}
