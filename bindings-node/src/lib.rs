@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_bus::{
-    BatchItem, Delivery, EventBusClient, Handler, HandlerError, HandlerFuture, PublishOptions,
-    PublishOutcome, StateEvent, SubscriptionOptions,
+    BatchItem, Delivery, EventBusClient, Handler, HandlerError, HandlerFuture, OutcomeJson,
+    OutcomeShape, PublishOptions, StateEvent, SubscriptionOptions,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -225,59 +225,6 @@ pub struct EventBatch {
     pub events: String,
 }
 
-/// A `PublishResult` as the TS package shapes it, written straight to JSON text.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsResult<'a> {
-    success: bool,
-    event_id: &'a str,
-    published_at: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delivered_to: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<JsFailure<'a>>,
-}
-
-#[derive(serde::Serialize)]
-struct JsFailure<'a> {
-    code: &'a str,
-    message: String,
-    details: Empty,
-}
-
-/// Serializes as `{}`.
-#[derive(serde::Serialize)]
-struct Empty {}
-
-impl<'a> JsResult<'a> {
-    fn of(o: &'a PublishOutcome) -> Self {
-        match o {
-            Ok(r) => JsResult {
-                success: true,
-                event_id: &r.event_id,
-                published_at: &r.published_at,
-                delivered_to: Some(r.delivered_to),
-                error: None,
-            },
-            Err(f) => JsResult::failure(&f.error, &f.event_id, &f.published_at),
-        }
-    }
-
-    fn failure(e: &'a event_bus::Error, event_id: &'a str, published_at: &'a str) -> Self {
-        JsResult {
-            success: false,
-            event_id,
-            published_at,
-            delivered_to: None,
-            error: Some(JsFailure {
-                code: e.kind().code(),
-                message: e.full_message(),
-                details: Empty {},
-            }),
-        }
-    }
-}
-
 /// The body of [`NativeClient::publish_many`]: checks and queues every event now, on the JS
 /// thread (so the publishes of successive calls reach Redis in call order); the returned
 /// future, run on the core's runtime, yields the JSON array of results.
@@ -323,11 +270,14 @@ fn queue_many_json(
     Ok(async move {
         let outcomes = queued.await;
         let mut outcomes = outcomes.iter();
-        let results: Vec<JsResult<'_>> = early
+        let results: Vec<OutcomeJson<'_>> = early
             .iter()
             .map(|e| match e {
-                Some((e, id, at)) => JsResult::failure(e, id, at),
-                None => JsResult::of(outcomes.next().expect("one outcome per item")),
+                Some((e, id, at)) => OutcomeJson::failure(e, id, at, OutcomeShape::Ts),
+                None => OutcomeJson::of(
+                    outcomes.next().expect("one outcome per item"),
+                    OutcomeShape::Ts,
+                ),
             })
             .collect();
         serde_json::to_string(&results).map_err(|e| {

@@ -53,6 +53,74 @@ pub struct PublishFailure {
 /// Outcome of one publish.
 pub type PublishOutcome = std::result::Result<PublishReceipt, PublishFailure>;
 
+/// How a face that hands publish outcomes out as JSON text shapes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeShape {
+    /// The TS package's `PublishResult` (Node): no `deliveredTo` on a failure, and
+    /// `error.details` is `{}`.
+    Ts,
+    /// The C header's: `deliveredTo` always (0 on a failure), no `error.details`.
+    C,
+}
+
+/// A publish outcome as JSON, written straight to text with `serde_json::to_string`:
+/// `{"success","eventId","publishedAt","deliveredTo"?,"error"?:{"code","message","details"?}}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeJson<'a> {
+    success: bool,
+    event_id: &'a str,
+    published_at: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivered_to: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<OutcomeErrorJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct OutcomeErrorJson<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Map<String, Value>>,
+}
+
+impl<'a> OutcomeJson<'a> {
+    /// `o` in `shape`.
+    pub fn of(o: &'a PublishOutcome, shape: OutcomeShape) -> Self {
+        match o {
+            Ok(r) => OutcomeJson {
+                success: true,
+                event_id: &r.event_id,
+                published_at: &r.published_at,
+                delivered_to: Some(r.delivered_to),
+                error: None,
+            },
+            Err(f) => Self::failure(&f.error, &f.event_id, &f.published_at, shape),
+        }
+    }
+
+    /// A failure that has no [`PublishFailure`] (refused by the face before the core).
+    pub fn failure(
+        e: &'a Error,
+        event_id: &'a str,
+        published_at: &'a str,
+        shape: OutcomeShape,
+    ) -> Self {
+        OutcomeJson {
+            success: false,
+            event_id,
+            published_at,
+            delivered_to: (shape == OutcomeShape::C).then_some(0),
+            error: Some(OutcomeErrorJson {
+                code: e.kind().code(),
+                message: e.full_message(),
+                details: (shape == OutcomeShape::Ts).then(Map::new),
+            }),
+        }
+    }
+}
+
 /// One item of `publish_batch`.
 #[derive(Debug, Clone)]
 pub struct BatchItem {
@@ -947,4 +1015,36 @@ fn fill(slots: Vec<Option<PublishOutcome>>, sent: Vec<PublishOutcome>) -> Vec<Pu
         .into_iter()
         .map(|s| s.or_else(|| sent.next()).expect("one outcome per item"))
         .collect()
+}
+
+#[cfg(test)]
+mod outcome_json_tests {
+    use super::*;
+
+    #[test]
+    fn both_shapes_of_a_success_and_a_failure() {
+        let ok: PublishOutcome = Ok(PublishReceipt {
+            event_id: "i".into(),
+            published_at: "t".into(),
+            delivered_to: 2,
+            channel: "c".into(),
+        });
+        let bad: PublishOutcome = Err(PublishFailure {
+            error: Error::validation("Event type is required"),
+            event_id: "j".into(),
+            published_at: "u".into(),
+        });
+        let text = |o, s| serde_json::to_string(&OutcomeJson::of(o, s)).unwrap();
+        let success = r#"{"success":true,"eventId":"i","publishedAt":"t","deliveredTo":2}"#;
+        assert_eq!(text(&ok, OutcomeShape::Ts), success);
+        assert_eq!(text(&ok, OutcomeShape::C), success);
+        assert_eq!(
+            text(&bad, OutcomeShape::Ts),
+            r#"{"success":false,"eventId":"j","publishedAt":"u","error":{"code":"VALIDATION_ERROR","message":"Event type is required","details":{}}}"#
+        );
+        assert_eq!(
+            text(&bad, OutcomeShape::C),
+            r#"{"success":false,"eventId":"j","publishedAt":"u","deliveredTo":0,"error":{"code":"VALIDATION_ERROR","message":"Event type is required"}}"#
+        );
+    }
 }

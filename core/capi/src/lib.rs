@@ -17,8 +17,8 @@ use std::ffi::{c_char, c_int, c_void};
 use std::time::Duration;
 
 use event_bus::{
-    BatchItem, Error, ErrorKind, EventBusClient, PublishOptions, PublishOutcome,
-    SubscriptionOptions,
+    BatchItem, Error, ErrorKind, EventBusClient, OutcomeJson, OutcomeShape, PublishOptions,
+    PublishOutcome, SubscriptionOptions,
 };
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -633,42 +633,9 @@ pub unsafe extern "C" fn eb_publish_batch(
         }
         let outcomes = event_bus::runtime::block_on(async move { c.publish_batch(&batch).await });
         // Written straight to JSON text (no tree of values per item).
-        #[derive(serde::Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ItemResult<'a> {
-            success: bool,
-            event_id: &'a str,
-            published_at: &'a str,
-            delivered_to: u64,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            error: Option<ItemError<'a>>,
-        }
-        #[derive(serde::Serialize)]
-        struct ItemError<'a> {
-            code: &'a str,
-            message: String,
-        }
-        let arr: Vec<ItemResult<'_>> = outcomes
+        let arr: Vec<OutcomeJson<'_>> = outcomes
             .iter()
-            .map(|o| match o {
-                Ok(r) => ItemResult {
-                    success: true,
-                    event_id: &r.event_id,
-                    published_at: &r.published_at,
-                    delivered_to: r.delivered_to,
-                    error: None,
-                },
-                Err(f) => ItemResult {
-                    success: false,
-                    event_id: &f.event_id,
-                    published_at: &f.published_at,
-                    delivered_to: 0,
-                    error: Some(ItemError {
-                        code: f.error.kind().code(),
-                        message: f.error.full_message(),
-                    }),
-                },
-            })
+            .map(|o| OutcomeJson::of(o, OutcomeShape::C))
             .collect();
         let text = serde_json::to_string(&arr)
             .map_err(|e| Error::new(ErrorKind::Internal, format!("results: {e}")))?;
