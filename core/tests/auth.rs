@@ -123,3 +123,77 @@ async fn what_the_acl_refuses_fails_alone() {
     assert_eq!(bus.stats().reconnects, 0);
     bus.disconnect().await.unwrap();
 }
+
+/// SPEC §5: a resubscribe that Redis refuses is reported as an error event and retried until it
+/// succeeds. Revoking alice's channel permission makes Redis (7.0+) drop her subscriber
+/// connection; the resubscribe on the new one is refused (NOPERM) until the permission is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_resubscribe_is_reported_and_retried_until_allowed() {
+    let srv = server();
+    let url = format!("redis://alice:wonderland@127.0.0.1:{}", srv.port);
+    let bus = EventBusClient::from_json(&config(
+        &unique("auth"),
+        &url,
+        r#""reconnectDelay":50,"reconnectDelayMax":200"#,
+        "",
+    ))
+    .unwrap();
+    bus.connect().await.unwrap();
+    let states = StateLog::attach(&bus);
+    let col = Collector::new();
+    bus.subscribe("allowed.resub", col.handler(), Default::default())
+        .await
+        .unwrap();
+    let mut admin = srv.conn();
+    let _: () = redis::cmd("AUTH").arg("s3cret").query(&mut admin).unwrap();
+    let acl = |admin: &mut redis::Connection, channels: &str| {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("alice")
+            .arg("resetchannels")
+            .arg(channels)
+            .query(admin)
+            .unwrap();
+    };
+
+    acl(&mut admin, "&other.*");
+    let refused = || {
+        states
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| {
+                matches!(e, event_bus::StateEvent::Error { message, .. }
+                    if message.contains("Resubscribe failed") && message.to_lowercase().contains("noperm"))
+            })
+            .count()
+    };
+    // Refused more than once: the client keeps trying, it does not give up after one error.
+    assert!(
+        wait_until(Duration::from_secs(20), || refused() >= 2).await,
+        "states: {:?}",
+        states.names()
+    );
+    assert!(!states.has("gap"), "no gap notice while still refused");
+    assert_eq!(
+        bus.health_check().await.status,
+        "degraded",
+        "degraded while the subscriber is not back"
+    );
+
+    acl(&mut admin, "&allowed.*");
+    assert!(
+        wait_until(Duration::from_secs(20), || states.has("gap")).await,
+        "resubscribed once allowed again: {:?}",
+        states.names()
+    );
+    assert_eq!(numsub(&mut admin, "allowed.resub"), 1);
+    let r = bus
+        .publish("allowed.resub", &raw("3"), &PublishOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.delivered_to, 1);
+    assert_eq!(col.wait_for(1, Duration::from_secs(5)).await, 1);
+    bus.disconnect().await.unwrap();
+}

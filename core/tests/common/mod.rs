@@ -333,3 +333,105 @@ impl StateLog {
         self.names().contains(&name)
     }
 }
+
+/// A TCP proxy in front of a Redis server whose current connections can be frozen: a frozen
+/// connection stays open at both ends but nothing crosses it any more, as on a half-open link
+/// (a peer gone without a FIN or RST, a NAT that forgot the flow). Connections made after a
+/// freeze are forwarded normally.
+pub struct FreezableProxy {
+    pub port: u16,
+    conns: Arc<Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FreezableProxy {
+    /// Listen on a free port and forward every connection to `127.0.0.1:upstream_port`.
+    pub fn start(upstream_port: u16) -> FreezableProxy {
+        use std::sync::atomic::AtomicBool;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let conns: Arc<Mutex<Vec<Arc<AtomicBool>>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (conns.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let client = match listener.accept() {
+                    Ok((client, _)) => client,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(upstream) = std::net::TcpStream::connect(("127.0.0.1", upstream_port))
+                else {
+                    continue;
+                };
+                let frozen = Arc::new(AtomicBool::new(false));
+                c.lock().unwrap().push(frozen.clone());
+                let pairs = [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, client),
+                ];
+                for (mut from, mut to) in pairs {
+                    let (frozen, s) = (frozen.clone(), s.clone());
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        from.set_read_timeout(Some(Duration::from_millis(100)))
+                            .unwrap();
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while !s.load(Ordering::Relaxed) {
+                            match from.read(&mut buf) {
+                                Ok(0) => break,
+                                // Frozen: what arrives is swallowed, the sockets stay open.
+                                Ok(_) if frozen.load(Ordering::Relaxed) => {}
+                                Ok(n) => {
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                                Err(e)
+                                    if matches!(
+                                        e.kind(),
+                                        std::io::ErrorKind::WouldBlock
+                                            | std::io::ErrorKind::TimedOut
+                                    ) => {}
+                                Err(_) => break,
+                            }
+                        }
+                        if !frozen.load(Ordering::Relaxed) {
+                            let _ = to.shutdown(std::net::Shutdown::Write);
+                        }
+                    });
+                }
+            }
+        });
+        FreezableProxy { port, conns, stop }
+    }
+
+    /// `redis://` URL of the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Freeze every connection open now; returns how many.
+    pub fn freeze(&self) -> usize {
+        let conns = self.conns.lock().unwrap();
+        for f in conns.iter() {
+            f.store(true, Ordering::Relaxed);
+        }
+        conns.len()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+}
+
+impl Drop for FreezableProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
