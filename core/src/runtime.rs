@@ -34,11 +34,15 @@ pub fn runtime() -> Arc<Runtime> {
         let (old, _) = guard.take().expect("checked above");
         std::mem::forget(old);
     }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
+        .worker_threads(worker_threads())
+        .thread_name("event-bus")
+        .enable_all();
+    #[cfg(feature = "jemalloc")]
+    builder.on_thread_park(crate::alloc::on_park);
     let rt = Arc::new(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(worker_threads())
-            .thread_name("event-bus")
-            .enable_all()
+        builder
             .build()
             .expect("failed to start the event-bus tokio runtime"),
     );
