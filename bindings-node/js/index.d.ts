@@ -274,7 +274,7 @@ export interface RedisConfig {
   publishTimeout?: number;
   /** Added in 2.0: publishes waiting while disconnected (default 10000). */
   offlineQueueSize?: number;
-  /** Added in 2.0: PING interval on the subscriber connection (ms, default 5000; 0 = off). */
+  /** Added in 2.0: a connection idle this long is PINGed; no answer within the same time (at most 5 s) replaces it (ms, default 5000; 0 = off). */
   heartbeatInterval?: number;
   /** Added in 2.0: first reconnect delay (ms, default 100). */
   reconnectDelay?: number;

@@ -138,7 +138,8 @@ pub struct RedisConfig {
     /// Added: publishes waiting while the publisher is disconnected (default 10000).
     #[serde(default)]
     pub offline_queue_size: Option<usize>,
-    /// Added: PING interval on the subscriber connection (ms, default 5000; 0 disables).
+    /// Added: a connection (publisher or subscriber) idle this long is PINGed, and replaced
+    /// when no answer comes within the same time, at most 5 s (ms, default 5000; 0 disables).
     #[serde(default)]
     pub heartbeat_interval: Option<u64>,
     /// Added: first reconnect delay (ms, default 100), doubled per attempt with jitter.
@@ -315,7 +316,7 @@ pub struct Settings {
     pub publish_timeout: Duration,
     /// Offline queue bound.
     pub offline_queue_size: usize,
-    /// Subscriber heartbeat (None = off).
+    /// Heartbeat of both connections (None = off).
     pub heartbeat_interval: Option<Duration>,
     /// Reconnect backoff start.
     pub reconnect_delay: Duration,

@@ -158,16 +158,10 @@ async fn a_refused_resubscribe_is_reported_and_retried_until_allowed() {
 
     acl(&mut admin, "&other.*");
     let refused = || {
-        states
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(_, e)| {
-                matches!(e, event_bus::StateEvent::Error { message, .. }
-                    if message.contains("Resubscribe failed") && message.to_lowercase().contains("noperm"))
-            })
-            .count()
+        states.count(|e| {
+            matches!(e, event_bus::StateEvent::Error { message, .. }
+                if message.contains("Resubscribe failed") && message.to_lowercase().contains("noperm"))
+        })
     };
     // Refused more than once: the client keeps trying, it does not give up after one error.
     assert!(

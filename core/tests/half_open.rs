@@ -75,16 +75,7 @@ async fn heartbeat_detects_a_frozen_link_and_the_client_recovers() {
         "recovered {} ms after the freeze (heartbeat 300 ms)",
         frozen_at.elapsed().as_millis()
     );
-    let reasons: Vec<String> = states
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            event_bus::StateEvent::Disconnected { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let reasons = states.disconnect_reasons(None);
     assert!(
         reasons.iter().any(|r| r.contains("heartbeat")),
         "disconnect reasons: {reasons:?}"

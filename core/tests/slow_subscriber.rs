@@ -31,37 +31,11 @@ fn ids_by_name(c: &mut redis::Connection) -> HashMap<String, String> {
 }
 
 fn sub_disconnects(states: &StateLog) -> Vec<String> {
-    states
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|(_, e)| match e {
-            StateEvent::Disconnected {
-                connection: Link::Subscriber,
-                reason,
-            } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect()
+    states.disconnect_reasons(Some(Link::Subscriber))
 }
 
 fn pub_disconnects(states: &StateLog) -> usize {
-    states
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, e)| {
-            matches!(
-                e,
-                StateEvent::Disconnected {
-                    connection: Link::Publisher,
-                    ..
-                }
-            )
-        })
-        .count()
+    states.disconnect_reasons(Some(Link::Publisher)).len()
 }
 
 async fn client(server: &RedisServer, service: &str) -> (EventBusClient, StateLog) {

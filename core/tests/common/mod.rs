@@ -332,6 +332,33 @@ impl StateLog {
     pub fn has(&self, name: &str) -> bool {
         self.names().contains(&name)
     }
+
+    /// How many recorded events `pred` accepts.
+    pub fn count(&self, pred: impl Fn(&StateEvent) -> bool) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, e)| pred(e))
+            .count()
+    }
+
+    /// The reasons of the recorded disconnects of `link` (`None`: of either connection).
+    pub fn disconnect_reasons(&self, link: Option<event_bus::Link>) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|(_, e)| match e {
+                StateEvent::Disconnected { connection, reason }
+                    if link.is_none_or(|l| l == *connection) =>
+                {
+                    Some(reason.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// A TCP proxy in front of a Redis server whose current connections can be frozen: a frozen
