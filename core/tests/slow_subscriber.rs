@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use event_bus::{
-    BatchItem, Delivery, EventBusClient, HandlerError, Link, StateEvent, SubscriptionOptions,
-};
+use event_bus::{BatchItem, Delivery, EventBusClient, HandlerError, Link, SubscriptionOptions};
 
 const LIMIT: [&str; 2] = ["--client-output-buffer-limit", "pubsub 1mb 256kb 5"];
 
