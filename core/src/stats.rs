@@ -1,10 +1,19 @@
 //! Counters and recent-window measurements behind `getStats()`.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
+
+/// Whole seconds from the first call to `at`, on the monotonic clock: the time base of the
+/// received-rate window, so recording an event reuses the instant it was read at instead of
+/// reading the clock again.
+fn mono_sec(at: Instant) -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    at.saturating_duration_since(*BASE.get_or_init(Instant::now))
+        .as_secs()
+}
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -155,9 +164,10 @@ pub fn rss_bytes() -> u64 {
 }
 
 impl Stats {
-    pub(crate) fn record_received(&self) {
+    /// An event read off the connection at `at`.
+    pub(crate) fn record_received(&self, at: Instant) {
         self.received.fetch_add(1, Relaxed);
-        let sec = now_ms() / 1000;
+        let sec = mono_sec(at);
         self.rate.lock().unwrap_or_else(|p| p.into_inner()).add(sec);
     }
 
@@ -191,7 +201,7 @@ impl Stats {
             .rate
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .rate(now_ms() / 1000);
+            .rate(mono_sec(Instant::now()));
         let published = self.published.load(Relaxed);
         let received = self.received.load(Relaxed);
         let invalid = self.invalid.load(Relaxed);

@@ -546,7 +546,7 @@ impl Registry {
         let Some(delivery) = self.decode(channel, pattern, payload) else {
             return;
         };
-        self.ctx.stats.record_received();
+        self.ctx.stats.record_received(delivery.received_at());
         crate::runtime::note_activity();
         let mut seen = self
             .seen
@@ -593,7 +593,7 @@ impl Registry {
                 }
                 if !received {
                     received = true;
-                    self.ctx.stats.record_received();
+                    self.ctx.stats.record_received(delivery.received_at());
                 }
                 self.offer(e, &routed);
             }

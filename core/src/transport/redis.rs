@@ -1090,7 +1090,9 @@ async fn subscriber_loop(
             let mut ticker = tokio::time::interval(hb);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;
-            let mut last_msg = Instant::now();
+            // Whether anything arrived since the last tick (a flag, not a clock read per
+            // message): a tick that finds none PINGs.
+            let mut heard = false;
             reason = Some(loop {
                 tokio::select! {
                     biased;
@@ -1098,7 +1100,7 @@ async fn subscriber_loop(
                     p = push.recv() => match p {
                         None => break "connection closed".to_string(),
                         Some(pi) => {
-                            last_msg = Instant::now();
+                            heard = true;
                             if let Some(r) = handle_push(&shared, pi) {
                                 break r;
                             }
@@ -1128,13 +1130,13 @@ async fn subscriber_loop(
                         }
                     },
                     _ = ticker.tick(), if s.heartbeat_interval.is_some() => {
-                        if last_msg.elapsed() >= hb {
+                        if !std::mem::take(&mut heard) {
                             let ping = tokio::time::timeout(
                                 hb.min(Duration::from_secs(5)),
                                 redis::cmd("PING").query_async::<Value>(&mut conn),
                             ).await;
                             match ping {
-                                Ok(Ok(_)) => last_msg = Instant::now(),
+                                Ok(Ok(_)) => {}
                                 Ok(Err(e)) => break format!("heartbeat PING failed: {e}"),
                                 Err(_) => break "heartbeat PING timed out (half-open connection)".to_string(),
                             }
