@@ -171,6 +171,9 @@ fn run_sync(py: Python<'_>, job: Job) {
             event,
             reply,
         } => {
+            if reply.is_closed() {
+                return; // timed out while queued: the core no longer waits for it
+            }
             let r = match Py::new(py, Event::new(event)) {
                 Ok(ev) => handler.bind(py).call1((ev,)).map(|_| ()),
                 Err(e) => Err(e),
@@ -482,6 +485,9 @@ impl BridgeInner {
                 event,
                 reply,
             } => {
+                if reply.is_closed() {
+                    return; // timed out while queued: the core no longer waits for it
+                }
                 let r = Py::new(py, Event::new(event)).and_then(|ev| handler.bind(py).call1((ev,)));
                 match r {
                     Err(e) => {

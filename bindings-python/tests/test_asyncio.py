@@ -155,6 +155,31 @@ async def test_coroutine_timeout_then_retry(config: dict[str, Any], uid: str) ->
         assert await until(lambda: bus._native.get_stats()["eventsDelivered"] == 1)
 
 
+async def test_a_timed_out_coroutine_does_not_fail_the_rest_of_its_batch(config: dict[str, Any], uid: str) -> None:
+    # Events of one in-order batch run one after another on the loop. When one handler times
+    # out, the events behind it must still run (once each) and count as delivered, not wait
+    # behind it and time out unstarted.
+    runs: list[int] = []
+    gate = asyncio.Event()
+
+    async def h(e: event_bus.Event) -> None:
+        runs.append(e.data)
+        if e.data == -1:
+            time.sleep(0.05)  # holds the loop, so the next events queue up as one batch
+        if e.data == 0:
+            await gate.wait()
+
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"{uid}.tb", h, timeout=100)
+        await bus.publish_batch([(f"{uid}.tb", i) for i in (-1, 0, 1, 2, 3)])
+        assert await until(lambda: len(runs) == 5), runs
+        gate.set()
+        await asyncio.sleep(0.1)
+        assert runs == [-1, 0, 1, 2, 3]
+        stats = bus._native.get_stats()
+        assert (stats["eventsFailed"], stats["eventsDelivered"]) == (1, 4), stats
+
+
 async def test_exactly_once(config: dict[str, Any], uid: str) -> None:
     a: list[str] = []
     b: list[str] = []

@@ -142,6 +142,26 @@ def test_handler_timeout(config: dict[str, Any], uid: str) -> None:
         assert wait_for(lambda: bus.get_stats()["eventsFailed"] >= 1)
 
 
+def test_events_that_timed_out_behind_a_blocked_handler_do_not_run_late(config: dict[str, Any], uid: str) -> None:
+    # Plain callables share one dispatcher thread: while one blocks past its timeout, the
+    # events behind it time out waiting (and are counted failed). Once the thread is free they
+    # must not run after all: with retries on, a retry would then run them a second time.
+    runs: list[int] = []
+
+    def h(e: event_bus.Event) -> None:
+        runs.append(e.data)
+        if e.data == 0:
+            time.sleep(0.5)
+
+    with event_bus.EventBusClient(config) as bus:
+        bus.subscribe(f"{uid}.tl", h, timeout=100)
+        bus.publish_batch([(f"{uid}.tl", i) for i in range(4)])
+        assert wait_for(lambda: bus.get_stats()["eventsFailed"] == 4)
+        time.sleep(0.6)
+        assert runs == [0]
+        assert bus.get_stats()["eventsDelivered"] == 0
+
+
 def test_filter_option(config: dict[str, Any], uid: str) -> None:
     got: list[Any] = []
     flt = {"conditions": [{"field": "data.kind", "operator": "equals", "value": "keep"}], "operator": "AND"}

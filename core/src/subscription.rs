@@ -723,12 +723,29 @@ async fn run_worker(
                     // A face that panicked or miscounted: fall back to one call per event.
                     _ => events.iter().map(|_| None).collect(),
                 };
-                for (d, fut) in events.into_iter().zip(futs) {
+                let mut events = events.into_iter();
+                let mut futs = futs.into_iter();
+                while let (Some(d), Some(fut)) = (events.next(), futs.next()) {
                     if !active.load(Relaxed) {
                         break;
                     }
                     started();
-                    run_one(&id, &handler, &policy, d, &ctx, fut).await;
+                    if run_one(&id, &handler, &policy, d, &ctx, fut).await {
+                        // The host runs a batch one handler after another and is still in
+                        // the one that timed out, so the rest would wait behind it and time
+                        // out unstarted. Give them up (hosts skip what the core no longer
+                        // waits for) and call each on its own, as after a timeout outside a
+                        // batch.
+                        drop(futs);
+                        for d in events {
+                            if !active.load(Relaxed) {
+                                break;
+                            }
+                            started();
+                            run_one(&id, &handler, &policy, d, &ctx, None).await;
+                        }
+                        break;
+                    }
                 }
             } else {
                 for d in buf.drain(..) {
@@ -770,6 +787,9 @@ fn latency_ms(d: &Delivery) -> Option<f64> {
     Some(ms.max(0.0))
 }
 
+/// Run `d`'s handler (starting with `first`, a batch's future, when given) with the timeout and
+/// retries of `p`, and count the outcome. True when `first` timed out: the host is then still
+/// busy with this event.
 async fn run_one(
     id: &str,
     handler: &Arc<dyn Handler>,
@@ -777,13 +797,15 @@ async fn run_one(
     d: Delivery,
     ctx: &Ctx,
     mut first: Option<HandlerFuture>,
-) {
+) -> bool {
     if let Some(ms) = latency_ms(&d) {
         ctx.stats.record_latency(ms);
     }
     let mut attempt: u32 = 0;
     let mut delay = p.retry_delay;
+    let mut batch_call_timed_out = false;
     loop {
+        let from_batch = first.is_some();
         let call = match first.take() {
             Some(f) => f,
             None => handler.call(d.clone()),
@@ -793,15 +815,18 @@ async fn run_one(
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(e.message),
             Ok(Err(_panic)) => Err("handler panicked".to_string()),
-            Err(_) => Err(format!(
-                "Handler timeout after {} ms",
-                p.timeout.as_millis()
-            )),
+            Err(_) => {
+                batch_call_timed_out |= from_batch;
+                Err(format!(
+                    "Handler timeout after {} ms",
+                    p.timeout.as_millis()
+                ))
+            }
         };
         match outcome {
             Ok(()) => {
                 ctx.stats.delivered.fetch_add(1, Relaxed);
-                return;
+                return batch_call_timed_out;
             }
             Err(msg) => {
                 if p.retry_on_error && attempt < p.max_retries {
@@ -830,7 +855,7 @@ async fn run_one(
                         ],
                     );
                 }
-                return;
+                return batch_call_timed_out;
             }
         }
     }

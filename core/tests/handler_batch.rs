@@ -120,3 +120,108 @@ async fn batched_handler_keeps_order_and_retries() {
     assert_eq!(st.events_failed, 0);
     bus.disconnect().await.unwrap();
 }
+
+/// A host like the Python and Node faces: a batch runs on the host's own thread, one handler
+/// after another, skipping events the core gave up; seq 1's handler blocks until released.
+struct SequentialHost {
+    seen: Arc<Mutex<Vec<(u64, bool)>>>, // (seq, via batch)
+    gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+}
+
+impl SequentialHost {
+    fn run(
+        seen: &Mutex<Vec<(u64, bool)>>,
+        gate: &(Mutex<bool>, std::sync::Condvar),
+        s: u64,
+        via_batch: bool,
+    ) {
+        seen.lock().unwrap().push((s, via_batch));
+        if s == 1 {
+            let (open, cv) = gate;
+            let mut g = open.lock().unwrap();
+            while !*g {
+                g = cv.wait(g).unwrap();
+            }
+        } else if s == 0 {
+            // Slow first event: the rest queue up and arrive as one batch.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Handler for SequentialHost {
+    fn call(&self, event: Delivery) -> HandlerFuture {
+        let (seen, gate) = (self.seen.clone(), self.gate.clone());
+        Box::pin(async move {
+            let s = seq(&event);
+            tokio::task::spawn_blocking(move || SequentialHost::run(&seen, &gate, s, false))
+                .await
+                .map_err(|e| HandlerError::new(e.to_string()))
+        })
+    }
+    fn batched(&self) -> bool {
+        true
+    }
+    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
+        let (outcomes, futs) = event_bus::batch_outcomes(events.len(), "host gone");
+        let (seen, gate) = (self.seen.clone(), self.gate.clone());
+        std::thread::spawn(move || {
+            for (i, ev) in events.iter().enumerate() {
+                if outcomes.abandoned(i) {
+                    continue;
+                }
+                SequentialHost::run(&seen, &gate, seq(ev), true);
+                outcomes.report(i, Ok(()));
+            }
+            outcomes.flush();
+        });
+        futs
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
+    // Seq 1 times out while the host is still running it; seqs 2-5, batched behind it, must
+    // still run once each and count as delivered, not wait behind it and time out unstarted.
+    let bus = EventBusClient::from_json(
+        r#"{"serviceName":"hb","transport":"memory","redis":{"url":"memory://handler-batch-timeout"}}"#,
+    )
+    .unwrap();
+    bus.connect().await.unwrap();
+    let host = SequentialHost {
+        seen: Arc::default(),
+        gate: Arc::default(),
+    };
+    let (seen, gate) = (host.seen.clone(), host.gate.clone());
+    let opts = SubscriptionOptions {
+        timeout: Some(100),
+        ..Default::default()
+    };
+    bus.subscribe("hbt.*", Arc::new(host), opts).await.unwrap();
+    for i in 0..6u64 {
+        let d = RawValue::from_string(format!(r#"{{"seq":{i}}}"#)).unwrap();
+        bus.publish("hbt.ev", &d, &Default::default())
+            .await
+            .unwrap();
+    }
+    // Seq 1 stays blocked until everything else was delivered.
+    for _ in 0..500 {
+        if bus.stats().events_delivered >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let delivered_while_blocked = bus.stats().events_delivered;
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(delivered_while_blocked, 5, "{seen:?}");
+    assert!(seen.contains(&(1, true)), "seq 1 ran in a batch: {seen:?}");
+    let mut seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..6).collect::<Vec<u64>>(), "once each: {seen:?}");
+    let st = bus.stats();
+    assert_eq!((st.events_failed, st.events_delivered), (1, 5));
+    bus.disconnect().await.unwrap();
+}
