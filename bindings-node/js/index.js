@@ -650,9 +650,6 @@ class EventBusClient extends EventEmitter {
         done.push(token);
         continue;
       }
-      // Resumed after an awaited handler: if that one timed out, the core gave up the rest of
-      // the batch and calls those events again on their own; they must not run twice.
-      if (!ok && !this._native.wanted(token)) continue;
       let r;
       this._inHandler++;
       try {

@@ -455,23 +455,6 @@ impl NativeClient {
         }
     }
 
-    /// Whether the core still waits for `token`'s outcome. An in-order batch whose handler timed
-    /// out is given up by the core (the rest of its events are called again on their own), so
-    /// JS asks before it runs the next event of a batch after an awaited handler; a token the
-    /// core gave up is forgotten here.
-    #[napi]
-    pub fn wanted(&self, token: u32) -> bool {
-        let mut inflight = lock(&self.dispatcher.inflight);
-        match inflight.get(&token) {
-            Some(tx) if !tx.is_closed() => true,
-            Some(_) => {
-                inflight.remove(&token);
-                false
-            }
-            None => false,
-        }
-    }
-
     /// Report one handler failure (a throw or a rejection), with its message.
     #[napi]
     pub fn complete_err(&self, token: u32, message: String) {

@@ -225,6 +225,11 @@ impl Handler for SyncHandler {
         true
     }
 
+    /// Both the dispatcher thread and `AioBatch` check `abandoned` before each event.
+    fn skips_abandoned(&self) -> bool {
+        true
+    }
+
     /// The whole batch is one job: the dispatcher thread runs it under one GIL acquisition.
     fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
         let (outcomes, futs) = batch_outcomes(events.len(), "dispatcher stopped");
@@ -562,6 +567,11 @@ impl Handler for AioHandler {
     }
 
     fn batched(&self) -> bool {
+        true
+    }
+
+    /// Both the dispatcher thread and `AioBatch` check `abandoned` before each event.
+    fn skips_abandoned(&self) -> bool {
         true
     }
 

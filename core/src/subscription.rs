@@ -81,6 +81,16 @@ pub trait Handler: Send + Sync + 'static {
     fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
         events.into_iter().map(|e| self.call(e)).collect()
     }
+
+    /// True when the face, running a batch, checks before each event that the core still
+    /// waits for it ([`OutcomeReporter::abandoned`](crate::OutcomeReporter::abandoned)) and
+    /// skips it otherwise (the Python faces). When a handler of such a batch times out, the
+    /// core gives up the rest of the batch, which the host would run only after the slow
+    /// handler, and calls those events on their own at once, as outside a batch. For other
+    /// faces it goes on with the batch (a face that cannot skip would run them twice).
+    fn skips_abandoned(&self) -> bool {
+        false
+    }
 }
 
 /// Most events handed to one [`Handler::call_batch`].
@@ -730,12 +740,14 @@ async fn run_worker(
                         break;
                     }
                     started();
-                    if run_one(&id, &handler, &policy, d, &ctx, fut).await {
+                    if run_one(&id, &handler, &policy, d, &ctx, fut).await
+                        && handler.skips_abandoned()
+                    {
                         // The host runs a batch one handler after another and is still in
                         // the one that timed out, so the rest would wait behind it and time
-                        // out unstarted. Give them up (hosts skip what the core no longer
-                        // waits for) and call each on its own, as after a timeout outside a
-                        // batch.
+                        // out unstarted. Give them up (this host skips what the core no
+                        // longer waits for) and call each on its own, as after a timeout
+                        // outside a batch.
                         drop(futs);
                         for d in events {
                             if !active.load(Relaxed) {

@@ -122,10 +122,12 @@ async fn batched_handler_keeps_order_and_retries() {
 }
 
 /// A host like the Python and Node faces: a batch runs on the host's own thread, one handler
-/// after another, skipping events the core gave up; seq 1's handler blocks until released.
+/// after another; seq 1's handler blocks until released. With `skips`, it skips the events the
+/// core gave up (as Python does); without, it runs every event it was handed (as Node does).
 struct SequentialHost {
     seen: Arc<Mutex<Vec<(u64, bool)>>>, // (seq, via batch)
     gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    skips: bool,
 }
 
 impl SequentialHost {
@@ -162,12 +164,15 @@ impl Handler for SequentialHost {
     fn batched(&self) -> bool {
         true
     }
+    fn skips_abandoned(&self) -> bool {
+        self.skips
+    }
     fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
         let (outcomes, futs) = event_bus::batch_outcomes(events.len(), "host gone");
-        let (seen, gate) = (self.seen.clone(), self.gate.clone());
+        let (seen, gate, skips) = (self.seen.clone(), self.gate.clone(), self.skips);
         std::thread::spawn(move || {
             for (i, ev) in events.iter().enumerate() {
-                if outcomes.abandoned(i) {
+                if skips && outcomes.abandoned(i) {
                     continue;
                 }
                 SequentialHost::run(&seen, &gate, seq(ev), true);
@@ -191,6 +196,7 @@ async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
     let host = SequentialHost {
         seen: Arc::default(),
         gate: Arc::default(),
+        skips: true,
     };
     let (seen, gate) = (host.seen.clone(), host.gate.clone());
     let opts = SubscriptionOptions {
@@ -223,5 +229,54 @@ async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
     assert_eq!(seqs, (0..6).collect::<Vec<u64>>(), "once each: {seen:?}");
     let st = bus.stats();
     assert_eq!((st.events_failed, st.events_delivered), (1, 5));
+    bus.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_cannot_skip_never_runs_an_event_twice_after_a_timeout() {
+    // Without `skips_abandoned`, the core keeps waiting for the rest of the batch after a
+    // timeout instead of calling those events again: the host runs each exactly once.
+    let bus = EventBusClient::from_json(
+        r#"{"serviceName":"hb","transport":"memory","redis":{"url":"memory://handler-batch-noskip"}}"#,
+    )
+    .unwrap();
+    bus.connect().await.unwrap();
+    let host = SequentialHost {
+        seen: Arc::default(),
+        gate: Arc::default(),
+        skips: false,
+    };
+    let (seen, gate) = (host.seen.clone(), host.gate.clone());
+    let opts = SubscriptionOptions {
+        timeout: Some(100),
+        ..Default::default()
+    };
+    bus.subscribe("hbn.*", Arc::new(host), opts).await.unwrap();
+    for i in 0..6u64 {
+        let d = RawValue::from_string(format!(r#"{{"seq":{i}}}"#)).unwrap();
+        bus.publish("hbn.ev", &d, &Default::default())
+            .await
+            .unwrap();
+    }
+    // Release seq 1 once its timeout has fired.
+    for _ in 0..500 {
+        if bus.stats().events_failed >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    for _ in 0..500 {
+        if seen.lock().unwrap().len() >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = seen.lock().unwrap().clone();
+    let mut seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..6).collect::<Vec<u64>>(), "once each: {seen:?}");
     bus.disconnect().await.unwrap();
 }
