@@ -225,7 +225,7 @@ impl Handler for SyncHandler {
         true
     }
 
-    /// Both the dispatcher thread and `AioBatch` check `abandoned` before each event.
+    /// The dispatcher thread checks `abandoned` before each event of a batch.
     fn skips_abandoned(&self) -> bool {
         true
     }
@@ -570,7 +570,7 @@ impl Handler for AioHandler {
         true
     }
 
-    /// Both the dispatcher thread and `AioBatch` check `abandoned` before each event.
+    /// `AioBatch::step` checks `abandoned` before each event of a batch.
     fn skips_abandoned(&self) -> bool {
         true
     }
