@@ -184,19 +184,25 @@ impl Handler for SequentialHost {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
-    // Seq 1 times out while the host is still running it; seqs 2-5, batched behind it, must
-    // still run once each and count as delivered, not wait behind it and time out unstarted.
-    let bus = EventBusClient::from_json(
-        r#"{"serviceName":"hb","transport":"memory","redis":{"url":"memory://handler-batch-timeout"}}"#,
-    )
+/// A client on its own memory broker with a [`SequentialHost`] subscribed (`timeout` 100 ms)
+/// and seqs 0-5 published; returns the client, what the host saw and its gate.
+async fn timed_out_batch(
+    name: &str,
+    skips: bool,
+) -> (
+    EventBusClient,
+    Arc<Mutex<Vec<(u64, bool)>>>,
+    Arc<(Mutex<bool>, std::sync::Condvar)>,
+) {
+    let bus = EventBusClient::from_json(&format!(
+        r#"{{"serviceName":"hb","transport":"memory","redis":{{"url":"memory://{name}"}}}}"#
+    ))
     .unwrap();
     bus.connect().await.unwrap();
     let host = SequentialHost {
         seen: Arc::default(),
         gate: Arc::default(),
-        skips: true,
+        skips,
     };
     let (seen, gate) = (host.seen.clone(), host.gate.clone());
     let opts = SubscriptionOptions {
@@ -210,23 +216,49 @@ async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
             .await
             .unwrap();
     }
-    // Seq 1 stays blocked until everything else was delivered.
+    (bus, seen, gate)
+}
+
+/// Poll `cond` every 10 ms for up to 5 s.
+async fn wait(mut cond: impl FnMut() -> bool) {
     for _ in 0..500 {
-        if bus.stats().events_delivered >= 5 {
-            break;
+        if cond() {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let delivered_while_blocked = bus.stats().events_delivered;
+}
+
+fn open(gate: &(Mutex<bool>, std::sync::Condvar)) {
     *gate.0.lock().unwrap() = true;
     gate.1.notify_all();
+}
+
+/// The seqs seen, sorted.
+fn sorted(seen: &[(u64, bool)]) -> Vec<u64> {
+    let mut seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+    seqs.sort();
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
+    // Seq 1 times out while the host is still running it; seqs 2-5, batched behind it, must
+    // still run once each and count as delivered, not wait behind it and time out unstarted.
+    let (bus, seen, gate) = timed_out_batch("handler-batch-timeout", true).await;
+    // Seq 1 stays blocked until everything else was delivered.
+    wait(|| bus.stats().events_delivered >= 5).await;
+    let delivered_while_blocked = bus.stats().events_delivered;
+    open(&gate);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let seen = seen.lock().unwrap().clone();
     assert_eq!(delivered_while_blocked, 5, "{seen:?}");
     assert!(seen.contains(&(1, true)), "seq 1 ran in a batch: {seen:?}");
-    let mut seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
-    seqs.sort();
-    assert_eq!(seqs, (0..6).collect::<Vec<u64>>(), "once each: {seen:?}");
+    assert_eq!(
+        sorted(&seen),
+        (0..6).collect::<Vec<u64>>(),
+        "once each: {seen:?}"
+    );
     let st = bus.stats();
     assert_eq!((st.events_failed, st.events_delivered), (1, 5));
     bus.disconnect().await.unwrap();
@@ -236,47 +268,17 @@ async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
 async fn a_host_that_cannot_skip_never_runs_an_event_twice_after_a_timeout() {
     // Without `skips_abandoned`, the core keeps waiting for the rest of the batch after a
     // timeout instead of calling those events again: the host runs each exactly once.
-    let bus = EventBusClient::from_json(
-        r#"{"serviceName":"hb","transport":"memory","redis":{"url":"memory://handler-batch-noskip"}}"#,
-    )
-    .unwrap();
-    bus.connect().await.unwrap();
-    let host = SequentialHost {
-        seen: Arc::default(),
-        gate: Arc::default(),
-        skips: false,
-    };
-    let (seen, gate) = (host.seen.clone(), host.gate.clone());
-    let opts = SubscriptionOptions {
-        timeout: Some(100),
-        ..Default::default()
-    };
-    bus.subscribe("hbn.*", Arc::new(host), opts).await.unwrap();
-    for i in 0..6u64 {
-        let d = RawValue::from_string(format!(r#"{{"seq":{i}}}"#)).unwrap();
-        bus.publish("hbn.ev", &d, &Default::default())
-            .await
-            .unwrap();
-    }
+    let (bus, seen, gate) = timed_out_batch("handler-batch-noskip", false).await;
     // Release seq 1 once its timeout has fired.
-    for _ in 0..500 {
-        if bus.stats().events_failed >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
-    for _ in 0..500 {
-        if seen.lock().unwrap().len() >= 6 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait(|| bus.stats().events_failed >= 1).await;
+    open(&gate);
+    wait(|| seen.lock().unwrap().len() >= 6).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let seen = seen.lock().unwrap().clone();
-    let mut seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
-    seqs.sort();
-    assert_eq!(seqs, (0..6).collect::<Vec<u64>>(), "once each: {seen:?}");
+    assert_eq!(
+        sorted(&seen),
+        (0..6).collect::<Vec<u64>>(),
+        "once each: {seen:?}"
+    );
     bus.disconnect().await.unwrap();
 }
