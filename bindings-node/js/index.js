@@ -616,13 +616,7 @@ class EventBusClient extends EventEmitter {
       return;
     }
     try {
-      let r;
-      this._inHandler++;
-      try {
-        r = handler(event);
-      } finally {
-        this._inHandler--;
-      }
+      const r = this._call(handler, event);
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
         r.then(
           () => this._settleOk(token),
@@ -651,14 +645,11 @@ class EventBusClient extends EventEmitter {
         continue;
       }
       let r;
-      this._inHandler++;
       try {
-        r = handler(events[k]);
+        r = this._call(handler, events[k]);
       } catch (err) {
         this._fail(token, err);
         continue;
-      } finally {
-        this._inHandler--;
       }
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
         if (!ok && done.length) this._native.completeOk(new Uint32Array(done));
@@ -690,6 +681,16 @@ class EventBusClient extends EventEmitter {
       done.push(token);
     }
     if (!ok && done.length) this._native.completeOk(new Uint32Array(done));
+  }
+
+  /** Call a handler, counting it as running until it returns (its body up to its first await). */
+  _call(handler, event) {
+    this._inHandler++;
+    try {
+      return handler(event);
+    } finally {
+      this._inHandler--;
+    }
   }
 
   _settleOk(token) {

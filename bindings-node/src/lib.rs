@@ -339,14 +339,8 @@ impl NativeClient {
     #[napi]
     pub async fn disconnect(&self, from_handler: Option<bool>) -> Result<()> {
         let c = self.client.clone();
-        let r = on_core(async move {
-            if from_handler.unwrap_or(false) {
-                c.disconnect_from_handler().await
-            } else {
-                c.disconnect().await
-            }
-        })
-        .await?;
+        let from_handler = from_handler.unwrap_or(false);
+        let r = on_core(async move { c.disconnect_from(from_handler).await }).await?;
         self.dispatcher.fail_all("Event Bus client disconnected");
         r.map_err(|e| js_error(&e))
     }

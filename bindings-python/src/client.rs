@@ -317,13 +317,10 @@ impl NativeClient {
     #[pyo3(signature = (from_handler=false))]
     fn disconnect(&self, py: Python<'_>, from_handler: bool) -> PyResult<()> {
         let c = self.core.clone();
-        errors::map(wait(py, async move {
-            if from_handler {
-                c.disconnect_from_handler().await
-            } else {
-                c.disconnect().await
-            }
-        })?)
+        errors::map(wait(
+            py,
+            async move { c.disconnect_from(from_handler).await },
+        )?)
     }
 
     /// Body of the dispatcher thread (blocking client).
@@ -461,13 +458,7 @@ impl NativeClient {
         resolve_later(
             bridge,
             future,
-            async move {
-                if from_handler {
-                    c.disconnect_from_handler().await
-                } else {
-                    c.disconnect().await
-                }
-            },
+            async move { c.disconnect_from(from_handler).await },
             |py, r| errors::map(r).map(|_| none(py)),
         );
     }

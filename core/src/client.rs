@@ -376,22 +376,19 @@ impl EventBusClient {
     /// `disconnectTimeout`), fail publishes still waiting with a closed error, close both
     /// connections and release every task. Idempotent.
     pub async fn disconnect(&self) -> Result<()> {
-        self.disconnect_with(true).await
+        self.disconnect_from(false).await
     }
 
-    /// `disconnect()` called by one of this client's own handlers: the same, except that it
-    /// does not wait for handlers (the caller's could not finish before this returns, so
-    /// waiting would only run out `disconnectTimeout`). Events still queued are dropped, and
-    /// the core stops waiting for handlers already running, as at the disconnect timeout:
-    /// a host's handler (Python, Node, C) runs to its end on its own thread or loop; a Rust
-    /// handler's future is dropped.
-    pub async fn disconnect_from_handler(&self) -> Result<()> {
-        self.disconnect_with(false).await
-    }
-
-    async fn disconnect_with(&self, wait: bool) -> Result<()> {
+    /// [`disconnect`](Self::disconnect), told whether one of this client's own handlers is
+    /// the caller. If so, it does not wait for handlers (the caller's could not finish before
+    /// this returns, so waiting would only run out `disconnectTimeout`): events still queued
+    /// are dropped, and the core stops waiting for handlers already running, as at the
+    /// disconnect timeout; a host's handler (Python, Node, C) runs to its end on its own
+    /// thread or loop, a Rust handler's future is dropped. Each face knows its own way of
+    /// telling that a handler is calling.
+    pub async fn disconnect_from(&self, handler: bool) -> Result<()> {
         let this = self.clone();
-        crate::runtime::spawn(async move { this.disconnect_inner(wait).await })
+        crate::runtime::spawn(async move { this.disconnect_inner(!handler).await })
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("disconnect task failed: {e}")))
     }
