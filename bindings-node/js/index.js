@@ -321,6 +321,11 @@ function failureResult(err) {
  */
 const LIVE = new Set();
 
+/** Event states in a group's shared bytes (NativeClient.groupStates). */
+const STATE_PENDING = 0;
+const STATE_OK = 1;
+const STATE_ABANDONED = 3;
+
 class EventBusClient extends EventEmitter {
   /**
    * @param {import('./index').EventBusConfig} config
@@ -602,7 +607,9 @@ class EventBusClient extends EventEmitter {
       // An in-order batch of one subscription (contiguous): one handler after the other.
       let end = i + 1;
       while (end < n && groups[end] === g) end++;
-      this._runSeq(slots, tokens, events, i, end, ok);
+      const states = this._native.groupStates(g);
+      // undefined: the client disconnected meanwhile, and the core failed the group.
+      if (states !== undefined) this._runGroup(g, states, slots, events, i, i, end);
       i = end;
     }
     if (ok.length) this._native.completeOk(new Uint32Array(ok));
@@ -631,56 +638,59 @@ class EventBusClient extends EventEmitter {
   }
 
   /**
-   * Run events[k..end) in order: sync handlers back to back, a returned promise awaited before
-   * the next handler starts. Each outcome is reported as it completes (sync successes of one
-   * run together, through `ok` or at the end of the run).
+   * Run the events [k, end) of group `g` (which starts at `first`) in order: sync handlers back
+   * to back, a returned promise awaited before the next handler starts. `states` is the
+   * group's state bytes, shared with the core: a success is marked there (no native call), and
+   * an event the core gave up (after a timeout, the core calls the rest of the group on their
+   * own; or unsubscribed) is skipped, so each event runs once. The core is woken to read the
+   * marks before a promise is awaited and when the run ends; a failure is reported at once.
    */
-  _runSeq(slots, tokens, events, k, end, ok) {
-    const done = ok || [];
+  _runGroup(g, states, slots, events, first, k, end) {
     for (; k < end; k++) {
-      const token = tokens[k];
+      const i = k - first;
+      if (Atomics.load(states, i) === STATE_ABANDONED) continue;
       const handler = this._handlers.get(slots[k]);
       if (handler === undefined) {
-        done.push(token);
+        Atomics.compareExchange(states, i, STATE_PENDING, STATE_OK); // unsubscribed meanwhile
         continue;
       }
       let r;
       try {
         r = this._call(handler, events[k]);
       } catch (err) {
-        this._fail(token, err);
+        this._native.groupFail(g, i, describeFailure(err));
         continue;
       }
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
-        if (!ok && done.length) this._native.completeOk(new Uint32Array(done));
+        this._native.groupWake(g);
         const next = k + 1;
         let settled = false;
         const resume = () => {
           if (settled) return;
           settled = true;
-          if (next < end) this._runSeq(slots, tokens, events, next, end, null);
+          this._runGroup(g, states, slots, events, first, next, end);
         };
         try {
           r.then(
             () => {
-              this._settleOk(token);
+              Atomics.compareExchange(states, i, STATE_PENDING, STATE_OK);
               resume();
             },
             (reason) => {
-              this._fail(token, reason);
+              this._native.groupFail(g, i, describeFailure(reason));
               resume();
             }
           );
         } catch (err) {
           // A thenable whose then() throws: count it as this handler's failure and go on.
-          this._fail(token, err);
+          this._native.groupFail(g, i, describeFailure(err));
           resume();
         }
         return;
       }
-      done.push(token);
+      Atomics.compareExchange(states, i, STATE_PENDING, STATE_OK);
     }
-    if (!ok && done.length) this._native.completeOk(new Uint32Array(done));
+    this._native.groupEnd(g);
   }
 
   /** Call a handler, counting it as running until it returns (its body up to its first await). */

@@ -16,6 +16,9 @@
 //!   function call). The JS side then takes the whole queue with [`NativeClient::take_batch`]
 //!   in one call and reports each handler's outcome back ([`NativeClient::complete_ok`],
 //!   [`NativeClient::complete_err`]), so the core's timeout and retry apply to async handlers.
+//!   An in-order batch (a group) reports through memory shared with JS instead
+//!   ([`NativeClient::group_states`]): JS marks each success there and skips any event the
+//!   core gave up after a timeout, so each event runs once (SPEC §4).
 //! - **Process lifetime.** Both threadsafe functions are *weak* (they never keep Node alive);
 //!   the JS wrapper holds a ref'd timer between `connect()` and `disconnect()` instead, so a
 //!   connected client keeps the process alive (like ioredis) and a disconnected or never
@@ -31,8 +34,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_bus::{
-    BatchItem, Delivery, EventBusClient, Handler, HandlerError, HandlerFuture, OutcomeJson,
-    OutcomeShape, PublishOptions, StateEvent, SubscriptionOptions,
+    batch_outcomes, BatchItem, Delivery, EventBusClient, Handler, HandlerError, HandlerFuture,
+    OutcomeJson, OutcomeReporter, OutcomeShape, PublishOptions, SharedStates, StateEvent,
+    SubscriptionOptions,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -94,7 +98,9 @@ struct Pending {
     /// the events of one group are contiguous in the queue and JS runs them one after another.
     group: u32,
     json: String,
-    done: oneshot::Sender<Outcome>,
+    /// Where an event run on its own reports its outcome (through a token); `None` in a group,
+    /// whose outcomes go through the group's [`OutcomeReporter`].
+    done: Option<oneshot::Sender<Outcome>>,
 }
 
 #[derive(Default)]
@@ -108,8 +114,13 @@ struct Queue {
 struct Dispatcher {
     queue: Mutex<Queue>,
     inflight: Mutex<HashMap<u32, oneshot::Sender<Outcome>>>,
+    /// In-order batches handed to JS and not finished there yet, by group id.
+    groups: Mutex<HashMap<u32, OutcomeReporter>>,
     next_token: AtomicU32,
     next_group: AtomicU32,
+    /// This Node can share memory with JS (external array buffers; see [`states_array`]), so
+    /// in-order events cross in batches. Without it each event crosses on its own.
+    shares_memory: bool,
     wake: WakeFn,
 }
 
@@ -129,16 +140,13 @@ impl Dispatcher {
             let status = self.wake.call(1, ThreadsafeFunctionCallMode::NonBlocking);
             if status != Status::Ok {
                 // Node is shutting down: nobody will ever take these.
-                let items = std::mem::take(&mut lock(&self.queue).items);
-                for p in items {
-                    let _ = p.done.send(Err(HandlerError::new(
-                        "Node.js environment is shutting down",
-                    )));
-                }
+                self.fail_all("Node.js environment is shutting down");
             }
         }
     }
 
+    /// Fail every event JS has not finished: queued ones, those taken by JS (tokens), and the
+    /// unreported events of unfinished groups (dropping a group's reporter fails them).
     fn fail_all(&self, message: &str) {
         let items = {
             let mut q = lock(&self.queue);
@@ -146,14 +154,21 @@ impl Dispatcher {
             std::mem::take(&mut q.items)
         };
         for p in items {
-            let _ = p.done.send(Err(HandlerError::new(message)));
+            if let Some(done) = p.done {
+                let _ = done.send(Err(HandlerError::new(message)));
+            }
         }
         let inflight: Vec<_> = lock(&self.inflight).drain().collect();
         for (_, tx) in inflight {
             let _ = tx.send(Err(HandlerError::new(message)));
         }
+        let groups: Vec<_> = lock(&self.groups).drain().collect();
+        drop(groups);
     }
 }
+
+/// What a group's unreported events fail with when it is dropped unfinished.
+const GROUP_GONE: &str = "Event Bus client disconnected before the handler ran";
 
 /// A JS handler as the core sees it: queue the event for the JS thread and wait for the
 /// outcome JS reports.
@@ -169,17 +184,19 @@ impl Handler for JsHandler {
             slot: self.slot,
             group: 0,
             json: event.to_json_with_channel(),
-            done: tx,
+            done: Some(tx),
         });
         outcome_future(rx)
     }
 
     fn batched(&self) -> bool {
-        true
+        self.dispatcher.shares_memory
     }
 
-    /// The whole batch crosses with one wake-up; JS runs it in order (see `_drain`) and
-    /// reports each event as its handler finishes, so these futures resolve one by one.
+    /// The whole batch crosses with one wake-up; JS runs it in order (see `_runGroup`). JS
+    /// reads and writes the events' states in the group's shared memory (no call per event):
+    /// it marks each success there, skips an event the core gave up, and calls in only for a
+    /// failure, before it waits on a promise, and when the run ends.
     fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
         let group = loop {
             let g = self.dispatcher.next_group.fetch_add(1, Ordering::Relaxed);
@@ -187,21 +204,81 @@ impl Handler for JsHandler {
                 break g;
             }
         };
-        let mut futs = Vec::with_capacity(events.len());
-        let mut items = Vec::with_capacity(events.len());
-        for event in events {
-            let (tx, rx) = oneshot::channel();
-            items.push(Pending {
+        let (reporter, futs) = batch_outcomes(events.len(), GROUP_GONE);
+        lock(&self.dispatcher.groups).insert(group, reporter);
+        let items: Vec<Pending> = events
+            .into_iter()
+            .map(|event| Pending {
                 slot: self.slot,
                 group,
                 json: event.to_json_with_channel(),
-                done: tx,
-            });
-            futs.push(outcome_future(rx));
-        }
+                done: None,
+            })
+            .collect();
         self.dispatcher.push_all(items);
         futs
     }
+
+    /// JS checks each event's state before it runs it (`_runGroup`).
+    fn skips_abandoned(&self) -> bool {
+        true
+    }
+}
+
+/// A group's states as a `Uint8Array` over the core's own memory (an external array buffer
+/// that keeps it alive until JS lets go). Fails where Node does not allow external buffers
+/// (napi-rs would then copy silently, and JS's writes would never reach the core: this calls
+/// Node-API directly instead).
+fn states_array(env: &Env, states: SharedStates) -> Result<napi::sys::napi_value> {
+    use napi::sys;
+    use std::ffi::c_void;
+
+    unsafe extern "C" fn release(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+        // SAFETY: `hint` is the box made below, released once, here.
+        drop(unsafe { Box::from_raw(hint.cast::<SharedStates>()) });
+    }
+    let len = states.len();
+    let data = states.as_ptr().cast::<c_void>();
+    let hint = Box::into_raw(Box::new(states));
+    let mut buffer = std::ptr::null_mut();
+    // SAFETY: `data` stays valid until `release` drops the `SharedStates` that owns it.
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env.raw(),
+            data,
+            len,
+            Some(release),
+            hint.cast::<c_void>(),
+            &mut buffer,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: not handed to Node, so still ours.
+        drop(unsafe { Box::from_raw(hint) });
+        return Err(napi::Error::new(
+            Status::GenericFailure,
+            format!("external array buffers are not available (napi status {status})"),
+        ));
+    }
+    let mut array = std::ptr::null_mut();
+    // SAFETY: `buffer` is the array buffer just made, `len` bytes long.
+    let status = unsafe {
+        sys::napi_create_typedarray(
+            env.raw(),
+            sys::TypedarrayType::uint8_array,
+            len,
+            buffer,
+            0,
+            &mut array,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            Status::GenericFailure,
+            format!("could not make a Uint8Array (napi status {status})"),
+        ));
+    }
+    Ok(array)
 }
 
 fn outcome_future(rx: oneshot::Receiver<Outcome>) -> HandlerFuture {
@@ -301,7 +378,7 @@ impl NativeClient {
     /// `new NativeClient(configJson, wake, onState)`. Throws `[CONFIG_ERROR] ...` with the TS
     /// constructor's messages.
     #[napi(constructor)]
-    pub fn new(config_json: String, wake: WakeFn, on_state: StateFn) -> Result<Self> {
+    pub fn new(env: &Env, config_json: String, wake: WakeFn, on_state: StateFn) -> Result<Self> {
         let client = EventBusClient::from_json(&config_json).map_err(|e| js_error(&e))?;
         event_bus::logging::install_stderr(client.settings().log_json);
         client.on_state(Arc::new(move |ev: &StateEvent| {
@@ -312,8 +389,11 @@ impl NativeClient {
             dispatcher: Arc::new(Dispatcher {
                 queue: Mutex::new(Queue::default()),
                 inflight: Mutex::new(HashMap::new()),
+                groups: Mutex::new(HashMap::new()),
                 next_token: AtomicU32::new(1),
                 next_group: AtomicU32::new(1),
+                shares_memory: states_array(env, batch_outcomes(1, GROUP_GONE).0.shared_states())
+                    .is_ok(),
                 wake,
             }),
         })
@@ -423,11 +503,17 @@ impl NativeClient {
                 events.push(',');
             }
             events.push_str(&p.json);
-            let token = self.dispatcher.next_token.fetch_add(1, Ordering::Relaxed);
+            let token = match p.done {
+                Some(done) => {
+                    let token = self.dispatcher.next_token.fetch_add(1, Ordering::Relaxed);
+                    inflight.insert(token, done);
+                    token
+                }
+                None => 0,
+            };
             slots.push(p.slot);
             tokens.push(token);
             groups.push(p.group);
-            inflight.insert(token, p.done);
         }
         events.push(']');
         EventBatch {
@@ -454,6 +540,49 @@ impl NativeClient {
     pub fn complete_err(&self, token: u32, message: String) {
         if let Some(tx) = lock(&self.dispatcher.inflight).remove(&token) {
             let _ = tx.send(Err(HandlerError::new(message)));
+        }
+    }
+
+    /// The states of group `group`'s events (a `Uint8Array`, byte `i` for its `i`th event:
+    /// 0 pending, 1 succeeded, 3 given up by the core), or `undefined` once the group is gone
+    /// (the client disconnected). JS marks successes with `Atomics.compareExchange`.
+    #[napi(ts_return_type = "Uint8Array | undefined")]
+    pub fn group_states<'e>(&self, env: &'e Env, group: u32) -> Result<Option<Unknown<'e>>> {
+        let Some(states) = lock(&self.dispatcher.groups)
+            .get(&group)
+            .map(|r| r.shared_states())
+        else {
+            return Ok(None);
+        };
+        let array = states_array(env, states)?;
+        // SAFETY: a value just created in this env.
+        Ok(Some(unsafe {
+            Unknown::from_raw_unchecked(env.raw(), array)
+        }))
+    }
+
+    /// Report the failure of event `index` of group `group` (wakes the core).
+    #[napi]
+    pub fn group_fail(&self, group: u32, index: u32, message: String) {
+        if let Some(r) = lock(&self.dispatcher.groups).get(&group) {
+            r.report(index as usize, Err(HandlerError::new(message)));
+        }
+    }
+
+    /// Wake the core to read the successes JS marked in group `group`'s states.
+    #[napi]
+    pub fn group_wake(&self, group: u32) {
+        if let Some(r) = lock(&self.dispatcher.groups).get(&group) {
+            r.wake();
+        }
+    }
+
+    /// JS finished group `group`'s run: wake the core and forget the group.
+    #[napi]
+    pub fn group_end(&self, group: u32) {
+        let r = lock(&self.dispatcher.groups).remove(&group);
+        if let Some(r) = r {
+            r.wake();
         }
     }
 

@@ -258,6 +258,43 @@ for (const transport of TRANSPORTS) {
     await c.disconnect();
   });
 
+  // SPEC §4: a handler's timeout never affects other handlers. Events batched behind one that
+  // runs past its timeout are given up by the core, run on their own, and each runs once.
+  for (const mode of ['awaits', 'blocks the thread', 'never settles']) {
+    test(`[${transport}] a handler that ${mode} past its timeout does not fail the events batched behind it`, async () => {
+      const c = new EventBusClient(config(transport));
+      await c.connect();
+      const ns = uniq('tb');
+      const ran = [];
+      await c.subscribe(
+        `${ns}.*`,
+        (e) => {
+          const { k } = e.data;
+          ran.push(k);
+          // The gate holds the subscription while events 0-3 arrive, so they cross as one batch.
+          if (k === 'gate') return sleep(100);
+          if (k !== 0) return undefined;
+          if (mode === 'awaits') return sleep(600);
+          if (mode === 'never settles') return new Promise(() => {});
+          const until = Date.now() + 400;
+          while (Date.now() < until);
+          return undefined;
+        },
+        { timeout: 200 }
+      );
+      await c.publish(`${ns}.gate`, { k: 'gate' });
+      const results = await c.publishBatch([0, 1, 2, 3].map((k) => ({ type: `${ns}.e`, data: { k } })));
+      assert.ok(results.every((r) => r.success));
+      await waitFor(() => ran.length >= 5, 5000, 'every event ran');
+      await sleep(800); // room for a second run of any of them to show
+      assert.deepEqual(ran, ['gate', 0, 1, 2, 3]);
+      const s = await c.getStats();
+      assert.equal(s.eventsFailed, 1, 'only the slow handler failed');
+      assert.equal(s.eventsDelivered, 4);
+      await c.disconnect();
+    });
+  }
+
   test(`[${transport}] disconnect() from a handler does not wait for that handler`, async () => {
     // A disconnect timeout far beyond the test's own limit: waiting for the calling handler
     // (which cannot finish before disconnect() returns) would outlast waitFor.

@@ -23,13 +23,13 @@ async function publishAll(c, type) {
 /** Counts the in-order batches that JS ran with more than one event. */
 function countBatches(c) {
   const stats = { batches: 0, maxBatch: 0 };
-  const orig = c._runSeq;
-  c._runSeq = function (slots, tokens, events, k, end, ok) {
-    if (ok) {
+  const orig = c._runGroup;
+  c._runGroup = function (g, states, slots, events, first, k, end) {
+    if (k === first) {
       stats.batches++;
       stats.maxBatch = Math.max(stats.maxBatch, end - k);
     }
-    return orig.call(this, slots, tokens, events, k, end, ok);
+    return orig.call(this, g, states, slots, events, first, k, end);
   };
   return stats;
 }

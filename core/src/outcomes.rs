@@ -29,11 +29,17 @@ use futures_util::task::AtomicWaker;
 
 use crate::subscription::{HandlerError, HandlerFuture};
 
-const PENDING: u8 = 0;
-const OK: u8 = 1;
+/// An event's state in [`SharedStates`]: no outcome yet.
+pub const STATE_PENDING: u8 = 0;
+/// An event's state in [`SharedStates`]: its handler succeeded.
+pub const STATE_OK: u8 = 1;
+const PENDING: u8 = STATE_PENDING;
+const OK: u8 = STATE_OK;
 const FAILED: u8 = 2;
-/// The core dropped this event's future (unsubscribed): the host should skip the event.
-const ABANDONED: u8 = 3;
+/// The core dropped this event's future (unsubscribed, or gave up the rest of a batch after a
+/// timeout and calls the event on its own): the host should skip the event.
+pub const STATE_ABANDONED: u8 = 3;
+const ABANDONED: u8 = STATE_ABANDONED;
 
 /// Longest a success waits for a wake while the host keeps running handlers.
 const FLUSH_EVERY: Duration = Duration::from_millis(1);
@@ -171,6 +177,43 @@ impl OutcomeReporter {
     fn micros(&self) -> u64 {
         self.start.elapsed().as_micros() as u64
     }
+
+    /// The batch's event states as memory a host writes and reads itself, without a call per
+    /// event (Node: JS sees them as a `Uint8Array` and uses `Atomics`). Byte `i` is event `i`:
+    /// the host turns [`STATE_PENDING`] into [`STATE_OK`] with a compare-and-swap when a
+    /// handler succeeds, reads [`STATE_ABANDONED`] as "skip this event", reports failures with
+    /// [`report`](Self::report) and calls [`wake`](Self::wake) at the points where it would
+    /// [`flush`](Self::flush).
+    pub fn shared_states(&self) -> SharedStates {
+        SharedStates(self.shared.clone())
+    }
+
+    /// Wake the core to read outcomes written through [`SharedStates`].
+    pub fn wake(&self) {
+        self.last_flush.store(self.micros(), Relaxed);
+        self.shared.waker.wake();
+    }
+}
+
+/// The event states of one batch ([`OutcomeReporter::shared_states`]); the memory stays valid
+/// while this value lives, whatever happens to the reporter and the futures.
+pub struct SharedStates(Arc<Shared>);
+
+impl SharedStates {
+    /// The first state byte. Write to it only with atomic operations (it is `[AtomicU8]`).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.0.states.as_ptr() as *mut u8
+    }
+
+    /// Number of events (bytes).
+    pub fn len(&self) -> usize {
+        self.0.states.len()
+    }
+
+    /// True for an empty batch.
+    pub fn is_empty(&self) -> bool {
+        self.0.states.is_empty()
+    }
 }
 
 impl Drop for OutcomeReporter {
@@ -277,6 +320,34 @@ mod tests {
         rep.close();
         assert!(futs.next().unwrap().await.is_ok());
         assert_eq!(futs.next().unwrap().await.unwrap_err().message, "gone");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn outcomes_written_to_shared_states_complete_the_futures() {
+        let (rep, futs) = batch_outcomes(3, "gone");
+        let states = rep.shared_states();
+        assert_eq!(states.len(), 3);
+        let mut futs = futs.into_iter();
+        let first = tokio::spawn(futs.next().unwrap());
+        let second = futs.next().unwrap();
+        drop(futs); // the core gave up the third event
+        fn byte(states: &SharedStates, i: usize) -> &AtomicU8 {
+            assert!(i < states.len());
+            // SAFETY: in bounds; `states` keeps the bytes alive; AtomicU8 has u8's layout.
+            unsafe { &*(states.as_ptr().add(i) as *const AtomicU8) }
+        }
+        assert_eq!(byte(&states, 2).load(Acquire), STATE_ABANDONED);
+        std::thread::spawn(move || {
+            byte(&states, 0)
+                .compare_exchange(STATE_PENDING, STATE_OK, AcqRel, Acquire)
+                .unwrap();
+            rep.report(1, Err(HandlerError::new("boom")));
+            rep.wake();
+            std::mem::forget(rep); // only the wake may complete the first, not the drop
+        });
+        let r = tokio::time::timeout(Duration::from_secs(10), first).await;
+        assert!(r.expect("woken").unwrap().is_ok());
+        assert_eq!(second.await.unwrap_err().message, "boom");
     }
 
     #[tokio::test]

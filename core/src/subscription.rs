@@ -84,7 +84,7 @@ pub trait Handler: Send + Sync + 'static {
 
     /// True when the face, running a batch, checks before each event that the core still
     /// waits for it ([`OutcomeReporter::abandoned`](crate::OutcomeReporter::abandoned)) and
-    /// skips it otherwise (the Python faces). When a handler of such a batch times out, the
+    /// skips it otherwise (the Node and Python faces). When a handler of such a batch times out, the
     /// core gives up the rest of the batch, which the host would run only after the slow
     /// handler, and calls those events on their own at once, as outside a batch. For other
     /// faces it goes on with the batch (a face that cannot skip would run them twice).
