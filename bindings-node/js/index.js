@@ -146,11 +146,12 @@ function notConnected() {
 
 /** A short description of anything a handler threw or rejected with. */
 function describeFailure(reason) {
-  if (reason instanceof Error) return reason.message || reason.name || 'Error';
   try {
+    if (reason instanceof Error) return String(reason.message || reason.name || 'Error');
     return `handler failed with a non-Error value: ${String(reason)}`;
   } catch {
-    return `handler failed with a non-Error value of type ${typeof reason}`;
+    // A getter or toString that throws (or a revoked Proxy): say what we can.
+    return `handler failed with a value of type ${typeof reason} that cannot be described`;
   }
 }
 

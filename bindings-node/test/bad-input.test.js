@@ -77,6 +77,9 @@ for (const transport of TRANSPORTS) {
       () => Promise.reject(Object.create(null)),
       () => ({ get then() { throw new Error('then getter'); } }),
       async () => { throw Symbol('sym'); },
+      () => { throw Object.defineProperty(new Error(), 'message', { get() { throw new Error('getter'); } }); },
+      () => { const e = new Error(); e.message = { not: 'a string' }; throw e; },
+      () => { const { proxy, revoke } = Proxy.revocable({}, {}); revoke(); return Promise.reject(proxy); },
     ];
     let calls = 0;
     for (const [i, b] of behaviours.entries()) {
