@@ -608,8 +608,15 @@ class EventBusClient extends EventEmitter {
       // An in-order batch of one subscription (contiguous): one handler after the other.
       let end = i + 1;
       while (end < n && groups[end] === g) end++;
-      const states = this._native.groupStates(g);
-      // undefined: the client disconnected meanwhile, and the core failed the group.
+      let states;
+      try {
+        // undefined: the client disconnected meanwhile, and the core failed the group.
+        states = this._native.groupStates(g);
+      } catch (err) {
+        // Out of memory, in practice: the group's events fail (counted) rather than run.
+        this._logger.error('Failed to share event states with the native side', err);
+        this._native.groupEnd(g);
+      }
       if (states !== undefined) this._runGroup(g, states, slots, events, i, i, end);
       i = end;
     }

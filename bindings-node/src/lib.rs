@@ -168,7 +168,7 @@ impl Dispatcher {
 }
 
 /// What a group's unreported events fail with when it is dropped unfinished.
-const GROUP_GONE: &str = "Event Bus client disconnected before the handler ran";
+const GROUP_GONE: &str = "Event Bus client disconnected before the handler finished";
 
 /// A JS handler as the core sees it: queue the event for the JS thread and wait for the
 /// outcome JS reports.
@@ -577,13 +577,12 @@ impl NativeClient {
         }
     }
 
-    /// JS finished group `group`'s run: wake the core and forget the group.
+    /// JS finished group `group`'s run (or cannot run it): forget the group. Dropping its
+    /// reporter wakes the core, and fails any event left unreported.
     #[napi]
     pub fn group_end(&self, group: u32) {
         let r = lock(&self.dispatcher.groups).remove(&group);
-        if let Some(r) = r {
-            r.wake();
-        }
+        drop(r);
     }
 
     /// `healthCheck()` as JSON.
