@@ -325,7 +325,7 @@ const LIVE = new Set();
 /** Event states in a group's shared bytes (NativeClient.groupStates). */
 const STATE_PENDING = 0;
 const STATE_OK = 1;
-const STATE_ABANDONED = 3;
+const STATE_RUNNING = 4;
 
 class EventBusClient extends EventEmitter {
   /**
@@ -648,18 +648,20 @@ class EventBusClient extends EventEmitter {
   /**
    * Run the events [k, end) of group `g` (which starts at `first`) in order: sync handlers back
    * to back, a returned promise awaited before the next handler starts. `states` is the
-   * group's state bytes, shared with the core: a success is marked there (no native call), and
-   * an event the core gave up (after a timeout, the core calls the rest of the group on their
-   * own; or unsubscribed) is skipped, so each event runs once. The core is woken to read the
-   * marks before a promise is awaited and when the run ends; a failure is reported at once.
+   * group's state bytes, shared with the core (no native call per event): each event is
+   * claimed there before it runs, and the run ends at the first the core gave up (after a
+   * timeout the core calls the events JS has not claimed on their own, in order; or
+   * unsubscribed), so each event runs once; a success is marked there too. The core is woken to read the marks before a promise
+   * is awaited and when the run ends; a failure is reported at once.
    */
   _runGroup(g, states, slots, events, first, k, end) {
     for (; k < end; k++) {
       const i = k - first;
-      if (Atomics.load(states, i) === STATE_ABANDONED) continue;
+      // Not claimed: the core gave up this event and the rest (it calls them on its own).
+      if (Atomics.compareExchange(states, i, STATE_PENDING, STATE_RUNNING) !== STATE_PENDING) break;
       const handler = this._handlers.get(slots[k]);
       if (handler === undefined) {
-        Atomics.compareExchange(states, i, STATE_PENDING, STATE_OK); // unsubscribed meanwhile
+        Atomics.store(states, i, STATE_OK); // unsubscribed meanwhile
         continue;
       }
       let r;
@@ -681,7 +683,7 @@ class EventBusClient extends EventEmitter {
         try {
           r.then(
             () => {
-              Atomics.compareExchange(states, i, STATE_PENDING, STATE_OK);
+              Atomics.store(states, i, STATE_OK);
               resume();
             },
             (reason) => {
@@ -696,7 +698,7 @@ class EventBusClient extends EventEmitter {
         }
         return;
       }
-      Atomics.compareExchange(states, i, STATE_PENDING, STATE_OK);
+      Atomics.store(states, i, STATE_OK);
     }
     this._native.groupEnd(g);
   }

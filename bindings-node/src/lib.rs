@@ -94,7 +94,7 @@ type Outcome = std::result::Result<(), HandlerError>;
 /// An event waiting for the JS thread.
 struct Pending {
     slot: u32,
-    /// 0: run on its own; otherwise the id of an in-order batch ([`Handler::call_batch`]):
+    /// 0: run on its own; otherwise the id of an in-order batch ([`Handler::run_batch`]):
     /// the events of one group are contiguous in the queue and JS runs them one after another.
     group: u32,
     json: String,
@@ -167,9 +167,6 @@ impl Dispatcher {
     }
 }
 
-/// What a group's unreported events fail with when it is dropped unfinished.
-const GROUP_GONE: &str = "Event Bus client disconnected before the handler finished";
-
 /// A JS handler as the core sees it: queue the event for the JS thread and wait for the
 /// outcome JS reports.
 struct JsHandler {
@@ -193,19 +190,24 @@ impl Handler for JsHandler {
         self.dispatcher.shares_memory
     }
 
+    /// JS claims each event of a batch before it runs it (`_runGroup`).
+    fn reports_batches(&self) -> bool {
+        true
+    }
+
     /// The whole batch crosses with one wake-up; JS runs it in order (see `_runGroup`). JS
     /// reads and writes the events' states in the group's shared memory (no call per event):
-    /// it marks each success there, skips an event the core gave up, and calls in only for a
-    /// failure, before it waits on a promise, and when the run ends.
-    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
+    /// it claims each event there before running it (skipping one the core gave up), marks
+    /// each success, and calls in only for a failure, before it waits on a promise, and when
+    /// the run ends.
+    fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
         let group = loop {
             let g = self.dispatcher.next_group.fetch_add(1, Ordering::Relaxed);
             if g != 0 {
                 break g;
             }
         };
-        let (reporter, futs) = batch_outcomes(events.len(), GROUP_GONE);
-        lock(&self.dispatcher.groups).insert(group, reporter);
+        lock(&self.dispatcher.groups).insert(group, outcomes);
         let items: Vec<Pending> = events
             .into_iter()
             .map(|event| Pending {
@@ -216,12 +218,6 @@ impl Handler for JsHandler {
             })
             .collect();
         self.dispatcher.push_all(items);
-        futs
-    }
-
-    /// JS checks each event's state before it runs it (`_runGroup`).
-    fn skips_abandoned(&self) -> bool {
-        true
     }
 }
 
@@ -392,7 +388,7 @@ impl NativeClient {
                 groups: Mutex::new(HashMap::new()),
                 next_token: AtomicU32::new(1),
                 next_group: AtomicU32::new(1),
-                shares_memory: states_array(env, batch_outcomes(1, GROUP_GONE).0.shared_states())
+                shares_memory: states_array(env, batch_outcomes(1, "probe").0.shared_states())
                     .is_ok(),
                 wake,
             }),
@@ -544,8 +540,9 @@ impl NativeClient {
     }
 
     /// The states of group `group`'s events (a `Uint8Array`, byte `i` for its `i`th event:
-    /// 0 pending, 1 succeeded, 3 given up by the core), or `undefined` once the group is gone
-    /// (the client disconnected). JS marks successes with `Atomics.compareExchange`.
+    /// 0 pending, 1 succeeded, 3 given up by the core, 4 claimed by JS), or `undefined` once
+    /// the group is gone (the client disconnected). JS claims an event with
+    /// `Atomics.compareExchange` (0 to 4) and stores 1 when its handler succeeds.
     #[napi(ts_return_type = "Uint8Array | undefined")]
     pub fn group_states<'e>(&self, env: &'e Env, group: u32) -> Result<Option<Unknown<'e>>> {
         let Some(states) = lock(&self.dispatcher.groups)

@@ -1,6 +1,6 @@
 'use strict';
 // In-order subscriptions (concurrency 1, the default) cross into JS many events per wake-up
-// (Handler::call_batch): order is kept under load for sync and async handlers, and a failing
+// (Handler::run_batch): order is kept under load for sync and async handlers, and a failing
 // event is still retried.
 const test = require('node:test');
 const assert = require('node:assert/strict');

@@ -8,12 +8,14 @@
 //!   tasks on that loop; the core's handler future completes when the task does, so timeouts
 //!   and retries apply to coroutines.
 //! - In-order subscriptions (concurrency 1) say `batched()`: the core hands over everything
-//!   queued in one `call_batch`, which is one [`Job::Batch`]. The dispatcher thread runs it
+//!   queued in one `run_batch`, which is one [`Job::Batch`]. The dispatcher thread runs it
 //!   under one GIL acquisition; the loop runs it in one drain, calling handlers one after
 //!   another, and when a handler returns an awaitable the rest of the batch continues in one
 //!   task (`event_bus/_batch.py` + [`AioBatch`]). Outcomes go back through the core's
 //!   [`OutcomeReporter`], which wakes the core once per run of events rather than once per
-//!   event; the loop side flushes it before its task yields to the loop.
+//!   event; the loop side flushes it before its task yields to the loop. Each event is claimed
+//!   before it runs, so one the core gave up after a timeout (it calls those on their own) is
+//!   skipped, and each event runs once.
 //!
 //! Tokio workers never hold the GIL for longer than pushing a wake-up.
 
@@ -22,7 +24,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use event_bus::{batch_outcomes, Delivery, Handler, HandlerError, HandlerFuture, OutcomeReporter};
+use event_bus::{Delivery, Handler, HandlerError, HandlerFuture, OutcomeReporter};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use tokio::sync::oneshot;
@@ -186,8 +188,8 @@ fn run_sync(py: Python<'_>, job: Job) {
             outcomes,
         } => {
             for (i, event) in events.into_iter().enumerate() {
-                if outcomes.abandoned(i) {
-                    continue; // unsubscribed meanwhile: the core no longer waits for it
+                if !outcomes.claim(i) {
+                    break; // given up by the core, with the rest (timeout, or unsubscribed)
                 }
                 let r = call_handler(py, &handler, event).map(|_| ());
                 outcomes.report(i, r.map_err(|e| failure(py, &e)));
@@ -225,21 +227,19 @@ impl Handler for SyncHandler {
         true
     }
 
-    /// The dispatcher thread checks `abandoned` before each event of a batch.
-    fn skips_abandoned(&self) -> bool {
+    /// The dispatcher thread claims each event of a batch before it runs it.
+    fn reports_batches(&self) -> bool {
         true
     }
 
     /// The whole batch is one job: the dispatcher thread runs it under one GIL acquisition.
-    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
-        let (outcomes, futs) = batch_outcomes(events.len(), "dispatcher stopped");
-        // On a send failure the job (and its reporter) is dropped: every future fails.
+    fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
+        // On a send failure the job (and its reporter) is dropped: every event fails.
         let _ = self.dispatcher.tx.send(Job::Batch {
             handler: self.handler.clone(),
             events,
             outcomes,
         });
-        futs
     }
 }
 
@@ -570,21 +570,18 @@ impl Handler for AioHandler {
         true
     }
 
-    /// `AioBatch::step` checks `abandoned` before each event of a batch.
-    fn skips_abandoned(&self) -> bool {
+    /// `AioBatch::step` claims each event of a batch before it runs it.
+    fn reports_batches(&self) -> bool {
         true
     }
 
     /// One job, so one `call_soon_threadsafe` (at most) for the whole batch.
-    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
-        let (outcomes, futs) =
-            batch_outcomes(events.len(), "event loop closed before the handler ran");
+    fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
         self.bridge.push(Job::Batch {
             handler: self.handler.clone(),
             events,
             outcomes,
         });
-        futs
     }
 }
 
@@ -639,8 +636,10 @@ impl AioBatch {
                 outcomes.flush();
                 return None;
             };
-            if outcomes.abandoned(i) {
-                continue; // unsubscribed meanwhile
+            if !outcomes.claim(i) {
+                // Given up by the core, with the rest (timeout, or unsubscribed).
+                self.lock().items.clear();
+                continue;
             }
             match call_handler(py, &self.handler, event) {
                 Err(e) => outcomes.report(i, Err(failure(py, &e))),

@@ -1,4 +1,4 @@
-"""In-order subscriptions (concurrency 1) take queued events in batches (Handler::call_batch):
+"""In-order subscriptions (concurrency 1) take queued events in batches (Handler::run_batch):
 order kept under load, one handler at a time, failed events retried, batches really formed."""
 
 from __future__ import annotations

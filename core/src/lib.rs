@@ -65,7 +65,7 @@ pub use config::{EventBusConfig, LogLevel};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Delivery, PublishOptions};
 pub use glob::{is_pattern, matches_pattern};
-pub use outcomes::{batch_outcomes, OutcomeReporter, SharedStates};
+pub use outcomes::{batch_outcomes, BatchOutcome, OutcomeReporter, SharedStates};
 pub use state::{Link, StateEvent};
 pub use stats::StatsSnapshot;
 pub use subscription::{

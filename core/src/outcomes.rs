@@ -1,4 +1,4 @@
-//! Outcomes of one [`Handler::call_batch`](crate::subscription::Handler::call_batch), reported
+//! Outcomes of one [`Handler::run_batch`](crate::subscription::Handler::run_batch), reported
 //! by the host without waking the core once per event.
 //!
 //! A face that runs a batch of in-order events on its own thread could answer each event's
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
-use crate::subscription::{HandlerError, HandlerFuture};
+use crate::subscription::HandlerError;
 
 /// An event's state in [`SharedStates`]: no outcome yet.
 pub const STATE_PENDING: u8 = 0;
@@ -36,10 +36,14 @@ pub const STATE_OK: u8 = 1;
 const PENDING: u8 = STATE_PENDING;
 const OK: u8 = STATE_OK;
 const FAILED: u8 = 2;
-/// The core dropped this event's future (unsubscribed, or gave up the rest of a batch after a
-/// timeout and calls the event on its own): the host should skip the event.
+/// The core gave the event up (unsubscribed, or after a timeout earlier in the batch it calls
+/// the event on its own): the host must not run it.
 pub const STATE_ABANDONED: u8 = 3;
 const ABANDONED: u8 = STATE_ABANDONED;
+/// The host claimed the event ([`OutcomeReporter::claim`]) and runs it: the core no longer
+/// gives it up, it waits for its outcome.
+pub const STATE_RUNNING: u8 = 4;
+const RUNNING: u8 = STATE_RUNNING;
 
 /// Longest a success waits for a wake while the host keeps running handlers.
 const FLUSH_EVERY: Duration = Duration::from_millis(1);
@@ -70,7 +74,7 @@ pub struct OutcomeReporter {
 
 /// Futures for the `n` events of a batch, in order, and the reporter that completes them.
 /// Dropping the reporter fails every event it did not report with `gone`.
-pub fn batch_outcomes(n: usize, gone: &'static str) -> (OutcomeReporter, Vec<HandlerFuture>) {
+pub fn batch_outcomes(n: usize, gone: &'static str) -> (OutcomeReporter, Vec<BatchOutcome>) {
     let shared = Arc::new(Shared {
         states: (0..n).map(|_| AtomicU8::new(PENDING)).collect(),
         errors: Mutex::new(Vec::new()),
@@ -79,12 +83,10 @@ pub fn batch_outcomes(n: usize, gone: &'static str) -> (OutcomeReporter, Vec<Han
         gone,
     });
     let futs = (0..n)
-        .map(|i| {
-            Box::pin(Outcome {
-                shared: shared.clone(),
-                i,
-                done: false,
-            }) as HandlerFuture
+        .map(|i| BatchOutcome {
+            shared: shared.clone(),
+            i,
+            done: false,
         })
         .collect();
     let reporter = OutcomeReporter {
@@ -108,13 +110,16 @@ impl OutcomeReporter {
         self.shared.states.is_empty()
     }
 
-    /// True when the core no longer waits for event `i` (its subscription was removed), so
-    /// the host should not run it.
-    pub fn abandoned(&self, i: usize) -> bool {
-        self.shared
-            .states
-            .get(i)
-            .is_none_or(|s| s.load(Acquire) == ABANDONED)
+    /// Claim event `i` before running it: false when the core gave it up, and with it every
+    /// later event of the batch (the host must then end the run; the core runs those on their
+    /// own, or not at all after an unsubscribe). One
+    /// compare-and-swap decides between the host starting an event and the core giving it up
+    /// ([`BatchOutcome::abandon`]), so an event never runs both ways.
+    pub fn claim(&self, i: usize) -> bool {
+        self.shared.states.get(i).is_some_and(|s| {
+            s.compare_exchange(PENDING, RUNNING, AcqRel, Acquire)
+                .is_ok()
+        })
     }
 
     /// Record event `i`'s outcome. A failure wakes the core at once (it may retry), as does
@@ -140,10 +145,10 @@ impl OutcomeReporter {
                 FAILED
             }
         };
-        if state
-            .compare_exchange(PENDING, new, AcqRel, Acquire)
-            .is_err()
-        {
+        let recorded = state
+            .compare_exchange(RUNNING, new, AcqRel, Acquire)
+            .or_else(|_| state.compare_exchange(PENDING, new, AcqRel, Acquire));
+        if recorded.is_err() {
             return; // abandoned, or reported twice
         }
         self.unflushed.store(true, Relaxed);
@@ -180,10 +185,10 @@ impl OutcomeReporter {
 
     /// The batch's event states as memory a host writes and reads itself, without a call per
     /// event (Node: JS sees them as a `Uint8Array` and uses `Atomics`). Byte `i` is event `i`:
-    /// the host turns [`STATE_PENDING`] into [`STATE_OK`] with a compare-and-swap when a
-    /// handler succeeds, reads [`STATE_ABANDONED`] as "skip this event", reports failures with
-    /// [`report`](Self::report) and calls [`wake`](Self::wake) at the points where it would
-    /// [`flush`](Self::flush).
+    /// the host claims it as [`claim`](Self::claim) does (a compare-and-swap from
+    /// [`STATE_PENDING`] to [`STATE_RUNNING`]; end the run when it fails), stores
+    /// [`STATE_OK`] when its handler succeeds, reports failures with [`report`](Self::report)
+    /// and calls [`wake`](Self::wake) at the points where it would [`flush`](Self::flush).
     pub fn shared_states(&self) -> SharedStates {
         SharedStates(self.shared.clone())
     }
@@ -222,14 +227,25 @@ impl Drop for OutcomeReporter {
     }
 }
 
-/// One event's future.
-struct Outcome {
+/// One event's future: its outcome as the host reports it. Dropping it before it completes
+/// gives the event up unless the host already claimed it.
+pub struct BatchOutcome {
     shared: Arc<Shared>,
     i: usize,
     done: bool,
 }
 
-impl Outcome {
+impl BatchOutcome {
+    /// Give the event up unless the host claimed it: true when the host will not run it (the
+    /// caller may run it another way), false when the host runs or ran it (await this future).
+    pub fn abandon(&self) -> bool {
+        let state = &self.shared.states[self.i];
+        match state.compare_exchange(PENDING, ABANDONED, AcqRel, Acquire) {
+            Ok(_) => true,
+            Err(now) => now == ABANDONED,
+        }
+    }
+
     fn check(&self) -> Option<Result<(), HandlerError>> {
         // `closed` first: every outcome reported before the reporter closed is then visible.
         let closed = self.shared.closed.load(Acquire);
@@ -248,7 +264,7 @@ impl Outcome {
     }
 }
 
-impl Future for Outcome {
+impl Future for BatchOutcome {
     type Output = Result<(), HandlerError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -268,7 +284,7 @@ impl Future for Outcome {
     }
 }
 
-impl Drop for Outcome {
+impl Drop for BatchOutcome {
     fn drop(&mut self) {
         if !self.done {
             let _ =
@@ -285,6 +301,7 @@ mod tests {
     async fn successes_and_failures_arrive_in_order() {
         let (rep, futs) = batch_outcomes(3, "gone");
         let mut futs = futs.into_iter();
+        assert!(rep.claim(0));
         rep.report(0, Ok(()));
         rep.report(1, Err(HandlerError::new("boom")));
         rep.flush();
@@ -298,7 +315,7 @@ mod tests {
     async fn a_waiting_core_wakes_on_flush() {
         let (rep, futs) = batch_outcomes(1, "gone");
         let mut fut = futs.into_iter().next().unwrap();
-        assert!(futures_util::FutureExt::now_or_never(fut.as_mut()).is_none());
+        assert!(futures_util::FutureExt::now_or_never(&mut fut).is_none());
         let t = tokio::spawn(fut);
         tokio::task::yield_now().await;
         std::thread::spawn(move || {
@@ -339,8 +356,9 @@ mod tests {
         assert_eq!(byte(&states, 2).load(Acquire), STATE_ABANDONED);
         std::thread::spawn(move || {
             byte(&states, 0)
-                .compare_exchange(STATE_PENDING, STATE_OK, AcqRel, Acquire)
+                .compare_exchange(STATE_PENDING, STATE_RUNNING, AcqRel, Acquire)
                 .unwrap();
+            byte(&states, 0).store(STATE_OK, Release);
             rep.report(1, Err(HandlerError::new("boom")));
             rep.wake();
             std::mem::forget(rep); // only the wake may complete the first, not the drop
@@ -351,16 +369,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dropped_future_marks_its_event_abandoned() {
+    async fn a_dropped_future_gives_its_event_up() {
         let (rep, futs) = batch_outcomes(2, "gone");
         let mut futs = futs.into_iter();
         let first = futs.next().unwrap();
         drop(futs); // the core stopped (unsubscribed) after the first event
-        assert!(!rep.abandoned(0));
-        assert!(rep.abandoned(1));
+        assert!(rep.claim(0));
+        assert!(!rep.claim(1));
         rep.report(0, Ok(()));
         rep.report(1, Ok(())); // ignored
         rep.flush();
         assert!(first.await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn claim_and_abandon_decide_each_event_once() {
+        let (rep, futs) = batch_outcomes(3, "gone");
+        let mut futs = futs.into_iter();
+        let (a, b, c) = (
+            futs.next().unwrap(),
+            futs.next().unwrap(),
+            futs.next().unwrap(),
+        );
+        // Claimed first: the core cannot give it up and awaits it.
+        assert!(rep.claim(0));
+        assert!(!a.abandon());
+        // Given up first: the host cannot claim it.
+        assert!(b.abandon());
+        assert!(
+            b.abandon(),
+            "giving up twice still says the host will not run it"
+        );
+        assert!(!rep.claim(1));
+        // Reported (succeeded) before the core looked: not given up either.
+        assert!(rep.claim(2));
+        rep.report(2, Ok(()));
+        assert!(!c.abandon());
+        rep.report(0, Err(HandlerError::new("late")));
+        rep.flush();
+        assert_eq!(a.await.unwrap_err().message, "late");
+        assert!(c.await.is_ok());
     }
 }

@@ -26,6 +26,7 @@ use crate::event::Delivery;
 use crate::filter::SubscriptionFilter;
 use crate::glob::is_pattern;
 use crate::logging::{Logger, RateLimit};
+use crate::outcomes::{batch_outcomes, BatchOutcome, OutcomeReporter};
 use crate::stats::Stats;
 
 /// Why a handler run failed.
@@ -82,18 +83,33 @@ pub trait Handler: Send + Sync + 'static {
         events.into_iter().map(|e| self.call(e)).collect()
     }
 
-    /// True when the face, running a batch, checks before each event that the core still
-    /// waits for it ([`OutcomeReporter::abandoned`](crate::OutcomeReporter::abandoned)) and
-    /// skips it otherwise (the Node and Python faces). When a handler of such a batch times out, the
-    /// core gives up the rest of the batch, which the host would run only after the slow
-    /// handler, and calls those events on their own at once, as outside a batch. For other
-    /// faces it goes on with the batch (a face that cannot skip would run them twice).
-    fn skips_abandoned(&self) -> bool {
+    /// True when the face runs batches through [`Handler::run_batch`] rather than
+    /// [`Handler::call_batch`] (the Node and Python faces). The default is no.
+    fn reports_batches(&self) -> bool {
         false
+    }
+
+    /// [`Handler::call_batch`] for faces that report each event's outcome through the
+    /// [`OutcomeReporter`] the core made for the batch. The host claims each event, in order,
+    /// before it runs it ([`OutcomeReporter::claim`]) and ends the run at the first it cannot
+    /// claim (the core gave up that one and every later one). When a handler
+    /// of the batch times out, the core gives up the events the host has not claimed yet (the
+    /// host would reach them only after the slow handler) and calls those on their own at
+    /// once, as outside a batch, while it awaits any the host did claim: each event runs once
+    /// either way. Faces that use [`Handler::call_batch`] cannot skip, so there the core goes
+    /// on waiting for the rest of a batch after a timeout. Only called when
+    /// [`Handler::batched`] and [`Handler::reports_batches`] are true; the default drops the
+    /// reporter, which fails every event of the batch.
+    fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
+        drop((events, outcomes));
     }
 }
 
-/// Most events handed to one [`Handler::call_batch`].
+/// What the events of a batch fail with when the host drops its reporter before reporting them.
+const BATCH_GONE: &str =
+    "the handler's host stopped before the handler finished (client disconnected, or its event loop or dispatcher closed)";
+
+/// Most events handed to one [`Handler::call_batch`] or [`Handler::run_batch`].
 pub const MAX_HANDLER_BATCH: usize = 1024;
 
 impl<F, Fut> Handler for F
@@ -723,7 +739,40 @@ async fn run_worker(
             if !active.load(Relaxed) {
                 break; // unsubscribed: discard what is queued
             }
-            if batched && buf.len() > 1 {
+            if batched && buf.len() > 1 && handler.reports_batches() {
+                let events: Vec<Delivery> = std::mem::take(&mut buf);
+                let (outcomes, futs) = batch_outcomes(events.len(), BATCH_GONE);
+                let batch = events.clone();
+                let mut futs: Vec<Option<BatchOutcome>> = futs.into_iter().map(Some).collect();
+                // Give up, in order, the events the host has not claimed: those are then called
+                // on their own (`None`); a claimed one stays, to be awaited. The host claims in
+                // order too and stops at the first claim that fails, so what it runs is a prefix
+                // and nothing it skipped runs twice or out of order.
+                let give_up = |futs: &mut [Option<BatchOutcome>]| {
+                    for f in futs {
+                        if f.as_ref().is_some_and(BatchOutcome::abandon) {
+                            *f = None;
+                        }
+                    }
+                };
+                if std::panic::catch_unwind(AssertUnwindSafe(|| handler.run_batch(batch, outcomes)))
+                    .is_err()
+                {
+                    give_up(&mut futs);
+                }
+                for (k, d) in events.into_iter().enumerate() {
+                    if !active.load(Relaxed) {
+                        break; // the futures left are dropped: the host skips those events
+                    }
+                    started();
+                    let first = futs[k].take().map(|f| Box::pin(f) as HandlerFuture);
+                    if run_one(&id, &handler, &policy, d, &ctx, first).await {
+                        // The host is still in the handler that timed out and would reach the
+                        // rest only after it.
+                        give_up(&mut futs[k + 1..]);
+                    }
+                }
+            } else if batched && buf.len() > 1 {
                 let events: Vec<Delivery> = std::mem::take(&mut buf);
                 let batch = events.clone();
                 let futs: Vec<Option<HandlerFuture>> = match std::panic::catch_unwind(
@@ -733,31 +782,14 @@ async fn run_worker(
                     // A face that panicked or miscounted: fall back to one call per event.
                     _ => events.iter().map(|_| None).collect(),
                 };
-                let mut events = events.into_iter();
-                let mut futs = futs.into_iter();
-                while let (Some(d), Some(fut)) = (events.next(), futs.next()) {
+                // This face cannot skip events, so after a timeout the rest of the batch is
+                // still awaited (they run late, behind the slow handler).
+                for (d, fut) in events.into_iter().zip(futs) {
                     if !active.load(Relaxed) {
                         break;
                     }
                     started();
-                    if run_one(&id, &handler, &policy, d, &ctx, fut).await
-                        && handler.skips_abandoned()
-                    {
-                        // The host runs a batch one handler after another and is still in
-                        // the one that timed out, so the rest would wait behind it and time
-                        // out unstarted. Give them up (this host skips what the core no
-                        // longer waits for) and call each on its own, as after a timeout
-                        // outside a batch.
-                        drop(futs);
-                        for d in events {
-                            if !active.load(Relaxed) {
-                                break;
-                            }
-                            started();
-                            run_one(&id, &handler, &policy, d, &ctx, None).await;
-                        }
-                        break;
-                    }
+                    run_one(&id, &handler, &policy, d, &ctx, fut).await;
                 }
             } else {
                 for d in buf.drain(..) {

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use event_bus::{
-    Delivery, EventBusClient, Handler, HandlerError, HandlerFuture, SubscriptionOptions,
+    Delivery, EventBusClient, Handler, HandlerError, HandlerFuture, OutcomeReporter,
+    SubscriptionOptions,
 };
 use serde_json::value::RawValue;
 
@@ -122,8 +123,10 @@ async fn batched_handler_keeps_order_and_retries() {
 }
 
 /// A host like the Python and Node faces: a batch runs on the host's own thread, one handler
-/// after another; seq 1's handler blocks until released. With `skips`, it skips the events the
-/// core gave up (as Python does); without, it runs every event it was handed (as Node does).
+/// after another; seq 1's handler blocks until released. With `skips`, it takes batches through
+/// `run_batch` and ends a run at the first event it cannot claim (as Node and Python do);
+/// without, it takes
+/// them through `call_batch` and runs every event it was handed.
 struct SequentialHost {
     seen: Arc<Mutex<Vec<(u64, bool)>>>, // (seq, via batch)
     gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
@@ -164,23 +167,37 @@ impl Handler for SequentialHost {
     fn batched(&self) -> bool {
         true
     }
-    fn skips_abandoned(&self) -> bool {
+    fn reports_batches(&self) -> bool {
         self.skips
     }
-    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
-        let (outcomes, futs) = event_bus::batch_outcomes(events.len(), "host gone");
-        let (seen, gate, skips) = (self.seen.clone(), self.gate.clone(), self.skips);
+    /// Claims each event before running it, as the Node and Python faces do.
+    fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
+        let (seen, gate) = (self.seen.clone(), self.gate.clone());
         std::thread::spawn(move || {
             for (i, ev) in events.iter().enumerate() {
-                if skips && outcomes.abandoned(i) {
-                    continue;
+                if !outcomes.claim(i) {
+                    break;
                 }
                 SequentialHost::run(&seen, &gate, seq(ev), true);
                 outcomes.report(i, Ok(()));
             }
             outcomes.flush();
         });
-        futs
+    }
+    /// Runs every event of the batch, in order, whatever the core still waits for.
+    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
+        let (outcomes, futs) = event_bus::batch_outcomes(events.len(), "host gone");
+        let (seen, gate) = (self.seen.clone(), self.gate.clone());
+        std::thread::spawn(move || {
+            for (i, ev) in events.iter().enumerate() {
+                SequentialHost::run(&seen, &gate, seq(ev), true);
+                outcomes.report(i, Ok(()));
+            }
+            outcomes.flush();
+        });
+        futs.into_iter()
+            .map(|f| Box::pin(f) as HandlerFuture)
+            .collect()
     }
 }
 
@@ -266,7 +283,7 @@ async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_cannot_skip_never_runs_an_event_twice_after_a_timeout() {
-    // Without `skips_abandoned`, the core keeps waiting for the rest of the batch after a
+    // With `call_batch` (no claims), the core keeps waiting for the rest of the batch after a
     // timeout instead of calling those events again: the host runs each exactly once.
     let (bus, seen, gate) = timed_out_batch("handler-batch-noskip", false).await;
     // Release seq 1 once its timeout has fired.
