@@ -651,8 +651,9 @@ class EventBusClient extends EventEmitter {
    * group's state bytes, shared with the core (no native call per event): each event is
    * claimed there before it runs, and the run ends at the first the core gave up (after a
    * timeout the core calls the events JS has not claimed on their own, in order; or
-   * unsubscribed), so each event runs once; a success is marked there too. The core is woken to read the marks before a promise
-   * is awaited and when the run ends; a failure is reported at once.
+   * unsubscribed), so each event runs once; a success is marked there too. The core is woken
+   * to read the marks before a promise is awaited and when the run ends; a failure is
+   * reported at once.
    */
   _runGroup(g, states, slots, events, first, k, end) {
     for (; k < end; k++) {

@@ -14,8 +14,8 @@
 //!   task (`event_bus/_batch.py` + [`AioBatch`]). Outcomes go back through the core's
 //!   [`OutcomeReporter`], which wakes the core once per run of events rather than once per
 //!   event; the loop side flushes it before its task yields to the loop. Each event is claimed
-//!   before it runs, so one the core gave up after a timeout (it calls those on their own) is
-//!   skipped, and each event runs once.
+//!   before it runs and the run ends at the first the core gave up (after a timeout the core
+//!   calls the unclaimed ones on their own), so each event runs once.
 //!
 //! Tokio workers never hold the GIL for longer than pushing a wake-up.
 
