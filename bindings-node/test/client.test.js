@@ -274,13 +274,15 @@ for (const transport of TRANSPORTS) {
           // The gate holds the subscription while events 0-3 arrive, so they cross as one batch.
           if (k === 'gate') return sleep(100);
           if (k !== 0) return undefined;
-          if (mode === 'awaits') return sleep(600);
+          if (mode === 'awaits') return sleep(700);
           if (mode === 'never settles') return new Promise(() => {});
-          const until = Date.now() + 400;
+          // Past event 0's timeout (300 ms), with 150 ms to spare either side: the events the
+          // core then calls on their own (their timeouts start at 300 ms) run when this returns.
+          const until = Date.now() + 450;
           while (Date.now() < until);
           return undefined;
         },
-        { timeout: 200 }
+        { timeout: 300 }
       );
       await c.publish(`${ns}.gate`, { k: 'gate' });
       const results = await c.publishBatch([0, 1, 2, 3].map((k) => ({ type: `${ns}.e`, data: { k } })));
