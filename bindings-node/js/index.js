@@ -347,6 +347,9 @@ class EventBusClient extends EventEmitter {
     this._subs = new Map(); // subscription id -> { sub, slot }
     this._nextSlot = 1;
     this._keepAlive = null;
+    // Mirrors the native client's isConnected() (set by connect() and disconnect(), the only
+    // ways it changes), so publish() does not pay a native call (~0.8 µs) to check it.
+    this._connected = false;
     this._jsFailures = 0;
     // Publishes of the current tick, flushed together.
     this._pq = [];
@@ -387,18 +390,22 @@ class EventBusClient extends EventEmitter {
     } catch (err) {
       throw mapError(err);
     }
+    this._connected = this._native.isConnected();
     if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 0x7fffffff);
     LIVE.add(this);
   }
 
   async disconnect() {
     if (this._pq.length) this._flushPublishes();
+    // From here on publish() and subscribe() reject, as the core's do once its disconnect runs.
+    this._connected = false;
     const fromHandler = this._inHandler > 0;
     try {
       await this._native.disconnect(fromHandler);
     } catch (err) {
       throw mapError(err);
     } finally {
+      this._connected = this._native.isConnected();
       for (const { sub } of this._subs.values()) sub.active = false;
       this._subs.clear();
       this._handlers.clear();
@@ -411,13 +418,13 @@ class EventBusClient extends EventEmitter {
   }
 
   isConnected() {
-    return this._native.isConnected();
+    return this._connected;
   }
 
   // ----- publishing --------------------------------------------------------------------------
 
   async publish(eventType, data, options = {}) {
-    if (!this._native.isConnected()) throw notConnected();
+    if (!this._connected) throw notConnected();
     let p;
     try {
       p = preparePublish(eventType, data, options);
@@ -455,7 +462,7 @@ class EventBusClient extends EventEmitter {
    * Resolves to one PublishResult per item, in order.
    */
   async publishBatch(events) {
-    if (!this._native.isConnected()) throw notConnected();
+    if (!this._connected) throw notConnected();
     if (!Array.isArray(events)) throw new ValidationError('publishBatch expects an array');
     const results = new Array(events.length);
     const types = [];
@@ -535,7 +542,7 @@ class EventBusClient extends EventEmitter {
   // ----- subscribing -------------------------------------------------------------------------
 
   async subscribe(pattern, handler, options = {}) {
-    if (!this._native.isConnected()) throw notConnected();
+    if (!this._connected) throw notConnected();
     if (typeof pattern !== 'string') throw new ValidationError('Subscription pattern must be a string');
     if (typeof handler !== 'function') throw new ValidationError('Subscription handler must be a function');
     if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
