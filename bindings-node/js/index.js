@@ -322,10 +322,8 @@ function failureResult(err) {
  */
 const LIVE = new Set();
 
-/** Event states in a group's shared bytes (NativeClient.groupStates). */
-const STATE_PENDING = 0;
-const STATE_OK = 1;
-const STATE_RUNNING = 4;
+/** Event states in a group's shared bytes (NativeClient.groupStates), as the core defines them. */
+const { STATE_PENDING, STATE_OK, STATE_RUNNING } = native;
 
 class EventBusClient extends EventEmitter {
   /**

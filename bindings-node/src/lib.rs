@@ -17,8 +17,9 @@
 //!   in one call and reports each handler's outcome back ([`NativeClient::complete_ok`],
 //!   [`NativeClient::complete_err`]), so the core's timeout and retry apply to async handlers.
 //!   An in-order batch (a group) reports through memory shared with JS instead
-//!   ([`NativeClient::group_states`]): JS marks each success there and skips any event the
-//!   core gave up after a timeout, so each event runs once (SPEC §4).
+//!   ([`NativeClient::group_states`]): JS claims each event there before running it and
+//!   marks each success, and the core gives up after a timeout only what JS has not claimed,
+//!   so each event runs once (SPEC §4).
 //! - **Process lifetime.** Both threadsafe functions are *weak* (they never keep Node alive);
 //!   the JS wrapper holds a ref'd timer between `connect()` and `disconnect()` instead, so a
 //!   connected client keeps the process alive (like ioredis) and a disconnected or never
@@ -539,10 +540,11 @@ impl NativeClient {
         }
     }
 
-    /// The states of group `group`'s events (a `Uint8Array`, byte `i` for its `i`th event:
-    /// 0 pending, 1 succeeded, 3 given up by the core, 4 claimed by JS), or `undefined` once
-    /// the group is gone (the client disconnected). JS claims an event with
-    /// `Atomics.compareExchange` (0 to 4) and stores 1 when its handler succeeds.
+    /// The states of group `group`'s events (a `Uint8Array`, byte `i` for its `i`th event; the
+    /// values are [`STATE_PENDING`] and the others exported below), or `undefined` once the
+    /// group is gone (the client disconnected). JS claims an event with
+    /// `Atomics.compareExchange` (pending to running), ends the run when that fails, and stores
+    /// [`STATE_OK`] when its handler succeeds.
     #[napi(ts_return_type = "Uint8Array | undefined")]
     pub fn group_states<'e>(&self, env: &'e Env, group: u32) -> Result<Option<Unknown<'e>>> {
         let Some(states) = lock(&self.dispatcher.groups)
@@ -636,6 +638,17 @@ impl NativeClient {
         ]
     }
 }
+
+/// A group's event state (byte) in [`NativeClient::group_states`]: no outcome yet. The values
+/// are the core's; JS reads them from here rather than repeating them.
+#[napi]
+pub const STATE_PENDING: u32 = event_bus::outcomes::STATE_PENDING as u32;
+/// A group's event state: its handler succeeded.
+#[napi]
+pub const STATE_OK: u32 = event_bus::outcomes::STATE_OK as u32;
+/// A group's event state: claimed by JS, which runs it.
+#[napi]
+pub const STATE_RUNNING: u32 = event_bus::outcomes::STATE_RUNNING as u32;
 
 /// Redis glob match, byte for byte as the server does it.
 #[napi]
