@@ -191,11 +191,6 @@ impl Handler for JsHandler {
         self.dispatcher.shares_memory
     }
 
-    /// JS claims each event of a batch before it runs it (`_runGroup`).
-    fn reports_batches(&self) -> bool {
-        true
-    }
-
     /// The whole batch crosses with one wake-up; JS runs it in order (see `_runGroup`). JS
     /// reads and writes the events' states in the group's shared memory (no call per event):
     /// it claims each event there before running it (skipping one the core gave up), marks

@@ -227,11 +227,6 @@ impl Handler for SyncHandler {
         true
     }
 
-    /// The dispatcher thread claims each event of a batch before it runs it.
-    fn reports_batches(&self) -> bool {
-        true
-    }
-
     /// The whole batch is one job: the dispatcher thread runs it under one GIL acquisition.
     fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
         // On a send failure the job (and its reporter) is dropped: every event fails.
@@ -567,11 +562,6 @@ impl Handler for AioHandler {
     }
 
     fn batched(&self) -> bool {
-        true
-    }
-
-    /// `AioBatch::step` claims each event of a batch before it runs it.
-    fn reports_batches(&self) -> bool {
         true
     }
 

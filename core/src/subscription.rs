@@ -64,41 +64,29 @@ pub trait Handler: Send + Sync + 'static {
     /// Handle one event.
     fn call(&self, event: Delivery) -> HandlerFuture;
 
-    /// True when the face can take several queued events of an in-order subscription in one
-    /// crossing ([`Handler::call_batch`]). Faces whose calls cost a thread hop or a wake-up
-    /// (Node, asyncio) say yes; the default is no.
+    /// True when the face runs several queued events of an in-order subscription in one
+    /// crossing, through [`Handler::run_batch`]. Faces whose calls cost a thread hop or a
+    /// wake-up (Node, asyncio) say yes; the default is no.
     fn batched(&self) -> bool {
         false
     }
 
-    /// Run `events` in order in the host (each one starting after the previous one finished)
-    /// and return one future per event, in order, completing when that event's handler has
-    /// finished. Only called when [`Handler::batched`] is true and the subscription is in
-    /// order (`concurrency` 1). Timeouts and retries still apply per event: a failed event is
-    /// retried through [`Handler::call`] once the core reaches it, which may be after later
-    /// events of the same batch already ran. At most `min(1024, maxPending)` events are handed
-    /// over at once; each counts as pending (toward `maxPending`) until the core reaches it,
-    /// as it would in the queue.
-    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
-        events.into_iter().map(|e| self.call(e)).collect()
-    }
-
-    /// True when the face runs batches through [`Handler::run_batch`] rather than
-    /// [`Handler::call_batch`] (the Node and Python faces). The default is no.
-    fn reports_batches(&self) -> bool {
-        false
-    }
-
-    /// [`Handler::call_batch`] for faces that report each event's outcome through the
-    /// [`OutcomeReporter`] the core made for the batch. The host claims each event, in order,
-    /// before it runs it ([`OutcomeReporter::claim`]) and ends the run at the first it cannot
-    /// claim (the core gave up that one and every later one). When a handler
-    /// of the batch times out, the core gives up the events the host has not claimed yet (the
-    /// host would reach them only after the slow handler) and calls those on their own at
-    /// once, as outside a batch, while it awaits any the host did claim: each event runs once
-    /// either way. Faces that use [`Handler::call_batch`] cannot skip, so there the core goes
-    /// on waiting for the rest of a batch after a timeout. Only called when
-    /// [`Handler::batched`] and [`Handler::reports_batches`] are true; the default drops the
+    /// Run `events` in order in the host, each one starting after the previous one finished,
+    /// and report each event's outcome through the [`OutcomeReporter`] the core made for the
+    /// batch. Only called when [`Handler::batched`] is true and the subscription is in order
+    /// (`concurrency` 1), with at most `min(1024, maxPending)` events; each counts as pending
+    /// (toward `maxPending`) until the core reaches it, as it would in the queue.
+    ///
+    /// The host claims each event, in order, before it runs it ([`OutcomeReporter::claim`])
+    /// and ends the run at the first it cannot claim (the core gave up that one and every
+    /// later one). When a handler of the batch times out, the core gives up the events the
+    /// host has not claimed yet (the host would reach them only after the slow handler) and
+    /// calls those on their own at once, as outside a batch, while it awaits any the host did
+    /// claim: each event runs once either way. Timeouts and retries still apply per event: a
+    /// failed event is retried through [`Handler::call`] once the core reaches it, which may
+    /// be after later events of the same batch already ran.
+    ///
+    /// A face that says [`Handler::batched`] must implement this: the default drops the
     /// reporter, which fails every event of the batch.
     fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
         drop((events, outcomes));
@@ -109,7 +97,7 @@ pub trait Handler: Send + Sync + 'static {
 const BATCH_GONE: &str =
     "the handler's host stopped before the handler finished (client disconnected, or its event loop or dispatcher closed)";
 
-/// Most events handed to one [`Handler::call_batch`] or [`Handler::run_batch`].
+/// Most events handed to one [`Handler::run_batch`].
 pub const MAX_HANDLER_BATCH: usize = 1024;
 
 impl<F, Fut> Handler for F
@@ -739,7 +727,7 @@ async fn run_worker(
             if !active.load(Relaxed) {
                 break; // unsubscribed: discard what is queued
             }
-            if batched && buf.len() > 1 && handler.reports_batches() {
+            if batched && buf.len() > 1 {
                 let events: Vec<Delivery> = std::mem::take(&mut buf);
                 let (outcomes, futs) = batch_outcomes(events.len(), BATCH_GONE);
                 let batch = events.clone();
@@ -771,25 +759,6 @@ async fn run_worker(
                         // rest only after it.
                         give_up(&mut futs[k + 1..]);
                     }
-                }
-            } else if batched && buf.len() > 1 {
-                let events: Vec<Delivery> = std::mem::take(&mut buf);
-                let batch = events.clone();
-                let futs: Vec<Option<HandlerFuture>> = match std::panic::catch_unwind(
-                    AssertUnwindSafe(|| handler.call_batch(batch)),
-                ) {
-                    Ok(f) if f.len() == events.len() => f.into_iter().map(Some).collect(),
-                    // A face that panicked or miscounted: fall back to one call per event.
-                    _ => events.iter().map(|_| None).collect(),
-                };
-                // This face cannot skip events, so after a timeout the rest of the batch is
-                // still awaited (they run late, behind the slow handler).
-                for (d, fut) in events.into_iter().zip(futs) {
-                    if !active.load(Relaxed) {
-                        break;
-                    }
-                    started();
-                    run_one(&id, &handler, &policy, d, &ctx, fut).await;
                 }
             } else {
                 for d in buf.drain(..) {

@@ -51,16 +51,16 @@ impl Handler for BatchHandler {
     fn batched(&self) -> bool {
         true
     }
-    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
+    /// Runs them all now, in order, as a host would in one wake-up, claiming each first.
+    fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
         self.0.batches.lock().unwrap().push(events.len());
-        // Run them all now, in order, as a host would in one wake-up.
-        events
-            .iter()
-            .map(|ev| {
-                let out = self.0.outcome(seq(ev), true);
-                Box::pin(async move { out }) as HandlerFuture
-            })
-            .collect()
+        for (i, ev) in events.iter().enumerate() {
+            if !outcomes.claim(i) {
+                break;
+            }
+            outcomes.report(i, self.0.outcome(seq(ev), true));
+        }
+        outcomes.flush();
     }
 }
 
@@ -123,14 +123,11 @@ async fn batched_handler_keeps_order_and_retries() {
 }
 
 /// A host like the Python and Node faces: a batch runs on the host's own thread, one handler
-/// after another; seq 1's handler blocks until released. With `skips`, it takes batches through
-/// `run_batch` and ends a run at the first event it cannot claim (as Node and Python do);
-/// without, it takes
-/// them through `call_batch` and runs every event it was handed.
+/// after another, and the run ends at the first event it cannot claim; seq 1's handler blocks
+/// until released.
 struct SequentialHost {
     seen: Arc<Mutex<Vec<(u64, bool)>>>, // (seq, via batch)
     gate: Arc<(Mutex<bool>, std::sync::Condvar)>,
-    skips: bool,
 }
 
 impl SequentialHost {
@@ -167,9 +164,6 @@ impl Handler for SequentialHost {
     fn batched(&self) -> bool {
         true
     }
-    fn reports_batches(&self) -> bool {
-        self.skips
-    }
     /// Claims each event before running it, as the Node and Python faces do.
     fn run_batch(&self, events: Vec<Delivery>, outcomes: OutcomeReporter) {
         let (seen, gate) = (self.seen.clone(), self.gate.clone());
@@ -184,28 +178,12 @@ impl Handler for SequentialHost {
             outcomes.flush();
         });
     }
-    /// Runs every event of the batch, in order, whatever the core still waits for.
-    fn call_batch(&self, events: Vec<Delivery>) -> Vec<HandlerFuture> {
-        let (outcomes, futs) = event_bus::batch_outcomes(events.len(), "host gone");
-        let (seen, gate) = (self.seen.clone(), self.gate.clone());
-        std::thread::spawn(move || {
-            for (i, ev) in events.iter().enumerate() {
-                SequentialHost::run(&seen, &gate, seq(ev), true);
-                outcomes.report(i, Ok(()));
-            }
-            outcomes.flush();
-        });
-        futs.into_iter()
-            .map(|f| Box::pin(f) as HandlerFuture)
-            .collect()
-    }
 }
 
 /// A client on its own memory broker with a [`SequentialHost`] subscribed (`timeout` 100 ms)
 /// and seqs 0-5 published; returns the client, what the host saw and its gate.
 async fn timed_out_batch(
     name: &str,
-    skips: bool,
 ) -> (
     EventBusClient,
     Arc<Mutex<Vec<(u64, bool)>>>,
@@ -219,7 +197,6 @@ async fn timed_out_batch(
     let host = SequentialHost {
         seen: Arc::default(),
         gate: Arc::default(),
-        skips,
     };
     let (seen, gate) = (host.seen.clone(), host.gate.clone());
     let opts = SubscriptionOptions {
@@ -262,7 +239,7 @@ fn sorted(seen: &[(u64, bool)]) -> Vec<u64> {
 async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
     // Seq 1 times out while the host is still running it; seqs 2-5, batched behind it, must
     // still run once each and count as delivered, not wait behind it and time out unstarted.
-    let (bus, seen, gate) = timed_out_batch("handler-batch-timeout", true).await;
+    let (bus, seen, gate) = timed_out_batch("handler-batch-timeout").await;
     // Seq 1 stays blocked until everything else was delivered.
     wait(|| bus.stats().events_delivered >= 5).await;
     let delivered_while_blocked = bus.stats().events_delivered;
@@ -278,24 +255,5 @@ async fn a_timed_out_handler_does_not_fail_the_rest_of_its_batch() {
     );
     let st = bus.stats();
     assert_eq!((st.events_failed, st.events_delivered), (1, 5));
-    bus.disconnect().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_that_cannot_skip_never_runs_an_event_twice_after_a_timeout() {
-    // With `call_batch` (no claims), the core keeps waiting for the rest of the batch after a
-    // timeout instead of calling those events again: the host runs each exactly once.
-    let (bus, seen, gate) = timed_out_batch("handler-batch-noskip", false).await;
-    // Release seq 1 once its timeout has fired.
-    wait(|| bus.stats().events_failed >= 1).await;
-    open(&gate);
-    wait(|| seen.lock().unwrap().len() >= 6).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let seen = seen.lock().unwrap().clone();
-    assert_eq!(
-        sorted(&seen),
-        (0..6).collect::<Vec<u64>>(),
-        "once each: {seen:?}"
-    );
     bus.disconnect().await.unwrap();
 }
