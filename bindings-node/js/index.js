@@ -263,7 +263,8 @@ class EventValidator {
 // ---------------------------------------------------------------------------------------------
 
 const STRING_OPTIONS = ['traceId', 'correlationId', 'userId', 'room'];
-const MAX_PUBLISH_CHUNK = 5000;
+// The publishes queued in one tick go to the core in one native call once this many are
+// waiting (or these many bytes), so the core writes them while the tick makes the rest.
 const EARLY_FLUSH = 256;
 const EARLY_FLUSH_BYTES = 256 * 1024;
 
@@ -349,8 +350,13 @@ class EventBusClient extends EventEmitter {
     // ways it changes), so publish() does not pay a native call (~0.8 µs) to check it.
     this._connected = false;
     this._jsFailures = 0;
-    // Publishes of the current tick, flushed together.
-    this._pq = [];
+    // Publishes of the current tick, flushed together: parallel arrays (no object per
+    // publish), the first three as publishMany takes them.
+    this._pqTypes = [];
+    this._pqDatas = [];
+    this._pqOpts = [];
+    this._pqResolves = [];
+    this._pqRejects = [];
     this._pqBytes = 0;
     this._pqScheduled = false;
     // Async handler successes, reported together.
@@ -394,7 +400,7 @@ class EventBusClient extends EventEmitter {
   }
 
   async disconnect() {
-    if (this._pq.length) this._flushPublishes();
+    if (this._pqTypes.length) this._flushPublishes();
     // From here on publish() and subscribe() reject, as the core's do once its disconnect runs.
     this._connected = false;
     const fromHandler = this._inHandler > 0;
@@ -421,20 +427,25 @@ class EventBusClient extends EventEmitter {
 
   // ----- publishing --------------------------------------------------------------------------
 
-  async publish(eventType, data, options = {}) {
-    if (!this._connected) throw notConnected();
+  // Not an async function: that would wrap the promise below in a second one.
+  publish(eventType, data, options = {}) {
+    if (!this._connected) return Promise.reject(notConnected());
     let p;
     try {
       p = preparePublish(eventType, data, options);
     } catch (err) {
-      return this._jsFailure(err);
+      return Promise.resolve(this._jsFailure(err));
     }
     return new Promise((resolve, reject) => {
-      this._pq.push({ p, resolve, reject });
+      const n = this._pqTypes.push(p.type);
+      this._pqDatas.push(p.json);
+      this._pqOpts.push(p.opts);
+      this._pqResolves.push(resolve);
+      this._pqRejects.push(reject);
       this._pqBytes += p.json.length;
       // A long run of publishes in one tick goes out in chunks as it grows, so the core
       // writes the first chunk while this tick makes the rest (still in call order).
-      if (this._pq.length >= EARLY_FLUSH || this._pqBytes >= EARLY_FLUSH_BYTES) {
+      if (n >= EARLY_FLUSH || this._pqBytes >= EARLY_FLUSH_BYTES) {
         this._flushPublishes();
       } else if (!this._pqScheduled) {
         this._pqScheduled = true;
@@ -502,39 +513,37 @@ class EventBusClient extends EventEmitter {
 
   _flushPublishes() {
     this._pqScheduled = false;
-    const q = this._pq;
-    this._pq = [];
+    const types = this._pqTypes;
+    const n = types.length;
+    if (n === 0) return;
+    const datas = this._pqDatas;
+    const opts = this._pqOpts;
+    const resolves = this._pqResolves;
+    const rejects = this._pqRejects;
+    this._pqTypes = [];
+    this._pqDatas = [];
+    this._pqOpts = [];
+    this._pqResolves = [];
+    this._pqRejects = [];
     this._pqBytes = 0;
-    for (let start = 0; start < q.length; start += MAX_PUBLISH_CHUNK) {
-      const chunk = q.length <= MAX_PUBLISH_CHUNK ? q : q.slice(start, start + MAX_PUBLISH_CHUNK);
-      const n = chunk.length;
-      const types = new Array(n);
-      const datas = new Array(n);
-      const opts = new Array(n);
-      for (let i = 0; i < n; i++) {
-        const { p } = chunk[i];
-        types[i] = p.type;
-        datas[i] = p.json;
-        opts[i] = p.opts;
-      }
-      let promise;
-      try {
-        promise = this._native.publishMany(types, datas, opts);
-      } catch (err) {
-        for (const it of chunk) it.reject(mapError(err));
-        continue;
-      }
-      promise.then(
-        (json) => {
-          const results = JSON.parse(json);
-          for (let i = 0; i < n; i++) chunk[i].resolve(results[i]);
-        },
-        (err) => {
-          const e = mapError(err);
-          for (const it of chunk) it.reject(e);
-        }
-      );
+    let promise;
+    try {
+      promise = this._native.publishMany(types, datas, opts);
+    } catch (err) {
+      const e = mapError(err);
+      for (let i = 0; i < n; i++) rejects[i](e);
+      return;
     }
+    promise.then(
+      (json) => {
+        const results = JSON.parse(json);
+        for (let i = 0; i < n; i++) resolves[i](results[i]);
+      },
+      (err) => {
+        const e = mapError(err);
+        for (let i = 0; i < n; i++) rejects[i](e);
+      }
+    );
   }
 
   // ----- subscribing -------------------------------------------------------------------------
