@@ -3,10 +3,12 @@
 //!
 //! Publisher: callers hand requests to the task over a channel; the task writes whatever has
 //! queued up as one pipeline (automatic pipelining, bounded by `performance.batchSize`) and
-//! answers each caller with Redis's receiver count. Every request carries a small state cell
-//! (pending / sent / cancelled) that the caller's timeout and the task race on, so a publish is
-//! never sent after its caller was told it failed, and a publish that was written when the
-//! connection died is reported as *outcome unknown* and never resent.
+//! answers each caller with Redis's receiver count. Every request has a state (pending / sent /
+//! cancelled) that the caller's timeout and the task race on, so a publish is never sent after
+//! its caller was told it failed, and a publish that was written when the connection died is
+//! reported as *outcome unknown* and never resent. The requests of one call share one
+//! [`Answers`] (states, slots and the caller's waker): one allocation per call, not two per
+//! publish.
 //!
 //! Subscriber: a RESP3 connection whose push messages are dispatched to the registry. The
 //! registry is the source of truth: after any reconnect the task subscribes exactly the
@@ -21,6 +23,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
+use futures_util::task::AtomicWaker;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -38,26 +41,103 @@ const CANCELLED: u8 = 2;
 /// Requests queued between callers and the publisher task (backpressure beyond this).
 const PUBLISH_CHANNEL: usize = 65_536;
 
+/// One publish on its way to Redis. Dropped unanswered (the task closed or died), it tells the
+/// caller so.
 struct PubRequest {
     channel: String,
     payload: String,
-    /// Shared with the caller (one allocation per publish for both flags).
-    cell: Arc<ReqCell>,
-    reply: oneshot::Sender<Result<u64>>,
+    answers: Arc<Answers>,
+    i: usize,
 }
 
-struct ReqCell {
-    state: AtomicU8,
-    /// Holds one slot of the offline queue until sent or cancelled. Whoever swaps it from
-    /// true to false (the task when sending or failing it, the caller when it times out)
-    /// gives the slot back, so it is released exactly once.
-    offline: AtomicBool,
+impl PubRequest {
+    /// PENDING, SENT or CANCELLED: the task and the caller's timeout race on it.
+    fn state(&self) -> &AtomicU8 {
+        &self.answers.states[self.i]
+    }
+
+    /// Holds one slot of the offline queue until sent or cancelled. Whoever swaps it from true
+    /// to false (the task when sending or failing it, the caller when it times out) gives the
+    /// slot back, so it is released exactly once.
+    fn offline(&self) -> &AtomicBool {
+        &self.answers.offline[self.i]
+    }
+
+    /// Answer the caller.
+    fn answer(self, r: Result<u64>) {
+        // Empty once the caller has read the answers (it gave up at the deadline).
+        if let Some(slot) = self
+            .answers
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(self.i)
+        {
+            *slot = Slot::Answered(r);
+        }
+        // Drop counts it done.
+    }
 }
 
-/// A request handed to the publisher task, waiting for its answer.
-pub(crate) struct Waiting {
-    rx: oneshot::Receiver<Result<u64>>,
-    cell: Arc<ReqCell>,
+impl Drop for PubRequest {
+    fn drop(&mut self) {
+        let a = &self.answers;
+        {
+            let mut slots = a.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot @ Slot::Waiting) = slots.get_mut(self.i) {
+                *slot = Slot::Dropped;
+            }
+        }
+        if a.left.fetch_sub(1, AcqRel) == 1 {
+            a.waker.wake();
+        }
+    }
+}
+
+/// What became of one request.
+enum Slot {
+    Waiting,
+    Answered(Result<u64>),
+    /// The task dropped it unanswered: closed while queued, or died mid-send.
+    Dropped,
+}
+
+/// The requests of one call, and their answers.
+struct Answers {
+    states: Box<[AtomicU8]>,
+    offline: Box<[AtomicBool]>,
+    slots: Mutex<Vec<Slot>>,
+    /// Requests not yet answered or dropped; the caller is woken when it reaches 0.
+    left: AtomicUsize,
+    waker: AtomicWaker,
+}
+
+impl Answers {
+    fn new(n: usize) -> Arc<Answers> {
+        Arc::new(Answers {
+            states: (0..n).map(|_| AtomicU8::new(PENDING)).collect(),
+            offline: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            slots: Mutex::new((0..n).map(|_| Slot::Waiting).collect()),
+            left: AtomicUsize::new(n),
+            waker: AtomicWaker::new(),
+        })
+    }
+
+    /// Resolves once every request was answered or dropped.
+    async fn all_done(&self) {
+        std::future::poll_fn(|cx| {
+            if self.left.load(Acquire) == 0 {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.left.load(Acquire) == 0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
 }
 
 enum SubCtl {
@@ -73,35 +153,30 @@ struct LinkState {
 
 /// Publishes handed to the publisher task, and what answering them needs.
 pub(crate) struct Replies {
-    waits: Vec<Result<Waiting>>,
+    answers: Arc<Answers>,
     deadline: tokio::time::Instant,
     links: Arc<LinkState>,
     timeout: Duration,
 }
 
 impl Replies {
-    /// Wait for Redis's answers, in order, up to the deadline.
+    /// Wait for Redis's answers, up to the deadline; one per request, in order.
     pub(crate) async fn answers(self) -> Vec<Result<u64>> {
         let Replies {
-            waits,
+            answers,
             deadline,
             links,
             timeout,
         } = self;
-        let mut out = Vec::with_capacity(waits.len());
-        for w in waits {
-            let Waiting { rx, cell } = match w {
-                Ok(x) => x,
-                Err(e) => {
-                    out.push(Err(e));
-                    continue;
-                }
-            };
-            let r = match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(res)) => res,
-                Ok(Err(_)) => {
-                    // The task dropped the request: closed while queued, or died mid-send.
-                    if cell.state.load(Acquire) == SENT {
+        let _ = tokio::time::timeout_at(deadline, answers.all_done()).await;
+        let slots = std::mem::take(&mut *answers.slots.lock().unwrap_or_else(|p| p.into_inner()));
+        slots
+            .into_iter()
+            .enumerate()
+            .map(|(i, slot)| match slot {
+                Slot::Answered(r) => r,
+                Slot::Dropped => {
+                    if answers.states[i].load(Acquire) == SENT {
                         Err(Error::new(
                             ErrorKind::OutcomeUnknown,
                             "Connection closed after the publish was sent; it may or may not have been delivered",
@@ -110,13 +185,13 @@ impl Replies {
                         Err(Error::closed())
                     }
                 }
-                Err(_) => {
-                    if cell
-                        .state
+                Slot::Waiting => {
+                    // Past the deadline.
+                    if answers.states[i]
                         .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
                         .is_ok()
                     {
-                        if cell.offline.swap(false, AcqRel) {
+                        if answers.offline[i].swap(false, AcqRel) {
                             links.offline.fetch_sub(1, AcqRel);
                         }
                         Err(Error::new(
@@ -136,10 +211,8 @@ impl Replies {
                         ))
                     }
                 }
-            };
-            out.push(r);
-        }
-        out
+            })
+            .collect()
     }
 }
 
@@ -284,15 +357,14 @@ impl RedisTransport {
     /// full. All items share one deadline (the publish timeout from this call).
     pub(crate) async fn hand_over_many(&self, items: Vec<(String, String)>) -> Replies {
         let deadline = tokio::time::Instant::now() + self.shared.settings.publish_timeout;
-        let mut waits = Vec::with_capacity(items.len());
-        for (channel, payload) in items {
-            let w = match self.request(channel, payload) {
-                Ok(req) => self.hand_over(req, deadline).await,
-                Err(e) => Err(e),
-            };
-            waits.push(w);
+        let answers = Answers::new(items.len());
+        for (i, (channel, payload)) in items.into_iter().enumerate() {
+            if let Some(req) = self.request(&answers, i, channel, payload) {
+                let sent = self.hand_over(req, deadline).await;
+                self.handed_over(sent);
+            }
         }
-        self.replies(waits, deadline)
+        self.replies(answers, deadline)
     }
 
     /// [`Self::hand_over_many`] done on the calling thread without awaiting: every request is
@@ -302,121 +374,122 @@ impl RedisTransport {
     /// thread, not from inside the runtime.
     pub(crate) fn queue_now(&self, items: Vec<(String, String)>) -> Replies {
         let deadline = tokio::time::Instant::now() + self.shared.settings.publish_timeout;
-        let waits = items
-            .into_iter()
-            .map(|(channel, payload)| {
-                let req = self.request(channel, payload)?;
-                self.hand_over_now(req, deadline)
-            })
-            .collect();
-        self.replies(waits, deadline)
+        let answers = Answers::new(items.len());
+        for (i, (channel, payload)) in items.into_iter().enumerate() {
+            if let Some(req) = self.request(&answers, i, channel, payload) {
+                let sent = self.hand_over_now(req, deadline);
+                self.handed_over(sent);
+            }
+        }
+        self.replies(answers, deadline)
     }
 
-    fn replies(&self, waits: Vec<Result<Waiting>>, deadline: tokio::time::Instant) -> Replies {
+    fn replies(&self, answers: Arc<Answers>, deadline: tokio::time::Instant) -> Replies {
         Replies {
-            waits,
+            answers,
             deadline,
             links: self.links.clone(),
             timeout: self.shared.settings.publish_timeout,
         }
     }
 
-    /// A request for the publisher task, holding an offline-queue slot while the link is down
-    /// (or refused at once when the offline queue is full).
-    fn request(&self, channel: String, payload: String) -> Result<(PubRequest, Waiting)> {
-        let cap = self.shared.settings.offline_queue_size;
-        let mut offline = false;
+    /// Request `i` of `answers` for the publisher task, holding an offline-queue slot while
+    /// the link is down; `None` when it was answered at once (the offline queue is full).
+    fn request(
+        &self,
+        answers: &Arc<Answers>,
+        i: usize,
+        channel: String,
+        payload: String,
+    ) -> Option<PubRequest> {
+        let req = PubRequest {
+            channel,
+            payload,
+            answers: answers.clone(),
+            i,
+        };
         if !self.links.pub_up.load(Acquire) {
             // Publisher down: take a slot in the bounded offline queue or fail at once.
+            let cap = self.shared.settings.offline_queue_size;
             let prev = self.links.offline.fetch_add(1, AcqRel);
             if prev >= cap {
                 self.links.offline.fetch_sub(1, AcqRel);
-                return Err(Error::new(
+                req.answer(Err(Error::new(
                     ErrorKind::QueueFull,
                     format!(
                         "Redis is unavailable and the offline queue is full ({cap} publishes waiting); publish not sent"
                     ),
-                ));
+                )));
+                return None;
             }
-            offline = true;
+            req.offline().store(true, Release);
         }
-        let cell = Arc::new(ReqCell {
-            state: AtomicU8::new(PENDING),
-            offline: AtomicBool::new(offline),
-        });
-        let (reply, rx) = oneshot::channel();
-        let req = PubRequest {
-            channel,
-            payload,
-            cell: cell.clone(),
-            reply,
-        };
-        Ok((req, Waiting { rx, cell }))
+        Some(req)
     }
 
     /// Queue a request, waiting (up to the deadline) only when the queue is full.
     async fn hand_over(
         &self,
-        (req, w): (PubRequest, Waiting),
+        req: PubRequest,
         deadline: tokio::time::Instant,
-    ) -> Result<Waiting> {
-        let sent = match self.pub_tx.try_send(req) {
+    ) -> std::result::Result<(), (PubRequest, bool)> {
+        match self.pub_tx.try_send(req) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(false),
+            Err(mpsc::error::TrySendError::Closed(req)) => Err((req, false)),
             Err(mpsc::error::TrySendError::Full(req)) => {
-                match tokio::time::timeout_at(deadline, self.pub_tx.send(req)).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(false),
-                    Err(_) => Err(true),
+                let reserved = tokio::time::timeout_at(deadline, self.pub_tx.reserve()).await;
+                match reserved {
+                    Ok(Ok(permit)) => {
+                        permit.send(req);
+                        Ok(())
+                    }
+                    Ok(Err(_)) => Err((req, false)),
+                    Err(_) => Err((req, true)),
                 }
             }
-        };
-        self.handed_over(sent, w)
+        }
     }
 
     /// [`Self::hand_over`] without awaiting: a full queue is waited out on this thread.
     fn hand_over_now(
         &self,
-        (mut req, w): (PubRequest, Waiting),
+        mut req: PubRequest,
         deadline: tokio::time::Instant,
-    ) -> Result<Waiting> {
-        let sent = loop {
+    ) -> std::result::Result<(), (PubRequest, bool)> {
+        loop {
             match self.pub_tx.try_send(req) {
-                Ok(()) => break Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => break Err(false),
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(r)) => return Err((r, false)),
                 Err(mpsc::error::TrySendError::Full(r)) => {
                     if tokio::time::Instant::now() >= deadline {
-                        break Err(true);
+                        return Err((r, true));
                     }
                     req = r;
                     std::thread::sleep(Duration::from_micros(200));
                 }
             }
-        };
-        self.handed_over(sent, w)
+        }
     }
 
-    /// The request is queued (`Ok`), or failed: the task is gone (`Err(false)`) or the queue
-    /// stayed full until the deadline (`Err(true)`).
-    fn handed_over(&self, sent: std::result::Result<(), bool>, w: Waiting) -> Result<Waiting> {
-        match sent {
-            Ok(()) => Ok(w),
-            Err(timed_out) => {
-                if w.cell.offline.swap(false, AcqRel) {
-                    self.links.offline.fetch_sub(1, AcqRel);
-                }
-                if !timed_out {
-                    return Err(Error::closed());
-                }
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "Publish timed out after {} ms before it was sent",
-                        self.shared.settings.publish_timeout.as_millis()
-                    ),
-                ))
-            }
+    /// The request is queued (`Ok`), or is answered with why not: the task is gone
+    /// (`false`) or the queue stayed full until the deadline (`true`).
+    fn handed_over(&self, sent: std::result::Result<(), (PubRequest, bool)>) {
+        let Err((req, timed_out)) = sent else {
+            return;
+        };
+        if req.offline().swap(false, AcqRel) {
+            self.links.offline.fetch_sub(1, AcqRel);
         }
+        if !timed_out {
+            return req.answer(Err(Error::closed()));
+        }
+        req.answer(Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "Publish timed out after {} ms before it was sent",
+                self.shared.settings.publish_timeout.as_millis()
+            ),
+        )));
     }
 
     pub(crate) async fn sync(&self) -> Result<()> {
@@ -490,20 +563,19 @@ fn fail_all(
     err: impl Fn() -> Error,
 ) {
     for r in reqs {
-        if r.cell
-            .state
+        if r.state()
             .compare_exchange(PENDING, CANCELLED, AcqRel, Acquire)
             .is_ok()
-            && r.cell.offline.swap(false, AcqRel)
+            && r.offline().swap(false, AcqRel)
         {
             links.offline.fetch_sub(1, AcqRel);
         }
-        let _ = r.reply.send(Err(err()));
+        r.answer(Err(err()));
     }
 }
 
 fn purge_cancelled(q: &mut VecDeque<PubRequest>) {
-    q.retain(|r| r.cell.state.load(Acquire) == PENDING);
+    q.retain(|r| r.state().load(Acquire) == PENDING);
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -592,23 +664,23 @@ async fn publisher_loop(
                         Some(req) => {
                             // Sent while the link still looked up: it now waits offline, so it
                             // takes an offline-queue slot like any other, or fails at once.
-                            if !req.cell.offline.load(Acquire) {
+                            if !req.offline().load(Acquire) {
                                 let cap = shared.settings.offline_queue_size;
                                 if links.offline.fetch_add(1, AcqRel) >= cap {
                                     links.offline.fetch_sub(1, AcqRel);
-                                    if req.cell.state.compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() {
-                                        let _ = req.reply.send(Err(Error::new(
+                                    if req.state().compare_exchange(PENDING, CANCELLED, AcqRel, Acquire).is_ok() {
+                                        req.answer(Err(Error::new(
                                             ErrorKind::QueueFull,
                                             format!("Redis is unavailable and the offline queue is full ({cap} publishes waiting); publish not sent"),
                                         )));
                                     }
                                     continue;
                                 }
-                                req.cell.offline.store(true, Release);
-                                if req.cell.state.load(Acquire) != PENDING {
+                                req.offline().store(true, Release);
+                                if req.state().load(Acquire) != PENDING {
                                     // The caller gave up meanwhile; release the slot unless
                                     // it already did.
-                                    if req.cell.offline.swap(false, AcqRel) {
+                                    if req.offline().swap(false, AcqRel) {
                                         links.offline.fetch_sub(1, AcqRel);
                                     }
                                     continue;
@@ -807,12 +879,11 @@ fn prepare_batch(
     let mut live: Vec<PubRequest> = Vec::with_capacity(take);
     let mut bytes = 0;
     for r in batch.drain(..take) {
-        if r.cell
-            .state
+        if r.state()
             .compare_exchange(PENDING, SENT, AcqRel, Acquire)
             .is_ok()
         {
-            if r.cell.offline.swap(false, AcqRel) {
+            if r.offline().swap(false, AcqRel) {
                 links.offline.fetch_sub(1, AcqRel);
             }
             // Sized up front: the command buffer is written once, never regrown.
@@ -853,14 +924,14 @@ async fn answer_batch(
                         format!("unexpected reply to PUBLISH: {other:?}"),
                     )),
                 };
-                let _ = r.reply.send(out);
+                r.answer(out);
             }
             Ok(())
         }
         Ok(Err(e)) if !is_connection_error(&e) => {
             let msg = e.to_string();
             for r in live {
-                let _ = r.reply.send(Err(Error::new(
+                r.answer(Err(Error::new(
                     ErrorKind::Protocol,
                     format!("Redis refused PUBLISH: {msg}"),
                 )));
@@ -870,7 +941,7 @@ async fn answer_batch(
         Ok(Err(e)) => {
             let msg = e.to_string();
             for r in live {
-                let _ = r.reply.send(Err(Error::new(
+                r.answer(Err(Error::new(
                     ErrorKind::OutcomeUnknown,
                     format!("Connection lost after the publish was sent; it may or may not have been delivered ({msg})"),
                 )));
@@ -879,7 +950,7 @@ async fn answer_batch(
         }
         Err(_) => {
             for r in live {
-                let _ = r.reply.send(Err(Error::new(
+                r.answer(Err(Error::new(
                     ErrorKind::OutcomeUnknown,
                     "No reply from Redis within the publish timeout after the publish was sent; it may or may not have been delivered",
                 )));
