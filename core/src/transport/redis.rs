@@ -293,6 +293,36 @@ fn backoff(settings: &crate::config::Settings, attempt: u64) -> Duration {
     )
 }
 
+/// `connect()`'s error when the server's TLS certificate failed verification, said in plain
+/// words with what to do (rustls alone says `invalid peer certificate: UnknownIssuer`); the
+/// redis error stays the cause. Other errors pass through.
+fn explain_untrusted_certificate(e: Error) -> Error {
+    let cause = std::error::Error::source(&e)
+        .and_then(|s| s.downcast_ref::<redis::RedisError>())
+        .cloned();
+    let Some(cause) = cause.filter(|c| c.to_string().contains("invalid peer certificate")) else {
+        return e;
+    };
+    let text = cause.to_string();
+    let why = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        " (no CA this client trusts signed it: set redis.tls.ca to the PEM of the CA that did)"
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        " (it is not issued for this host name)"
+    } else if text.contains("Expired") || text.contains("expired") {
+        " (it has expired)"
+    } else {
+        ""
+    };
+    Error::new(
+        e.kind(),
+        format!(
+            "{}: the server's TLS certificate is not trusted{why}",
+            e.message()
+        ),
+    )
+    .with_source(cause)
+}
+
 impl RedisTransport {
     pub(crate) async fn connect(
         info: redis::ConnectionInfo,
@@ -306,8 +336,12 @@ impl RedisTransport {
         let client = redis::Client::open(info).map_err(|e| {
             Error::new(ErrorKind::Config, "invalid Redis connection settings").with_source(e)
         })?;
-        let (pconn, ppush) = open_conn(&client, &shared, Link::Publisher).await?;
-        let (sconn, spush) = open_conn(&client, &shared, Link::Subscriber).await?;
+        let (pconn, ppush) = open_conn(&client, &shared, Link::Publisher)
+            .await
+            .map_err(explain_untrusted_certificate)?;
+        let (sconn, spush) = open_conn(&client, &shared, Link::Subscriber)
+            .await
+            .map_err(explain_untrusted_certificate)?;
         let links = Arc::new(LinkState {
             pub_up: AtomicBool::new(true),
             sub_up: AtomicBool::new(true),

@@ -4,11 +4,15 @@
 //!   `REDIS_SERVER_BIN`), started with `--save '' --appendonly no` plus any extra config, stopped
 //!   on drop; it can be SIGKILLed and restarted on the same port. Tests that kill or
 //!   reconfigure Redis use it and never touch the shared server.
+//! - [`TlsFiles`] + [`RedisServer::start_tls`]: a throwaway CA and a server certificate for
+//!   127.0.0.1/localhost made with the `openssl` CLI (overridable by `OPENSSL_BIN`), and a private
+//!   `redis-server` that listens with TLS only (`--port 0 --tls-port P`).
 //! - Helpers for ordinary tests on the shared server (`REDIS_URL` or 127.0.0.1:6379) with names
 //!   unique to the test, a collecting handler, polling waits and raw Redis connections.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +42,13 @@ pub struct RedisServer {
     pub port: u16,
     extra: Vec<String>,
     child: Option<Child>,
+    /// Set for a TLS-only server: how to reach it and where it logs.
+    tls: Option<ServerTls>,
+}
+
+struct ServerTls {
+    ca_pem: Vec<u8>,
+    log: PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -63,6 +74,7 @@ impl RedisServer {
                 port: free_port(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
                 child: None,
+                tls: None,
             };
             match s.spawn() {
                 Ok(()) => return s,
@@ -75,9 +87,12 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<(), String> {
         let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
         let mut cmd = Command::new(&bin);
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        match &self.tls {
+            // TLS only: no plain-text listener at all.
+            Some(_) => cmd.args(["--port", "0", "--tls-port", &self.port.to_string()]),
+            None => cmd.arg("--port").arg(self.port.to_string()),
+        };
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--save")
             .arg("")
@@ -89,15 +104,26 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some(tls) = &self.tls {
+            // Keep what redis-server says (its log goes to stdout, config errors to stderr): a
+            // build without TLS support explains itself there.
+            let out = std::fs::File::create(&tls.log)
+                .map_err(|e| format!("creating {}: {e}", tls.log.display()))?;
+            let err = out.try_clone().map_err(|e| e.to_string())?;
+            cmd.stdout(out).stderr(err);
+        }
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("spawning {bin}: {e} (set REDIS_SERVER_BIN)"))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("{bin} exited at start: {status}"));
+                return Err(format!(
+                    "{bin} exited at start: {status}{}",
+                    self.log_tail()
+                ));
             }
-            if let Ok(client) = redis::Client::open(self.url()) {
+            if let Ok(client) = self.test_client() {
                 if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) {
                     match redis::cmd("PING").query::<String>(&mut c) {
                         Ok(_) => break,
@@ -110,7 +136,11 @@ impl RedisServer {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("{bin} did not answer PING on port {}", self.port));
+                return Err(format!(
+                    "{bin} did not answer PING on port {}{}",
+                    self.port,
+                    self.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -118,8 +148,77 @@ impl RedisServer {
         Ok(())
     }
 
+    /// Start a TLS-only server (`--port 0 --tls-port P`) presenting `files`' server
+    /// certificate; clients need not present one (`--tls-auth-clients no`). Panics with
+    /// redis-server's own words when it cannot (for example a build without TLS support).
+    pub fn start_tls(files: &TlsFiles) -> RedisServer {
+        let extra = [
+            "--tls-cert-file",
+            path_str(&files.cert),
+            "--tls-key-file",
+            path_str(&files.key),
+            "--tls-ca-cert-file",
+            path_str(&files.ca),
+            "--tls-auth-clients",
+            "no",
+        ];
+        let mut last = None;
+        for attempt in 0..5 {
+            let mut s = RedisServer {
+                port: free_port(),
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+                child: None,
+                tls: Some(ServerTls {
+                    ca_pem: files.ca_pem(),
+                    log: files.dir.join(format!("redis-{attempt}.log")),
+                }),
+            };
+            match s.spawn() {
+                Ok(()) => return s,
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!(
+            "could not start a TLS redis-server (these tests need one built with TLS support, \
+             e.g. Debian's redis-server 7; set REDIS_SERVER_BIN to use another): {}",
+            last.unwrap()
+        );
+    }
+
+    /// A client of the test harness itself (PING at start, [`Self::conn`]); over TLS it trusts
+    /// the test CA.
+    fn test_client(&self) -> redis::RedisResult<redis::Client> {
+        match &self.tls {
+            None => redis::Client::open(self.url()),
+            Some(tls) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(tls.ca_pem.clone()),
+                },
+            ),
+        }
+    }
+
+    /// The end of redis-server's log, for error messages (TLS servers only).
+    fn log_tail(&self) -> String {
+        let Some(tls) = &self.tls else {
+            return String::new();
+        };
+        let text = std::fs::read_to_string(&tls.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(8)..].join("\n  ");
+        format!("; redis-server output ({}):\n  {tail}", tls.log.display())
+    }
+
+    /// `redis://127.0.0.1:P`, or `rediss://127.0.0.1:P` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// SIGKILL the server (no shutdown, sockets reset).
@@ -143,9 +242,13 @@ impl RedisServer {
         }
     }
 
-    /// A plain (RESP2) connection to this server.
+    /// A plain (RESP2) connection to this server (over TLS, trusting the test CA, for a TLS
+    /// server).
     pub fn conn(&self) -> redis::Connection {
-        raw_conn(&self.url())
+        self.test_client()
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap()
     }
 }
 
@@ -153,6 +256,107 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// A throwaway CA and a server certificate it signed, for CN/SAN `127.0.0.1` and `localhost`,
+/// in a temp directory removed on drop. Made with the `openssl` CLI (`OPENSSL_BIN` overrides
+/// the binary); panics with a clear message when it is missing.
+pub struct TlsFiles {
+    pub dir: PathBuf,
+    /// CA certificate (PEM).
+    pub ca: PathBuf,
+    /// Server certificate (PEM), signed by the CA.
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn generate() -> TlsFiles {
+        let dir = std::env::temp_dir().join(unique("event-bus-tls"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = TlsFiles {
+            ca: dir.join("ca.crt"),
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+            dir,
+        };
+        let d = |name: &str| files.dir.join(name).to_str().unwrap().to_string();
+        std::fs::write(
+            d("server.ext"),
+            "basicConstraints = critical, CA:FALSE\n\
+             keyUsage = critical, digitalSignature, keyEncipherment\n\
+             extendedKeyUsage = serverAuth\n\
+             subjectAltName = IP:127.0.0.1, DNS:localhost\n",
+        )
+        .unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+        // The CA: self-signed, allowed to sign certificates.
+        openssl(&[
+            &["req", "-x509", "-nodes", "-days", "2", "-sha256"][..],
+            &ec,
+            &["-keyout", &d("ca.key"), "-out", &d("ca.crt")],
+            &["-subj", &format!("/CN=event-bus test CA {}", unique("ca"))],
+            &["-addext", "basicConstraints=critical,CA:TRUE"],
+            &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ]);
+        // The server: a request, then the CA signs it with the SANs.
+        openssl(&[
+            &["req", "-new", "-nodes", "-sha256"][..],
+            &ec,
+            &["-keyout", &d("server.key"), "-out", &d("server.csr")],
+            &["-subj", "/CN=127.0.0.1"],
+        ]);
+        openssl(&[
+            &["x509", "-req", "-days", "2", "-sha256"][..],
+            &[
+                "-in",
+                &d("server.csr"),
+                "-CA",
+                &d("ca.crt"),
+                "-CAkey",
+                &d("ca.key"),
+            ],
+            &["-CAcreateserial", "-out", &d("server.crt")],
+            &["-extfile", &d("server.ext")],
+        ]);
+        files
+    }
+
+    /// The CA certificate as PEM text.
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(&self.ca).unwrap()
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Run `openssl` with the concatenated argument groups; panic with its stderr on failure.
+fn openssl(groups: &[&[&str]]) {
+    let bin = std::env::var("OPENSSL_BIN").unwrap_or_else(|_| "openssl".into());
+    let args: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
+    let out = Command::new(&bin)
+        .args(&args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("the TLS tests need the openssl CLI to make certificates: running {bin}: {e} (set OPENSSL_BIN)")
+        });
+    assert!(
+        out.status.success(),
+        "{bin} {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A plain synchronous connection.
