@@ -30,6 +30,7 @@ ensure_tools() {
   command -v valgrind >/dev/null || apt_install valgrind
   command -v pkg-config >/dev/null || apt_install pkg-config
   command -v make >/dev/null || apt_install make   # jemalloc (Node and Python faces) builds with make
+  command -v openssl >/dev/null || apt_install openssl   # core/tests/tls.rs makes a throwaway CA with it
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
   ensure_redis
 }
