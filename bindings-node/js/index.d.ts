@@ -269,16 +269,16 @@ export interface RedisConfig {
   /**
    * Added in 2.0: connect with TLS. `true` verifies the server against the default roots
    * (Mozilla's); an object takes these ioredis (Node `tls`) options:
-   * - `ca`: PEM text of the CA certificate(s) to trust, a string or an array of strings; as in
-   *   Node it replaces the default roots (a private CA with verification on). A `Buffer` is
-   *   refused: pass `buf.toString()` or `fs.readFileSync(path, 'utf8')`.
+   * - `ca`: PEM text of the CA certificate(s) to trust: a string or a `Buffer`
+   *   (`fs.readFileSync(path)`), or an array of them; as in Node it replaces the default roots
+   *   (a private CA with verification on).
    * - `rejectUnauthorized`: `false` turns certificate verification off (tests only).
    *
    * Other options (`cert`/`key` client certificates, `servername`, ...) throw a
    * `NOT_SUPPORTED` error instead of being ignored. A `rediss://` url needs no `tls`; with
    * a `redis://` url, setting `tls` connects with TLS, as in ioredis.
    */
-  tls?: boolean | { ca?: string | string[]; rejectUnauthorized?: boolean };
+  tls?: boolean | { ca?: string | Uint8Array | Array<string | Uint8Array>; rejectUnauthorized?: boolean };
   /** Added in 2.0 (ms, default 10000). */
   connectTimeout?: number;
   /** Added in 2.0: a publish not sent after this long fails (ms, default 5000). */

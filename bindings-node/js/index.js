@@ -326,6 +326,23 @@ const LIVE = new Set();
 /** Event states in a group's shared bytes (NativeClient.groupStates), as the core defines them. */
 const { STATE_PENDING, STATE_OK, STATE_RUNNING } = native;
 
+/** PEM text from a Buffer or Uint8Array (what fs.readFileSync returns); anything else as is. */
+function pemText(v) {
+  return v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('utf8') : v;
+}
+
+/**
+ * `config` with `redis.tls.ca` as text: ioredis users pass the CA as a Buffer
+ * (`fs.readFileSync(path)`), which JSON would turn into `{type: 'Buffer', data: [...]}`.
+ */
+function withTextCa(config) {
+  const redis = config && config.redis;
+  const tls = redis && redis.tls;
+  if (!tls || typeof tls !== 'object' || tls.ca === undefined) return config;
+  const ca = Array.isArray(tls.ca) ? tls.ca.map(pemText) : pemText(tls.ca);
+  return { ...config, redis: { ...redis, tls: { ...tls, ca } } };
+}
+
 class EventBusClient extends EventEmitter {
   /**
    * @param {import('./index').EventBusConfig} config
@@ -334,7 +351,7 @@ class EventBusClient extends EventEmitter {
     super();
     let json;
     try {
-      json = JSON.stringify(config === undefined || config === null ? {} : config);
+      json = JSON.stringify(config === undefined || config === null ? {} : withTextCa(config));
     } catch (err) {
       throw new Error(`EventBusConfig must be JSON-serializable: ${err && err.message}`);
     }

@@ -30,6 +30,39 @@ test('constructor keeps the 1.0.0 messages', () => {
   assert.equal(c.isConnected(), false);
 });
 
+// A self-signed test CA certificate (public part only).
+const TEST_CA_PEM = `-----BEGIN CERTIFICATE-----
+MIIDGzCCAgOgAwIBAgIUV8Q6hZsqfAAPvP9JaPpGSK7o7AwwDQYJKoZIhvcNAQEL
+BQAwHDEaMBgGA1UEAwwRZXZlbnQtYnVzIHRlc3QgQ0EwIBcNMjYxMTI4MTAxNjQ3
+WhgPMjEyNjExMDQxMDE2NDdaMBwxGjAYBgNVBAMMEWV2ZW50LWJ1cyB0ZXN0IENB
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAsyk83KZNoZYK2k7pq/Pp
+PnoZmG49ROt2XwzWZLlPfmY99aZ261AOOEkDh12fnM4f64pTcxN1YY1v0ItfbV9v
+muT5R5pMcDC4WwmXi+Ldb+Tz9ymARoChcX0XGq70kshoEP2vqPqfyU9wpEwuwewC
+xDJyIlUuyiwig+REElYgqsty5LQOFEJAOXlwK12vQ5pVRjoKmDzv0TytpGbo5VFB
+2cYEGUxx9l86iiM7qGUOiOCPD5j7sdVqLiSxUxCAF5Z2FgAnk0FWdHKFf8//6mrf
+dgsh2/l5ZnrBN8kSjTdKj978BUA1tSHi5eyYO8NE+mAtnUp1ddUufNYzzt52no3X
+gwIDAQABo1MwUTAdBgNVHQ4EFgQUjdki5zrbPsYpD/3OOh/jgM0aoq4wHwYDVR0j
+BBgwFoAUjdki5zrbPsYpD/3OOh/jgM0aoq4wDwYDVR0TAQH/BAUwAwEB/zANBgkq
+hkiG9w0BAQsFAAOCAQEAd7Kth1VZd0Ew3TDEIwr3zktPL89gezUDeW1yAA6Q5e6K
+89lj3tZrooIn8eN/i2PpljVrPxre6VfhcNS2WXEqSPlLwf+2aLnePK7/JQj/gqna
+PNOL70u6OS9g9c65CkG1AkocA4pIwTuU8fwrNXpKwOncbqO2LHcI2SlyQMki0Df+
+0oLyxzjSjkVsruApelHTVNeaGx8YPqUfr5ezKrlG4Bx70POmHiH6H7nuGV1XsEJA
+3H6T6XlYmbfT/9E8s04tJaOEQ527uw7CUn2oLo1R9oEbvN0iLFb5Size+bMayMrQ
+QGr0rt3honyneQfYYDVrbQ2tkCy6+e9AG4YElUTgWg==
+-----END CERTIFICATE-----
+`;
+
+test('redis.tls.ca takes PEM text or Buffers (fs.readFileSync), as ioredis does', () => {
+  const mk = (ca) => new EventBusClient({ serviceName: 's', redis: { host: '127.0.0.1', port: 1, tls: { ca } } });
+  mk(TEST_CA_PEM);
+  mk(Buffer.from(TEST_CA_PEM));
+  mk([Buffer.from(TEST_CA_PEM), TEST_CA_PEM]);
+  mk(new Uint8Array(Buffer.from(TEST_CA_PEM)));
+  // The Buffer's content reaches the core: one without a certificate is refused for that.
+  assert.throws(() => mk(Buffer.from('not a certificate')), (e) => e.code === 'CONFIG_ERROR' && /no PEM certificate/.test(e.message));
+  assert.throws(() => mk(42), (e) => e.code === 'CONFIG_ERROR' && /redis\.tls\.ca/.test(e.message));
+});
+
 test('connect() names the address when Redis is unreachable', async () => {
   const c = new EventBusClient({ serviceName: 's', redis: { host: '127.0.0.1', port: 1, connectTimeout: 500 }, logLevel: 'error' });
   await assert.rejects(c.connect(), (e) => e.message.includes('127.0.0.1:1') && typeof e.code === 'string');

@@ -26,6 +26,7 @@ import EventBusDefault, {
 
 declare function processPhoto(photoId: string, userId: string): Promise<void>;
 declare const env: Record<string, string | undefined>;
+declare const caBytes: Uint8Array;
 
 async function main(): Promise<void> {
   const config: EventBusConfig = {
@@ -36,6 +37,12 @@ async function main(): Promise<void> {
     },
     logLevel: 'info',
   };
+  // A private CA as ioredis takes it: PEM text or the bytes fs.readFileSync returns.
+  const tlsConfig: EventBusConfig = {
+    serviceName: 'photo-api-service',
+    redis: { host: 'redis.internal', port: 6380, tls: { ca: [caBytes, '-----BEGIN CERTIFICATE-----'] } },
+  };
+  void tlsConfig;
 
   const eventBus = new EventBusClient(config);
   const viaFactory: EventBusClient = createEventBusClient(config);
