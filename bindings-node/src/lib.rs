@@ -35,14 +35,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_bus::{
-    batch_outcomes, BatchItem, Delivery, EventBusClient, Handler, HandlerError, HandlerFuture,
-    OutcomeJson, OutcomeReporter, OutcomeShape, PublishOptions, SharedStates, StateEvent,
-    SubscriptionOptions,
+    batch_outcomes, Delivery, EventBusClient, Handler, HandlerError, HandlerFuture, JsonItem,
+    OutcomeJson, OutcomeReporter, OutcomeShape, SharedStates, StateEvent, SubscriptionOptions,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -294,9 +292,10 @@ pub struct EventBatch {
     pub events: String,
 }
 
-/// The body of [`NativeClient::publish_many`]: checks and queues every event now, on the JS
-/// thread (so the publishes of successive calls reach Redis in call order); the returned
-/// future, run on the core's runtime, yields the JSON array of results.
+/// The body of [`NativeClient::publish_many`]: hands every event to the client's hand-over
+/// task now, on the JS thread (so the publishes of successive calls reach Redis in call
+/// order); the checking and encoding run on the runtime, and the returned future yields the
+/// JSON array of results.
 fn queue_many_json(
     c: &EventBusClient,
     types: Vec<String>,
@@ -306,48 +305,22 @@ fn queue_many_json(
     if types.len() != data.len() || types.len() != options.len() {
         return Err(arg_error("publish_many: array lengths differ"));
     }
-    // Items refused here (options that are not valid) keep their place with their failure.
-    let mut early: Vec<Option<(event_bus::Error, String, String)>> =
-        Vec::with_capacity(types.len());
-    let mut items = Vec::with_capacity(types.len());
-    for ((t, d), o) in types.into_iter().zip(data).zip(options) {
-        let parsed = RawValue::from_string(d)
-            .map_err(|e| {
-                event_bus::Error::new(
-                    event_bus::ErrorKind::Validation,
-                    format!("Event data is not valid JSON: {e}"),
-                )
-            })
-            .and_then(|data| Ok((data, PublishOptions::from_json(&o)?)));
-        match parsed {
-            Ok((data, options)) => {
-                early.push(None);
-                items.push(BatchItem {
-                    event_type: t,
-                    data,
-                    options,
-                });
-            }
-            Err(e) => early.push(Some((
-                e,
-                event_bus::event::new_id(),
-                event_bus::event::now_iso(),
-            ))),
-        }
-    }
-    let queued = c.queue_batch(&items);
+    let items: Vec<JsonItem> = types
+        .into_iter()
+        .zip(data)
+        .zip(options)
+        .map(|((event_type, data), options)| JsonItem {
+            event_type,
+            data,
+            options,
+        })
+        .collect();
+    let queued = c.queue_batch(items);
     Ok(async move {
         let outcomes = queued.await;
-        let mut outcomes = outcomes.iter();
-        let results: Vec<OutcomeJson<'_>> = early
+        let results: Vec<OutcomeJson<'_>> = outcomes
             .iter()
-            .map(|e| match e {
-                Some((e, id, at)) => OutcomeJson::failure(e, id, at, OutcomeShape::Ts),
-                None => OutcomeJson::of(
-                    outcomes.next().expect("one outcome per item"),
-                    OutcomeShape::Ts,
-                ),
-            })
+            .map(|o| OutcomeJson::of(o, OutcomeShape::Ts))
             .collect();
         serde_json::to_string(&results).map_err(|e| {
             js_error(&event_bus::Error::new(

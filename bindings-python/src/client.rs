@@ -479,9 +479,7 @@ impl NativeClient {
         };
         // Queued now, on the loop's thread: publishes reach Redis in the order they were made.
         let c = &self.core;
-        let queued = event_type
-            .py()
-            .detach(|| c.queue_batch(std::slice::from_ref(&item)));
+        let queued = event_type.py().detach(|| c.queue_batch(vec![item]));
         resolve_later(
             bridge,
             future,
@@ -504,7 +502,7 @@ impl NativeClient {
         }
         // Queued now, on the loop's thread: publishes reach Redis in the order they were made.
         let c = &self.core;
-        let queued = py.detach(|| c.queue_batch(&items));
+        let queued = py.detach(|| c.queue_batch(items));
         resolve_later(bridge, future, queued, |py, rs| {
             let l = PyList::empty(py);
             for r in rs {

@@ -4,8 +4,8 @@
 //! subscribe, `disconnect()`. All async methods run on the shared runtime; the blocking
 //! wrappers in the faces use [`crate::runtime::block_on`].
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -132,6 +132,47 @@ pub struct BatchItem {
     pub options: PublishOptions,
 }
 
+/// An item for [`EventBusClient::queue_batch`]: made into a [`BatchItem`] on the runtime, by
+/// the client's hand-over task, so the host's thread does not pay for the checking.
+pub trait IntoBatchItem: Send + 'static {
+    /// The item, or why it cannot be published (it then fails before it is sent).
+    fn into_batch_item(self) -> Result<BatchItem>;
+}
+
+impl IntoBatchItem for BatchItem {
+    fn into_batch_item(self) -> Result<BatchItem> {
+        Ok(self)
+    }
+}
+
+/// An item as JSON text, as the Node face hands its publishes over: `data` is the event data
+/// (`JSON.stringify`'s output), `options` the publish options object (or empty).
+#[derive(Debug, Clone)]
+pub struct JsonItem {
+    /// Event type.
+    pub event_type: String,
+    /// Data as JSON text.
+    pub data: String,
+    /// Options as JSON text; empty or `null` for none.
+    pub options: String,
+}
+
+impl IntoBatchItem for JsonItem {
+    fn into_batch_item(self) -> Result<BatchItem> {
+        let data = RawValue::from_string(self.data).map_err(|e| {
+            Error::new(
+                ErrorKind::Validation,
+                format!("Event data is not valid JSON: {e}"),
+            )
+        })?;
+        Ok(BatchItem {
+            event_type: self.event_type,
+            data,
+            options: PublishOptions::from_json(&self.options)?,
+        })
+    }
+}
+
 /// `healthCheck()` result: `{status, timestamp, checks, uptime, version}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HealthReport {
@@ -159,6 +200,10 @@ struct Inner {
     socketio: RwLock<Option<Arc<crate::socketio::SocketIo>>>,
     lifecycle: tokio::sync::Mutex<()>,
     connected_at: AtomicU64,
+    /// The hand-over task of [`EventBusClient::queue_batch`], started on first use.
+    hand_over: Mutex<Option<tokio::sync::mpsc::UnboundedSender<HandOverJob>>>,
+    /// Events given to `queue_batch` that the hand-over task has not handed over yet.
+    waiting_hand_over: AtomicUsize,
 }
 
 /// The event bus client.
@@ -223,6 +268,8 @@ impl EventBusClient {
                 socketio: RwLock::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
                 connected_at: AtomicU64::new(0),
+                hand_over: Mutex::new(None),
+                waiting_hand_over: AtomicUsize::new(0),
                 settings,
             }),
         })
@@ -510,17 +557,29 @@ impl EventBusClient {
     /// order; one outcome per item, in order. Events are handed to the publisher a chunk at a
     /// time as they are encoded, so writing the first overlaps encoding the rest.
     pub async fn publish_batch(&self, items: &[BatchItem]) -> Vec<PublishOutcome> {
+        let deadline = tokio::time::Instant::now() + self.inner.settings.publish_timeout;
+        let parts = self.hand_over_all(items, deadline).await;
+        self.answer(parts).await
+    }
+
+    /// Validate, encode and hand over `items` a chunk at a time, in order; the transport's
+    /// waits for room end at `deadline`.
+    async fn hand_over_all(
+        &self,
+        items: &[BatchItem],
+        deadline: tokio::time::Instant,
+    ) -> Vec<Part> {
         let t = self.transport();
         let mut parts = Vec::with_capacity(items.len().div_ceil(HAND_OVER_CHUNK));
         for chunk in items.chunks(HAND_OVER_CHUNK) {
             let (slots, mut evs) = self.prepare_all(chunk);
             let queued = match &t {
-                Some(t) => Some(t.hand_over(take_payloads(&mut evs)).await),
+                Some(t) => Some(t.hand_over(take_payloads(&mut evs), deadline).await),
                 None => None,
             };
             parts.push(Part { slots, evs, queued });
         }
-        self.answer(parts).await
+        parts
     }
 
     /// Validate and encode every item: the events to send, and one slot per item (already
@@ -569,33 +628,123 @@ impl EventBusClient {
         };
         let items = take_payloads(&mut evs);
         crate::runtime::note_activity();
-        let results = t.publish_many(items).await;
+        let results = t
+            .publish_many(items, self.inner.settings.publish_timeout)
+            .await;
         self.settle(evs, results)
     }
 
-    /// `publish_batch`, with every valid event validated, encoded and handed to the publisher
-    /// before this returns, on the calling thread: events queued by successive calls reach
-    /// Redis in call order, whichever thread awaits the returned future (which answers each
-    /// item). For hosts whose calls return before the work is done (the Node face: the
-    /// publishes of one tick are one call, and the next tick's must not overtake them). A
-    /// full publish queue is waited out on the calling thread, up to the publish timeout:
-    /// call it from a host thread, not from inside the runtime. (The memory transport
-    /// delivers when the future runs.)
-    pub fn queue_batch(
+    /// `publish_batch` for hosts whose calls return before the work is done (the Node face:
+    /// the publishes of one tick are one call; Python asyncio): the items go to the client's
+    /// hand-over task at once, which validates, encodes and hands them to the publisher after
+    /// those of earlier calls, so events queued by successive calls reach Redis in call
+    /// order, whichever thread awaits the returned future (which answers each item). The
+    /// host's thread only moves the items; the encoding runs on the runtime. When
+    /// [`MAX_WAITING_HAND_OVER`] events already wait for the task, the calling thread waits
+    /// for room, up to the publish timeout (then the items fail with a timeout): call it from
+    /// a host thread, not from inside the runtime. (The memory transport delivers when the
+    /// future runs.)
+    pub fn queue_batch<I: IntoBatchItem>(
         &self,
-        items: &[BatchItem],
+        items: Vec<I>,
     ) -> impl std::future::Future<Output = Vec<PublishOutcome>> + Send + 'static {
-        let t = self.transport();
-        let parts: Vec<Part> = items
-            .chunks(HAND_OVER_CHUNK)
-            .map(|chunk| {
-                let (slots, mut evs) = self.prepare_all(chunk);
-                let queued = t.as_ref().map(|t| t.queue_now(take_payloads(&mut evs)));
-                Part { slots, evs, queued }
-            })
-            .collect();
+        let s = &self.inner.settings;
+        let deadline = tokio::time::Instant::now() + s.publish_timeout;
+        let n = items.len();
+        let parts = if self.room_to_hand_over(n, deadline) {
+            Ok(self.send_to_hand_over(items, deadline))
+        } else {
+            Err((
+                ErrorKind::Timeout,
+                format!(
+                    "Publish timed out after {} ms before it was sent",
+                    s.publish_timeout.as_millis()
+                ),
+            ))
+        };
         let this = self.clone();
-        async move { this.answer(parts).await }
+        async move {
+            let gone = || {
+                (
+                    ErrorKind::Closed,
+                    "the event-bus runtime stopped before the publish was sent".to_string(),
+                )
+            };
+            let (kind, message) = match parts {
+                Ok(Some(rx)) => match rx.await {
+                    Ok((parts, early)) => return fill(early, this.answer(parts).await),
+                    Err(_) => gone(),
+                },
+                Ok(None) => gone(),
+                Err(e) => e,
+            };
+            (0..n)
+                .map(|_| {
+                    let f = failure(Error::new(kind, message.clone()));
+                    this.count_failure(&f);
+                    Err(f)
+                })
+                .collect()
+        }
+    }
+
+    /// Count `n` more events waiting for the hand-over task, first waiting (on this thread,
+    /// up to `deadline`) while that would pass [`MAX_WAITING_HAND_OVER`]; `false` when the
+    /// deadline passed first. A call larger than the bound goes alone.
+    fn room_to_hand_over(&self, n: usize, deadline: tokio::time::Instant) -> bool {
+        let w = &self.inner.waiting_hand_over;
+        loop {
+            let cur = w.load(Acquire);
+            if cur == 0 || cur + n <= MAX_WAITING_HAND_OVER {
+                if w.compare_exchange(cur, cur + n, AcqRel, Acquire).is_ok() {
+                    return true;
+                }
+                continue;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Give the items to the hand-over task (started on first use); `None` when it cannot
+    /// be started (the runtime is shutting down).
+    fn send_to_hand_over<I: IntoBatchItem>(
+        &self,
+        items: Vec<I>,
+        deadline: tokio::time::Instant,
+    ) -> Option<tokio::sync::oneshot::Receiver<HandedOver>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut job = HandOverJob {
+            client: self.clone(),
+            n: items.len(),
+            items: Box::new(move || items.into_iter().map(I::into_batch_item).collect()),
+            deadline,
+            parts: tx,
+        };
+        let mut task = self
+            .inner
+            .hand_over
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Twice at most: a task that stopped (its runtime was shut down) is replaced.
+        for _ in 0..2 {
+            let sender = task.get_or_insert_with(|| {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                crate::runtime::spawn(hand_over_jobs(rx));
+                tx
+            });
+            match sender.send(job) {
+                Ok(()) => return Some(rx),
+                Err(e) => {
+                    job = e.0;
+                    *task = None;
+                }
+            }
+        }
+        self.inner.waiting_hand_over.fetch_sub(job.n, AcqRel);
+        None
     }
 
     /// Every item's outcome, in order, once the transport has answered each part.
@@ -987,6 +1136,58 @@ impl EventBusClient {
 
 /// A batch is validated, encoded and handed to the publisher this many events at a time.
 const HAND_OVER_CHUNK: usize = 64;
+
+/// Most events waiting for a client's hand-over task ([`EventBusClient::queue_batch`]) before
+/// the calling thread waits for room (as many as the publisher's own queue holds).
+pub const MAX_WAITING_HAND_OVER: usize = 65_536;
+
+/// One `queue_batch` call for the hand-over task. It holds the client (the task itself does
+/// not, so the task ends when the last client handle is dropped).
+struct HandOverJob {
+    client: EventBusClient,
+    /// Makes the call's items into `BatchItem`s (or their failures), on the task.
+    #[allow(clippy::type_complexity)]
+    items: Box<dyn FnOnce() -> Vec<Result<BatchItem>> + Send>,
+    n: usize,
+    deadline: tokio::time::Instant,
+    parts: tokio::sync::oneshot::Sender<HandedOver>,
+}
+
+/// What the hand-over task made of a job: the parts handed to the transport, and one slot per
+/// item, holding the failure of one that could not be made into an event.
+type HandedOver = (Vec<Part>, Vec<Option<PublishOutcome>>);
+
+/// A client's hand-over task: validates, encodes and hands each job's events to the
+/// transport, one job after the other, so they reach Redis in the order of the calls.
+async fn hand_over_jobs(mut rx: tokio::sync::mpsc::UnboundedReceiver<HandOverJob>) {
+    while let Some(job) = rx.recv().await {
+        let HandOverJob {
+            client,
+            items,
+            n,
+            deadline,
+            parts,
+        } = job;
+        let mut early = Vec::with_capacity(n);
+        let mut good = Vec::with_capacity(n);
+        for item in items() {
+            match item {
+                Ok(b) => {
+                    early.push(None);
+                    good.push(b);
+                }
+                Err(e) => {
+                    let f = failure(e);
+                    client.count_failure(&f);
+                    early.push(Some(Err(f)));
+                }
+            }
+        }
+        let handed = client.hand_over_all(&good, deadline).await;
+        client.inner.waiting_hand_over.fetch_sub(n, AcqRel);
+        let _ = parts.send((handed, early));
+    }
+}
 
 /// One chunk of a batch: a slot per item (holding the failure of one that is not valid), the
 /// events encoded from the valid ones, and what the transport was handed (`None`: not

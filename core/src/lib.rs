@@ -58,8 +58,8 @@ mod transport;
 pub mod validate;
 
 pub use client::{
-    BatchItem, EventBusClient, HealthReport, OutcomeJson, OutcomeShape, PublishFailure,
-    PublishOutcome, PublishReceipt, VERSION,
+    BatchItem, EventBusClient, HealthReport, IntoBatchItem, JsonItem, OutcomeJson, OutcomeShape,
+    PublishFailure, PublishOutcome, PublishReceipt, VERSION,
 };
 pub use config::{EventBusConfig, LogLevel};
 pub use error::{Error, ErrorKind, Result};

@@ -158,7 +158,7 @@ async fn queue_batch_keeps_call_order_across_calls() {
         numbered_items(&ch, 2_000..total as u64),
     );
     let b = bus.clone();
-    let (first, second) = std::thread::spawn(move || (b.queue_batch(&big), b.queue_batch(&small)))
+    let (first, second) = std::thread::spawn(move || (b.queue_batch(big), b.queue_batch(small)))
         .join()
         .unwrap();
     let second = tokio::spawn(second);
@@ -173,6 +173,62 @@ async fn queue_batch_keeps_call_order_across_calls() {
         "queued in call order (first out of order at {:?})",
         got.iter().enumerate().find(|(i, v)| **v != *i as u64)
     );
+    bus.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_batch_checks_json_items_on_the_runtime_and_keeps_their_places() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // JSON-text items (the Node face's) are checked by the hand-over task: one that is not
+    // valid fails in its place, is counted, and the valid ones around it go out in order.
+    let bus = shared_client(&unique("json-items")).await;
+    let ch = unique("json-items");
+    let reader = raw_reader(&ch, 3);
+    let item = |data: &str, options: &str| event_bus::JsonItem {
+        event_type: ch.clone(),
+        data: data.to_string(),
+        options: options.to_string(),
+    };
+    let items = vec![
+        item(r#"{"n":0}"#, ""),
+        item(r#"{"n":"#, ""),
+        item(r#"{"n":1}"#, r#"{"correlationId":"c-1"}"#),
+        item(r#"{"n":9}"#, r#"{"correlationId":7}"#),
+        item(r#"{"n":2}"#, "null"),
+    ];
+    let failed_before = bus.stats().events_failed;
+    let b = bus.clone();
+    let queued = std::thread::spawn(move || b.queue_batch(items))
+        .join()
+        .unwrap();
+    let out = queued.await;
+    assert_eq!(out.len(), 5);
+    let kinds: Vec<Option<event_bus::ErrorKind>> = out
+        .iter()
+        .map(|r| r.as_ref().err().map(|f| f.error.kind()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            None,
+            Some(event_bus::ErrorKind::Validation),
+            None,
+            Some(event_bus::ErrorKind::InvalidArgument),
+            None
+        ]
+    );
+    let bad_data = out[1].as_ref().unwrap_err();
+    assert!(
+        bad_data.error.message().contains("not valid JSON"),
+        "{}",
+        bad_data.error
+    );
+    assert_eq!(bad_data.event_id.len(), 36, "a failure still has an id");
+    assert_eq!(bus.stats().events_failed, failed_before + 2, "both counted");
+    let got = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got, vec![0, 1, 2]);
     bus.disconnect().await.unwrap();
 }
 
@@ -205,7 +261,7 @@ async fn large_events_split_across_pipelines_keep_publish_order() {
         assert_eq!(r.unwrap().delivered_to, 1);
     }
     let (b, last) = (bus.clone(), batch(600..total));
-    let queued = std::thread::spawn(move || b.queue_batch(&last))
+    let queued = std::thread::spawn(move || b.queue_batch(last))
         .join()
         .unwrap();
     for r in queued.await {

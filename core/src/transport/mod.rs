@@ -57,25 +57,26 @@ pub(crate) struct LinkStatus {
 }
 
 impl Transport {
-    /// Publish every `(channel, payload)`; one result per item, in order.
-    pub(crate) async fn publish_many(&self, items: Vec<(String, String)>) -> Vec<Result<u64>> {
-        self.hand_over(items).await.answers().await
+    /// Publish every `(channel, payload)`; one result per item, in order. `timeout` is the
+    /// publish timeout.
+    pub(crate) async fn publish_many(
+        &self,
+        items: Vec<(String, String)>,
+        timeout: Duration,
+    ) -> Vec<Result<u64>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.hand_over(items, deadline).await.answers().await
     }
 
     /// Hand every item over for sending, in order, from inside the runtime; the answers come
-    /// from [`Queued::answers`].
-    pub(crate) async fn hand_over(&self, items: Vec<(String, String)>) -> Queued {
+    /// from [`Queued::answers`]. Waiting for room and for answers ends at `deadline`.
+    pub(crate) async fn hand_over(
+        &self,
+        items: Vec<(String, String)>,
+        deadline: tokio::time::Instant,
+    ) -> Queued {
         match self {
-            Transport::Redis(r) => Queued::Redis(r.hand_over_many(items).await),
-            Transport::Memory(m) => Queued::Memory(m.clone(), items),
-        }
-    }
-
-    /// Hand every item over now, on the calling host thread (in call order across calls).
-    /// See [`redis::RedisTransport::queue_now`].
-    pub(crate) fn queue_now(&self, items: Vec<(String, String)>) -> Queued {
-        match self {
-            Transport::Redis(r) => Queued::Redis(r.queue_now(items)),
+            Transport::Redis(r) => Queued::Redis(r.hand_over_many(items, deadline).await),
             Transport::Memory(m) => Queued::Memory(m.clone(), items),
         }
     }

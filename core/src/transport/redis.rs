@@ -388,30 +388,16 @@ impl RedisTransport {
     }
 
     /// Hand every request to the publisher task, in order, awaiting room when the queue is
-    /// full. All items share one deadline (the publish timeout from this call).
-    pub(crate) async fn hand_over_many(&self, items: Vec<(String, String)>) -> Replies {
-        let deadline = tokio::time::Instant::now() + self.shared.settings.publish_timeout;
+    /// full. All items share `deadline`, for room and for their answers.
+    pub(crate) async fn hand_over_many(
+        &self,
+        items: Vec<(String, String)>,
+        deadline: tokio::time::Instant,
+    ) -> Replies {
         let answers = Answers::new(items.len());
         for (i, (channel, payload)) in items.into_iter().enumerate() {
             if let Some(req) = self.request(&answers, i, channel, payload) {
                 let sent = self.hand_over(req, deadline).await;
-                self.handed_over(sent);
-            }
-        }
-        self.replies(answers, deadline)
-    }
-
-    /// [`Self::hand_over_many`] done on the calling thread without awaiting: every request is
-    /// handed to the publisher task before this returns, so publishes queued by successive
-    /// calls reach Redis in call order, whichever thread later awaits the answers. A full
-    /// queue is waited out on this thread (up to the publish timeout): call it from a host's
-    /// thread, not from inside the runtime.
-    pub(crate) fn queue_now(&self, items: Vec<(String, String)>) -> Replies {
-        let deadline = tokio::time::Instant::now() + self.shared.settings.publish_timeout;
-        let answers = Answers::new(items.len());
-        for (i, (channel, payload)) in items.into_iter().enumerate() {
-            if let Some(req) = self.request(&answers, i, channel, payload) {
-                let sent = self.hand_over_now(req, deadline);
                 self.handed_over(sent);
             }
         }
@@ -479,27 +465,6 @@ impl RedisTransport {
                     }
                     Ok(Err(_)) => Err((req, false)),
                     Err(_) => Err((req, true)),
-                }
-            }
-        }
-    }
-
-    /// [`Self::hand_over`] without awaiting: a full queue is waited out on this thread.
-    fn hand_over_now(
-        &self,
-        mut req: PubRequest,
-        deadline: tokio::time::Instant,
-    ) -> std::result::Result<(), (PubRequest, bool)> {
-        loop {
-            match self.pub_tx.try_send(req) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Closed(r)) => return Err((r, false)),
-                Err(mpsc::error::TrySendError::Full(r)) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err((r, true));
-                    }
-                    req = r;
-                    std::thread::sleep(Duration::from_micros(200));
                 }
             }
         }
