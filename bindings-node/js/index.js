@@ -11,7 +11,8 @@
  *   conversion; see the README's benchmark section).
  * - Publishes made in the same tick are coalesced into native calls (publishMany): one at the
  *   end of the tick, or earlier each time 256 events or 256 KB have gathered, so the core
- *   writes while the tick goes on. Each call queues its events in order before it returns.
+ *   writes while the tick goes on. Each call hands its events to the core (which encodes
+ *   them on its own threads, one call after the other) before it returns.
  * - Handlers run here, on the JS thread; each outcome (return, throw, resolve, reject) is
  *   reported to the core, which applies timeout and retry.
  * - A connected client keeps the process alive (a ref'd timer, like an ioredis socket);

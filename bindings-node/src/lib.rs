@@ -393,9 +393,10 @@ impl NativeClient {
     /// Publish many events in one call (the JS side coalesces the publishes of one tick).
     /// `options[i]` is JSON text or `""`. Resolves to a JSON array of `PublishResult`s.
     ///
-    /// The events are checked, encoded and queued before this returns, on the JS thread, so
-    /// the next tick's publishes cannot overtake them (they did when each call was a task of
-    /// its own on the runtime's two workers). Not an `async fn`: napi would await the replies
+    /// The events are given to the client's hand-over task before this returns, which checks,
+    /// encodes and queues them after those of earlier calls, so the next tick's publishes
+    /// cannot overtake them (they did when each call was a task of its own on the runtime's
+    /// two workers). Not an `async fn`: napi would await the replies
     /// on its own tokio runtime (a further cross-thread wake-up); the wait runs on the core's
     /// runtime and the promise is settled from there.
     #[napi(ts_return_type = "Promise<string>")]

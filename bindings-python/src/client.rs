@@ -477,7 +477,8 @@ impl NativeClient {
             data: raw_data(data)?,
             options: build_opts(options)?,
         };
-        // Queued now, on the loop's thread: publishes reach Redis in the order they were made.
+        // Handed to the core now, from the loop's thread: publishes reach Redis in the order
+        // they were made (the core encodes them on its own threads).
         let c = &self.core;
         let queued = event_type.py().detach(|| c.queue_batch(vec![item]));
         resolve_later(
@@ -500,7 +501,8 @@ impl NativeClient {
         if !self.core.is_connected() {
             return Err(BusError::from(event_bus::Error::not_connected()).into());
         }
-        // Queued now, on the loop's thread: publishes reach Redis in the order they were made.
+        // Handed to the core now, from the loop's thread: publishes reach Redis in the order
+        // they were made (the core encodes them on its own threads).
         let c = &self.core;
         let queued = py.detach(|| c.queue_batch(items));
         resolve_later(bridge, future, queued, |py, rs| {
