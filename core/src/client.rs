@@ -4,7 +4,7 @@
 //! subscribe, `disconnect()`. All async methods run on the shared runtime; the blocking
 //! wrappers in the faces use [`crate::runtime::block_on`].
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -651,16 +651,18 @@ impl EventBusClient {
         let s = &self.inner.settings;
         let deadline = tokio::time::Instant::now() + s.publish_timeout;
         let n = items.len();
+        let timed_out = (
+            ErrorKind::Timeout,
+            format!(
+                "Publish timed out after {} ms before it was sent",
+                s.publish_timeout.as_millis()
+            ),
+        );
+        let taken = Arc::new(AtomicU8::new(JOB_WAITING));
         let parts = if self.room_to_hand_over(n, deadline) {
-            Ok(self.send_to_hand_over(items, deadline))
+            Ok(self.send_to_hand_over(items, deadline, taken.clone()))
         } else {
-            Err((
-                ErrorKind::Timeout,
-                format!(
-                    "Publish timed out after {} ms before it was sent",
-                    s.publish_timeout.as_millis()
-                ),
-            ))
+            Err(timed_out.clone())
         };
         let this = self.clone();
         async move {
@@ -671,10 +673,29 @@ impl EventBusClient {
                 )
             };
             let (kind, message) = match parts {
-                Ok(Some(rx)) => match rx.await {
-                    Ok((parts, early)) => return fill(early, this.answer(parts).await),
-                    Err(_) => gone(),
-                },
+                Ok(Some(mut rx)) => {
+                    // The task takes the job by the deadline unless it is stuck (or gone, as
+                    // in a forked child); a job not taken by then is called off, so it is
+                    // never sent after this reports it failed.
+                    let answered = match tokio::time::timeout_at(deadline, &mut rx).await {
+                        Ok(r) => r.map_err(|_| gone()),
+                        Err(_) => {
+                            if taken
+                                .compare_exchange(JOB_WAITING, JOB_CANCELLED, AcqRel, Acquire)
+                                .is_ok()
+                            {
+                                Err(timed_out)
+                            } else {
+                                // Taken just now: the transport answers by the deadline.
+                                rx.await.map_err(|_| gone())
+                            }
+                        }
+                    };
+                    match answered {
+                        Ok((parts, early)) => return fill(early, this.answer(parts).await),
+                        Err(e) => e,
+                    }
+                }
                 Ok(None) => gone(),
                 Err(e) => e,
             };
@@ -714,14 +735,18 @@ impl EventBusClient {
         &self,
         items: Vec<I>,
         deadline: tokio::time::Instant,
+        taken: Arc<AtomicU8>,
     ) -> Option<tokio::sync::oneshot::Receiver<HandedOver>> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut job = HandOverJob {
             client: self.clone(),
             n: items.len(),
-            items: Box::new(move || items.into_iter().map(I::into_batch_item).collect()),
+            items: Some(Box::new(move || {
+                items.into_iter().map(I::into_batch_item).collect()
+            })),
             deadline,
-            parts: tx,
+            taken,
+            parts: Some(tx),
         };
         let mut task = self
             .inner
@@ -743,8 +768,7 @@ impl EventBusClient {
                 }
             }
         }
-        self.inner.waiting_hand_over.fetch_sub(job.n, AcqRel);
-        None
+        None // dropping the job gives its room back
     }
 
     /// Every item's outcome, in order, once the transport has answered each part.
@@ -1142,16 +1166,32 @@ const HAND_OVER_CHUNK: usize = 64;
 pub const MAX_WAITING_HAND_OVER: usize = 65_536;
 
 /// One `queue_batch` call for the hand-over task. It holds the client (the task itself does
-/// not, so the task ends when the last client handle is dropped).
+/// not, so the task ends when the last client handle is dropped). Dropped, handed over or
+/// not, it gives back its room in [`MAX_WAITING_HAND_OVER`].
 struct HandOverJob {
     client: EventBusClient,
     /// Makes the call's items into `BatchItem`s (or their failures), on the task.
     #[allow(clippy::type_complexity)]
-    items: Box<dyn FnOnce() -> Vec<Result<BatchItem>> + Send>,
+    items: Option<Box<dyn FnOnce() -> Vec<Result<BatchItem>> + Send>>,
     n: usize,
     deadline: tokio::time::Instant,
-    parts: tokio::sync::oneshot::Sender<HandedOver>,
+    /// [`JOB_WAITING`] until the task takes the job or the caller calls it off.
+    taken: Arc<AtomicU8>,
+    parts: Option<tokio::sync::oneshot::Sender<HandedOver>>,
 }
+
+impl Drop for HandOverJob {
+    fn drop(&mut self) {
+        self.client
+            .inner
+            .waiting_hand_over
+            .fetch_sub(self.n, AcqRel);
+    }
+}
+
+const JOB_WAITING: u8 = 0;
+const JOB_TAKEN: u8 = 1;
+const JOB_CANCELLED: u8 = 2;
 
 /// What the hand-over task made of a job: the parts handed to the transport, and one slot per
 /// item, holding the failure of one that could not be made into an event.
@@ -1160,16 +1200,20 @@ type HandedOver = (Vec<Part>, Vec<Option<PublishOutcome>>);
 /// A client's hand-over task: validates, encodes and hands each job's events to the
 /// transport, one job after the other, so they reach Redis in the order of the calls.
 async fn hand_over_jobs(mut rx: tokio::sync::mpsc::UnboundedReceiver<HandOverJob>) {
-    while let Some(job) = rx.recv().await {
-        let HandOverJob {
-            client,
-            items,
-            n,
-            deadline,
-            parts,
-        } = job;
-        let mut early = Vec::with_capacity(n);
-        let mut good = Vec::with_capacity(n);
+    while let Some(mut job) = rx.recv().await {
+        if job
+            .taken
+            .compare_exchange(JOB_WAITING, JOB_TAKEN, AcqRel, Acquire)
+            .is_err()
+        {
+            continue; // called off by its caller at the deadline: never sent
+        }
+        let (Some(items), Some(parts)) = (job.items.take(), job.parts.take()) else {
+            continue;
+        };
+        let client = &job.client;
+        let mut early = Vec::with_capacity(job.n);
+        let mut good = Vec::with_capacity(job.n);
         for item in items() {
             match item {
                 Ok(b) => {
@@ -1183,8 +1227,8 @@ async fn hand_over_jobs(mut rx: tokio::sync::mpsc::UnboundedReceiver<HandOverJob
                 }
             }
         }
-        let handed = client.hand_over_all(&good, deadline).await;
-        client.inner.waiting_hand_over.fetch_sub(n, AcqRel);
+        let handed = client.hand_over_all(&good, job.deadline).await;
+        drop(job);
         let _ = parts.send((handed, early));
     }
 }

@@ -232,6 +232,67 @@ async fn queue_batch_checks_json_items_on_the_runtime_and_keeps_their_places() {
     bus.disconnect().await.unwrap();
 }
 
+/// An item whose conversion holds the hand-over task for a while (a stuck task).
+struct SlowItem(event_bus::BatchItem, Duration);
+
+impl event_bus::IntoBatchItem for SlowItem {
+    fn into_batch_item(self) -> event_bus::Result<event_bus::BatchItem> {
+        std::thread::sleep(self.1);
+        Ok(self.0)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_hand_over_task_has_not_reached_by_its_deadline_fails_and_is_never_sent() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // The task is held on a first call for 1.5 s; a second call (publish timeout 400 ms)
+    // waits behind it past its deadline, so it fails with a timeout, and is skipped later.
+    let ch = unique("handover-late");
+    let bus = EventBusClient::from_json(&config(
+        &unique("handover"),
+        &shared_url(),
+        r#""publishTimeout":400"#,
+        "",
+    ))
+    .unwrap();
+    bus.connect().await.unwrap();
+    let reader = raw_reader(&ch, 1);
+    let mut first = numbered_items(&unique("handover-first"), 0..1);
+    let slow = vec![SlowItem(first.remove(0), Duration::from_millis(1500))];
+    let late = numbered_items(&ch, 100..103);
+    let b = bus.clone();
+    let (first, late) = std::thread::spawn(move || (b.queue_batch(slow), b.queue_batch(late)))
+        .join()
+        .unwrap();
+    let late = late.await;
+    for r in &late {
+        let f = r.as_ref().unwrap_err();
+        assert_eq!(f.error.kind(), event_bus::ErrorKind::Timeout, "{}", f.error);
+        assert!(
+            f.error.message().contains("before it was sent"),
+            "{}",
+            f.error
+        );
+    }
+    // The first call is answered too (taken before its deadline, handed over after it: sent
+    // or timed out, on another channel); then one more publish on `ch`, which would arrive
+    // after any late one that was sent.
+    assert_eq!(first.await.len(), 1);
+    let last = raw(r#"{"n":7}"#);
+    assert_eq!(
+        bus.publish(&ch, &last, &PublishOptions::default())
+            .await
+            .unwrap()
+            .delivered_to,
+        1
+    );
+    let got = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got, vec![7], "a called-off publish was sent");
+    bus.disconnect().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_events_split_across_pipelines_keep_publish_order() {
     let _serial = ONE_AT_A_TIME.lock().await;
