@@ -34,6 +34,15 @@ fn ca_text(files: &TlsFiles) -> String {
     String::from_utf8(files.ca_pem()).unwrap()
 }
 
+/// Connect `bus`, whose address must say TLS to 127.0.0.1:`port`.
+async fn connect_over_tls(bus: &EventBusClient, port: u16) {
+    assert_eq!(
+        bus.settings().display_addr,
+        format!("rediss://127.0.0.1:{port}")
+    );
+    bus.connect().await.unwrap();
+}
+
 /// Subscribe, publish one event and check it arrives intact; then disconnect.
 async fn round_trip(bus: &EventBusClient) {
     let channel = unique("tls.round.trip");
@@ -80,11 +89,7 @@ async fn ca_string_with_host_and_port_verifies_the_server() {
         "tls": { "ca": ca_text(&files) },
     }))
     .unwrap();
-    assert_eq!(
-        bus.settings().display_addr,
-        format!("rediss://127.0.0.1:{}", srv.port)
-    );
-    bus.connect().await.unwrap();
+    connect_over_tls(&bus, srv.port).await;
     // Both connections are up, over TLS, with their names.
     let names = client_names(&srv);
     assert_eq!(names.iter().filter(|n| n.ends_with(":pub")).count(), 1);
@@ -122,11 +127,7 @@ async fn rediss_url_with_ca_array_verifies_the_server() {
         "tls": { "ca": ca_text(&files) },
     }))
     .unwrap();
-    assert_eq!(
-        bus.settings().display_addr,
-        format!("rediss://127.0.0.1:{}", srv.port)
-    );
-    bus.connect().await.unwrap();
+    connect_over_tls(&bus, srv.port).await;
     round_trip(&bus).await;
 }
 
