@@ -133,8 +133,8 @@ pub struct RedisConfig {
     /// Any other option (`cert`/`key` client certificates, `servername`, `checkServerIdentity`,
     /// `pfx`, ...) is refused with an `Unsupported` error naming it rather than ignored; an
     /// option whose value is `null` counts as absent. A `ca` that is not a string or an array
-    /// of strings, or that holds no PEM certificate, is a `Config` error (a Node `Buffer`
-    /// crosses as JSON: pass `buf.toString()` or `fs.readFileSync(path, "utf8")`).
+    /// of strings, or that holds no PEM certificate, is a `Config` error (the Node package
+    /// turns a `Buffer` into its text before the config crosses).
     ///
     /// With `url`: a `rediss://` URL turns TLS on by itself and `tls`, when an object, adds its
     /// options; a `redis://` URL with `tls` set (`true` or an object) connects with TLS, as
@@ -700,9 +700,7 @@ fn ca_pem(v: &Value) -> Result<Vec<u8>> {
             return Err(Error::new(
                 ErrorKind::Config,
                 format!(
-                    "redis.tls.ca must be PEM text: a string or an array of strings, got {} \
-                     (from Node, pass a Buffer as buf.toString() or read the file with \
-                     fs.readFileSync(path, \"utf8\"))",
+                    "redis.tls.ca must be PEM text: a string or an array of strings, got {}",
                     json_type(other)
                 ),
             ))

@@ -293,8 +293,8 @@ fn backoff(settings: &crate::config::Settings, attempt: u64) -> Duration {
     )
 }
 
-/// `connect()`'s error when the server's TLS certificate failed verification, said in plain
-/// words with what to do (rustls alone says `invalid peer certificate: UnknownIssuer`); the
+/// A connection error when the server's TLS certificate failed verification (on `connect()`
+/// and in the reconnect log), said in plain words with what to do (rustls alone says `invalid peer certificate: UnknownIssuer`); the
 /// redis error stays the cause. Other errors pass through.
 fn explain_untrusted_certificate(e: Error) -> Error {
     let cause = std::error::Error::source(&e)
@@ -720,7 +720,10 @@ async fn publisher_loop(
                 }
                 Err(e) => shared.logger.debug(
                     "Redis publisher reconnect failed",
-                    &[("attempt", attempt.to_string()), ("error", e.to_string())],
+                    &[
+                        ("attempt", attempt.to_string()),
+                        ("error", explain_untrusted_certificate(e).to_string()),
+                    ],
                 ),
             }
         }
@@ -1263,7 +1266,10 @@ async fn subscriber_loop(
                 }
                 Err(e) => shared.logger.debug(
                     "Redis subscriber reconnect failed",
-                    &[("attempt", attempt.to_string()), ("error", e.to_string())],
+                    &[
+                        ("attempt", attempt.to_string()),
+                        ("error", explain_untrusted_certificate(e).to_string()),
+                    ],
                 ),
             }
         }
