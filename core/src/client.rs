@@ -100,8 +100,8 @@ impl<'a> OutcomeJson<'a> {
         }
     }
 
-    /// A failure that has no [`PublishFailure`] (refused by the face before the core).
-    pub fn failure(
+    /// The JSON of a failed publish.
+    fn failure(
         e: &'a Error,
         event_id: &'a str,
         published_at: &'a str,
@@ -651,28 +651,17 @@ impl EventBusClient {
         let s = &self.inner.settings;
         let deadline = tokio::time::Instant::now() + s.publish_timeout;
         let n = items.len();
-        let timed_out = (
-            ErrorKind::Timeout,
-            format!(
-                "Publish timed out after {} ms before it was sent",
-                s.publish_timeout.as_millis()
-            ),
-        );
+        let timeout = s.publish_timeout;
         let taken = Arc::new(AtomicU8::new(JOB_WAITING));
         let parts = if self.room_to_hand_over(n, deadline) {
             Ok(self.send_to_hand_over(items, deadline, taken.clone()))
         } else {
-            Err(timed_out.clone())
+            Err(Unsent::TimedOut)
         };
         let this = self.clone();
         async move {
-            let gone = || {
-                (
-                    ErrorKind::Closed,
-                    "the event-bus runtime stopped before the publish was sent".to_string(),
-                )
-            };
-            let (kind, message) = match parts {
+            let gone = || Unsent::RuntimeGone;
+            let why = match parts {
                 Ok(Some(mut rx)) => {
                     // The task takes the job by the deadline unless it is stuck (or gone, as
                     // in a forked child); a job not taken by then is called off, so it is
@@ -684,7 +673,7 @@ impl EventBusClient {
                                 .compare_exchange(JOB_WAITING, JOB_CANCELLED, AcqRel, Acquire)
                                 .is_ok()
                             {
-                                Err(timed_out)
+                                Err(Unsent::TimedOut)
                             } else {
                                 // Taken just now: the transport answers by the deadline.
                                 rx.await.map_err(|_| gone())
@@ -701,7 +690,13 @@ impl EventBusClient {
             };
             (0..n)
                 .map(|_| {
-                    let f = failure(Error::new(kind, message.clone()));
+                    let f = failure(match why {
+                        Unsent::TimedOut => Error::unsent_timeout(timeout),
+                        Unsent::RuntimeGone => Error::new(
+                            ErrorKind::Closed,
+                            "the event-bus runtime stopped before the publish was sent",
+                        ),
+                    });
                     this.count_failure(&f);
                     Err(f)
                 })
@@ -1187,6 +1182,13 @@ impl Drop for HandOverJob {
             .waiting_hand_over
             .fetch_sub(self.n, AcqRel);
     }
+}
+
+/// Why a `queue_batch` call's items were never handed over.
+#[derive(Clone, Copy)]
+enum Unsent {
+    TimedOut,
+    RuntimeGone,
 }
 
 const JOB_WAITING: u8 = 0;

@@ -146,6 +146,18 @@ impl Error {
     pub(crate) fn closed() -> Self {
         Error::new(ErrorKind::Closed, "Event Bus client is disconnected")
     }
+
+    /// A publish that waited for room in a full queue until its publish timeout and was
+    /// never sent.
+    pub(crate) fn unsent_timeout(timeout: std::time::Duration) -> Self {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "Publish timed out after {} ms before it was sent",
+                timeout.as_millis()
+            ),
+        )
+    }
 }
 
 impl fmt::Debug for Error {

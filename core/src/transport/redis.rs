@@ -482,12 +482,8 @@ impl RedisTransport {
         if !timed_out {
             return req.answer(Err(Error::closed()));
         }
-        req.answer(Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "Publish timed out after {} ms before it was sent",
-                self.shared.settings.publish_timeout.as_millis()
-            ),
+        req.answer(Err(Error::unsent_timeout(
+            self.shared.settings.publish_timeout,
         )));
     }
 

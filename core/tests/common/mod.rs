@@ -68,20 +68,30 @@ impl RedisServer {
     /// Start with extra `redis-server` arguments, e.g.
     /// `["--client-output-buffer-limit", "pubsub 1mb 256kb 5"]`.
     pub fn start_with(extra: &[&str]) -> RedisServer {
-        let mut last = None;
-        for _ in 0..5 {
+        Self::start_on_a_free_port(extra, |_| None)
+            .unwrap_or_else(|e| panic!("could not start redis-server: {e}"))
+    }
+
+    /// Up to five tries, each on a fresh free port (another process may take the port between
+    /// finding it free and binding it); `tls(attempt)` says how each try serves TLS.
+    fn start_on_a_free_port(
+        extra: &[&str],
+        tls: impl Fn(usize) -> Option<ServerTls>,
+    ) -> Result<RedisServer, String> {
+        let mut last = String::new();
+        for attempt in 0..5 {
             let mut s = RedisServer {
                 port: free_port(),
                 extra: extra.iter().map(|s| s.to_string()).collect(),
                 child: None,
-                tls: None,
+                tls: tls(attempt),
             };
             match s.spawn() {
-                Ok(()) => return s,
-                Err(e) => last = Some(e),
+                Ok(()) => return Ok(s),
+                Err(e) => last = e,
             }
         }
-        panic!("could not start redis-server: {}", last.unwrap());
+        Err(last)
     }
 
     fn spawn(&mut self) -> Result<(), String> {
@@ -162,27 +172,18 @@ impl RedisServer {
             "--tls-auth-clients",
             "no",
         ];
-        let mut last = None;
-        for attempt in 0..5 {
-            let mut s = RedisServer {
-                port: free_port(),
-                extra: extra.iter().map(|s| s.to_string()).collect(),
-                child: None,
-                tls: Some(ServerTls {
-                    ca_pem: files.ca_pem(),
-                    log: files.dir.join(format!("redis-{attempt}.log")),
-                }),
-            };
-            match s.spawn() {
-                Ok(()) => return s,
-                Err(e) => last = Some(e),
-            }
-        }
-        panic!(
-            "could not start a TLS redis-server (these tests need one built with TLS support, \
-             e.g. Debian's redis-server 7; set REDIS_SERVER_BIN to use another): {}",
-            last.unwrap()
-        );
+        Self::start_on_a_free_port(&extra, |attempt| {
+            Some(ServerTls {
+                ca_pem: files.ca_pem(),
+                log: files.dir.join(format!("redis-{attempt}.log")),
+            })
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "could not start a TLS redis-server (these tests need one built with TLS \
+                 support, e.g. Debian's redis-server 7; set REDIS_SERVER_BIN to use another): {e}"
+            )
+        })
     }
 
     /// A client of the test harness itself (PING at start, [`Self::conn`]); over TLS it trusts
