@@ -64,16 +64,27 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def start(self, tls: Optional["TlsFiles"] = None) -> None:
+        """Start plain, or TLS-only with `tls`'s server certificate (clients show none)."""
+        listen = ["--port", str(self.port)]
+        if tls is not None:
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(tls.cert)]
+            listen += ["--tls-key-file", str(tls.key), "--tls-ca-cert-file", str(tls.ca)]
+            listen += ["--tls-auth-clients", "no"]
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [self.binary, *listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"redis-server exited: {err.strip()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as c:
+                    if tls is not None:
+                        return  # listening; the client under test does the handshake
                     c.sendall(b"PING\r\n")
                     if c.recv(16).startswith(b"+PONG"):
                         return
@@ -86,6 +97,46 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+
+
+class TlsFiles:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.ca, self.cert, self.key = tmp / "ca.crt", tmp / "server.crt", tmp / "server.key"
+        ext = tmp / "server.ext"
+        ext.write_text(
+            "basicConstraints = critical, CA:FALSE\n"
+            "keyUsage = critical, digitalSignature, keyEncipherment\n"
+            "extendedKeyUsage = serverAuth\n"
+            "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+        )
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+        self._openssl("req", "-x509", "-nodes", "-days", "2", "-sha256", *ec, "-keyout", tmp / "ca.key",
+                      "-out", self.ca, "-subj", f"/CN=event-bus test CA {unique('ca')}",
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self._openssl("req", "-new", "-nodes", "-sha256", *ec, "-keyout", self.key,
+                      "-out", tmp / "server.csr", "-subj", "/CN=127.0.0.1")
+        self._openssl("x509", "-req", "-days", "2", "-sha256", "-in", tmp / "server.csr", "-CA", self.ca,
+                      "-CAkey", tmp / "ca.key", "-CAcreateserial", "-out", self.cert, "-extfile", ext)
+
+    @staticmethod
+    def _openssl(*args: Any) -> None:
+        # Not skipped when openssl is missing: the README's test command installs it.
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+@pytest.fixture
+def tls_redis_server(tmp_path: Path) -> Iterator[tuple[RedisServer, TlsFiles]]:
+    """A private TLS-only redis-server and the files of its throwaway CA."""
+    files = TlsFiles(tmp_path)
+    srv = RedisServer()
+    srv.start(tls=files)
+    try:
+        yield srv, files
+    finally:
+        srv.kill()
 
 
 @pytest.fixture

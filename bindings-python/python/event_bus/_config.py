@@ -47,11 +47,25 @@ _SUB_KEYWORDS: dict[str, str] = {
 }
 
 
+def _config_value(value: Any) -> Any:
+    """JSON for config values json cannot write: bytes (a PEM file read in binary mode, as
+    redis-py's ``ssl_ca_data`` takes) become their UTF-8 text."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeError("config bytes must be UTF-8 text (PEM), not binary data") from None
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def config_json(config: Optional[Mapping[str, Any]], kwargs: Mapping[str, Any]) -> str:
     """Merge a camelCase config dict with keyword arguments (keywords win) into JSON."""
     if config is not None and not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict, not {type(config).__name__}")
-    cfg: dict[str, Any] = json.loads(json.dumps(dict(config or {})))
+    try:
+        cfg: dict[str, Any] = json.loads(json.dumps(dict(config or {}), default=_config_value))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"config is not JSON serializable: {e}") from None
     for key, value in kwargs.items():
         if value is None:
             continue
@@ -66,7 +80,7 @@ def config_json(config: Optional[Mapping[str, Any]], kwargs: Mapping[str, Any]) 
         else:
             node[path[-1]] = value
     try:
-        return json.dumps(cfg, allow_nan=False)
+        return json.dumps(cfg, allow_nan=False, default=_config_value)
     except (TypeError, ValueError) as e:
         raise TypeError(f"config is not JSON serializable: {e}") from None
 
