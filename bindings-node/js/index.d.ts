@@ -790,7 +790,12 @@ export interface GapEvent {
   duration: number;
 }
 
-/** The `error` event's value: an Error with the connection it is about. */
+/**
+ * The `error` event's value: an Error with the connection it is about. Emitted for failures the
+ * library retries on its own, such as a failed reconnect (the first failure of an outage, a
+ * change of cause, then at most once a minute while it lasts; the `reconnecting` events count
+ * every attempt).
+ */
 export interface ConnectionError extends Error {
   code: string;
   connection: ConnectionName;

@@ -293,9 +293,50 @@ fn backoff(settings: &crate::config::Settings, attempt: u64) -> Duration {
     )
 }
 
+/// How often a reconnect that keeps failing for the same reason is reported again.
+const REPEAT_FAILURE_REPORT: Duration = Duration::from_secs(60);
+
+/// The failed reconnect attempts of one outage of one link. Each failure is logged, at warn
+/// for the first one, when the reason changes and at most once a minute otherwise (debug in
+/// between), and those are also emitted as `error` state events: an outage that lasts says why
+/// (a rotated password, a certificate no longer trusted) without flooding the log.
+struct ReconnectFailures {
+    link: Link,
+    last: Option<(Instant, String)>,
+}
+
+impl ReconnectFailures {
+    fn new(link: Link) -> Self {
+        ReconnectFailures { link, last: None }
+    }
+
+    fn failed(&mut self, shared: &Shared, attempt: u64, e: Error) {
+        let message = explain_untrusted_certificate(e).to_string();
+        let what = match self.link {
+            Link::Publisher => "Redis publisher reconnect failed",
+            _ => "Redis subscriber reconnect failed",
+        };
+        let fields = [("attempt", attempt.to_string()), ("error", message.clone())];
+        let report = match &self.last {
+            None => true,
+            Some((at, said)) => *said != message || at.elapsed() >= REPEAT_FAILURE_REPORT,
+        };
+        if !report {
+            return shared.logger.debug(what, &fields);
+        }
+        shared.logger.warn(what, &fields);
+        shared.emitter.emit(StateEvent::Error {
+            connection: self.link,
+            message: format!("{what} (attempt {attempt}): {message}"),
+        });
+        self.last = Some((Instant::now(), message));
+    }
+}
+
 /// A connection error when the server's TLS certificate failed verification (on `connect()`
-/// and in the reconnect log), said in plain words with what to do (rustls alone says `invalid peer certificate: UnknownIssuer`); the
-/// redis error stays the cause. Other errors pass through.
+/// and in the reconnect reports), said in plain words with what to do (rustls alone says
+/// `invalid peer certificate: UnknownIssuer`); the redis error stays the cause. Other errors
+/// pass through.
 fn explain_untrusted_certificate(e: Error) -> Error {
     let cause = std::error::Error::source(&e)
         .and_then(|s| s.downcast_ref::<redis::RedisError>())
@@ -643,6 +684,7 @@ async fn publisher_loop(
         }
         // Reconnect forever, holding publishes in the offline queue meanwhile.
         let mut attempt = 0u64;
+        let mut failures = ReconnectFailures::new(Link::Publisher);
         loop {
             attempt += 1;
             let delay = backoff(&shared.settings, attempt);
@@ -714,13 +756,7 @@ async fn publisher_loop(
                     push = p;
                     break;
                 }
-                Err(e) => shared.logger.debug(
-                    "Redis publisher reconnect failed",
-                    &[
-                        ("attempt", attempt.to_string()),
-                        ("error", explain_untrusted_certificate(e).to_string()),
-                    ],
-                ),
+                Err(e) => failures.failed(&shared, attempt, e),
             }
         }
         reconnected = true;
@@ -1230,6 +1266,7 @@ async fn subscriber_loop(
         });
         drop(conn);
         let mut attempt = 0u64;
+        let mut failures = ReconnectFailures::new(Link::Subscriber);
         loop {
             attempt += 1;
             let delay = backoff(s, attempt);
@@ -1260,13 +1297,7 @@ async fn subscriber_loop(
                     push = p;
                     continue 'outer;
                 }
-                Err(e) => shared.logger.debug(
-                    "Redis subscriber reconnect failed",
-                    &[
-                        ("attempt", attempt.to_string()),
-                        ("error", explain_untrusted_certificate(e).to_string()),
-                    ],
-                ),
+                Err(e) => failures.failed(&shared, attempt, e),
             }
         }
     }
