@@ -130,12 +130,18 @@ def rust_rows() -> list[dict[str, Any]]:
              "project": med(e2e), "peer": med(ceil_sub),
              "peer_name": "redis-benchmark -P 64 with one raw subscriber draining (end-to-end ceiling)"},
         ]
-    fan = []
+    fan, idle = [], []
     for r in range(ROUNDS):
-        log(f"rust fan-out round {r + 1}/{ROUNDS}")
+        log(f"rust fan-out and idle latency round {r + 1}/{ROUNDS}")
         fan.append(rust("fanout", 20_000, 0)["rate"])
+        idle.append(rust("idle", 1_000, SIZES["small"][0]))
     rows.append({"scenario": "fan-out: 1 publisher, 8 clients x 50 patterns, delivered", "unit": "events/s",
                  "higher_is_better": True, "project": med(fan), "peer": None, "peer_name": "-"})
+    # The core's own floor under the Node and Python latency rows (no host thread involved).
+    for q in ("p50", "p99"):
+        rows.append({"scenario": f"publish-to-handler latency {q}, idle, one process (small)", "unit": "ms",
+                     "higher_is_better": False, "project": med([x[f"{q}_ms"] for x in idle]), "peer": None,
+                     "peer_name": "-"})
     return rows
 
 

@@ -6,7 +6,9 @@
 //! - `batch`: the same bursts, each through one `publish_batch` call of 1,000 events;
 //! - `serial`: N awaited publishes one at a time, events/s and p50/p99 latency;
 //! - `e2e`: N events published in bursts into a subscriber of the same process, delivered/s;
-//! - `fanout`: 1 publisher, 8 subscribing clients with 50 patterns each, delivered/s.
+//! - `fanout`: 1 publisher, 8 subscribing clients with 50 patterns each, delivered/s;
+//! - `idle`: N events 1 ms apart, each awaited into a subscriber of the same process:
+//!   publish-to-handler latency p50/p99 (what the Node and Python rows measure, without a host).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -202,6 +204,35 @@ async fn main() {
             for s in subs {
                 s.disconnect().await.unwrap();
             }
+        }
+        "idle" => {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+            let sub = EventBusClient::from_json(&cfg("bench-rust-sub")).unwrap();
+            sub.connect().await.unwrap();
+            sub.subscribe(
+                &format!("{run}.*"),
+                Arc::new(move |_ev: Delivery| {
+                    let _ = tx.send(Instant::now());
+                    async { Ok::<(), HandlerError>(()) }
+                }),
+                SubscriptionOptions::default(),
+            )
+            .await
+            .unwrap();
+            let mut lat = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                bus.publish(&ty, &d, &opts).await.unwrap();
+                let got = rx.recv().await.unwrap();
+                lat.push((got - t).as_secs_f64() * 1e3);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            println!(
+                r#"{{"scenario":"idle","n":{n},"p50_ms":{},"p99_ms":{}}}"#,
+                pct(&mut lat, 0.5),
+                pct(&mut lat, 0.99)
+            );
+            sub.disconnect().await.unwrap();
         }
         other => panic!("unknown scenario {other}"),
     }
