@@ -95,7 +95,8 @@ def redis_ceiling_with_subscriber(n: int, size: int) -> float:
 def rust(scenario: str, n: int, size: int) -> dict[str, Any]:
     out = subprocess.run([RUST_BIN, scenario, str(n), str(size)], capture_output=True, text=True, check=True,
                          env={**os.environ, "REDIS_URL": REDIS_URL}).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return figures
 
 
 def med(xs: list[float]) -> float:
