@@ -1,4 +1,4 @@
-"""Python face vs redis-py asyncio (and redis-py blocking for the blocking rows), same Redis.
+"""Python face vs redis-py asyncio, and the blocking client vs redis-py blocking, same Redis.
 
 Every contender does the same work per event: a UUID v4 and the TS JSON envelope for publishes;
 JSON decoding into Python objects and a Python handler call for receives. Project and peer
@@ -20,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -32,6 +33,7 @@ import event_bus
 import event_bus.asyncio as eb_aio
 
 PEER = "redis-py asyncio"
+PEER_BLOCKING = "redis-py (blocking)"
 SMALL = {"photoId": "photo-123", "userId": "user-456", "filename": "vacation.jpg", "size": 1024000}
 BIG = {**SMALL, "blob": "x" * 16000}  # ~16 KB on the wire
 SIZES = {"320 B": SMALL, "16 KB": BIG}
@@ -298,10 +300,195 @@ async def latency(kind: str, url: str, samples: int, rate: float) -> tuple[float
     return pct(lat, 0.5), pct(lat, 0.99), max(lat) if lat else float("nan")
 
 
+# ---------------------------------------------------------------- blocking clients
+
+# `event_bus.EventBusClient` (handlers are plain callables on its dispatcher thread) against
+# redis-py's blocking `redis.Redis`, whose subscriber is a thread polling `get_message` and
+# decoding each message, as a blocking worker on the old stack would.
+
+def ours_blocking(url: str) -> event_bus.EventBusClient:
+    return event_bus.EventBusClient(service_name="bench", redis_url=url, log_level="error")
+
+
+def b_pub_single(kind: str, url: str, n: int, data: Any) -> float:
+    c = chan()
+    if kind == "project":
+        with ours_blocking(url) as b:
+            b.publish(c, data)
+            t = time.perf_counter()
+            for _ in range(n):
+                b.publish(c, data)
+            return n / (time.perf_counter() - t)
+    r = redis.Redis.from_url(url)
+    r.publish(c, envelope(c, data))
+    t = time.perf_counter()
+    for _ in range(n):
+        r.publish(c, envelope(c, data))
+    dt = time.perf_counter() - t
+    r.close()
+    return n / dt
+
+
+def b_publish_all(kind: str, pub: Any, c: str, n: int, data: Any, batch: int = 1000) -> None:
+    """`n` events in batches: our publish_batch, or a redis-py pipeline."""
+    for s in range(0, n, batch):
+        k = min(batch, n - s)
+        if kind == "project":
+            pub.publish_batch([(c, data)] * k)
+        else:
+            p = pub.pipeline(transaction=False)
+            for _ in range(k):
+                p.publish(c, envelope(c, data))
+            p.execute()
+
+
+def b_publisher(kind: str, url: str) -> Any:
+    if kind == "project":
+        b = ours_blocking(url)
+        b.connect()
+        return b
+    return redis.Redis.from_url(url)
+
+
+def b_close_publisher(kind: str, pub: Any) -> None:
+    pub.disconnect() if kind == "project" else pub.close()
+
+
+def b_pub_batch(kind: str, url: str, n: int, data: Any, batch: int = 1000) -> float:
+    c = chan()
+    n = max(batch, n // batch * batch)
+    pub = b_publisher(kind, url)
+    t = time.perf_counter()
+    b_publish_all(kind, pub, c, n, data, batch)
+    dt = time.perf_counter() - t
+    b_close_publisher(kind, pub)
+    return n / dt
+
+
+def b_subscribe(kind: str, url: str, c: str, on_data: Callable[[Any], None]) -> Callable[[], None]:
+    """Call `on_data(event data)` for each event on `c` (on a thread of the client's); returns close."""
+    if kind == "project":
+        b = ours_blocking(url)
+        b.connect()
+        b.subscribe(c, lambda ev: on_data(ev.data), max_pending=10_000_000)
+        return b.disconnect
+    r = redis.Redis.from_url(url)
+    ps = r.pubsub()
+    ps.subscribe(c)
+    ps.get_message(timeout=1)  # the subscribe confirmation
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            m = ps.get_message(ignore_subscribe_messages=True, timeout=0.05)
+            if m is not None:
+                on_data(json.loads(m["data"])["data"])
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+
+    def close() -> None:
+        stop.set()
+        th.join()
+        ps.close()
+        r.close()
+    return close
+
+
+class BSink:
+    """Counts handler calls from another thread; `done` is set at n."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.got, self.done = n, 0, threading.Event()
+
+    def handle(self, _data: Any) -> None:
+        self.got += 1
+        if self.got >= self.n:
+            self.done.set()
+
+    def rate_since(self, t: float) -> float:
+        self.done.wait(30)
+        return self.got / (time.perf_counter() - t)
+
+
+def b_e2e_one(kind: str, url: str, n: int, data: Any) -> float:
+    c, sink = chan(), BSink(n)
+    close = b_subscribe(kind, url, c, sink.handle)
+    pub = b_publisher(kind, url)
+    t = time.perf_counter()
+    b_publish_all(kind, pub, c, n, data)
+    rate = sink.rate_since(t)
+    b_close_publisher(kind, pub)
+    close()
+    return rate
+
+
+def b_e2e_two(kind: str, url: str, n: int, data: Any) -> float:
+    c, sink = chan(), BSink(n)
+    close = b_subscribe(kind, url, c, sink.handle)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FEED, kind, url, c, str(n), "1" if data is BIG else "0",
+         os.path.dirname(os.path.abspath(__file__))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    proc.stdout.readline()
+    t = time.perf_counter()
+    proc.stdin.write(b"go\n")
+    proc.stdin.flush()
+    rate = sink.rate_since(t)
+    proc.wait()
+    close()
+    return rate
+
+
+def b_latency(kind: str, url: str, samples: int, rate: float) -> tuple[float, float, float]:
+    """Publish-to-handler latency in ms: one event at a time, 2 ms apart (rate 0), or paced at
+    `rate`/s (as `latency` does for asyncio)."""
+    c, lat, arrived = chan(), [], threading.Event()
+
+    def on(d: Any) -> None:
+        lat.append((time.perf_counter() - d["t"]) * 1e3)
+        arrived.set()
+    close = b_subscribe(kind, url, c, on)
+    pub = b_publisher(kind, url)
+
+    def send(k: int) -> None:
+        if kind == "project" and k == 1:
+            pub.publish(c, {**SMALL, "t": time.perf_counter()})
+        elif kind == "project":
+            pub.publish_batch([(c, {**SMALL, "t": time.perf_counter()}) for _ in range(k)])
+        elif k == 1:
+            pub.publish(c, envelope(c, {**SMALL, "t": time.perf_counter()}))
+        else:
+            p = pub.pipeline(transaction=False)
+            for _ in range(k):
+                p.publish(c, envelope(c, {**SMALL, "t": time.perf_counter()}))
+            p.execute()
+    if rate <= 0:
+        for _ in range(samples):
+            arrived.clear()
+            send(1)
+            arrived.wait(5)
+            time.sleep(0.002)
+    else:
+        tick = 0.005
+        per_tick = max(1, int(rate * tick))
+        total = max(samples, int(rate * 2))  # ~2 s of load
+        start = time.perf_counter()
+        sent = 0
+        while sent < total:
+            send(per_tick)
+            sent += per_tick
+            time.sleep(max(0.0, start + sent / rate - time.perf_counter()))
+        time.sleep(0.3)
+    b_close_publisher(kind, pub)
+    close()
+    return pct(lat, 0.5), pct(lat, 0.99), max(lat) if lat else float("nan")
+
+
 # ---------------------------------------------------------------- RSS
 
-RSS_CHILD = """
-import sys, asyncio, json
+RSS_PRELUDE = """
+import sys, asyncio, json, time, gc
 def rss():
     # (all resident KiB, anonymous resident KiB: heap and stacks, without mapped code)
     st = {l.split(':')[0]: int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(('VmRSS', 'RssAnon'))}
@@ -312,6 +499,9 @@ import bench
 # Baseline after the imports (both libraries, as bench/node takes its baseline after require):
 # what the clients and their events add, not what loading the libraries costs.
 base = rss()
+"""
+
+RSS_CHILD = RSS_PRELUDE + """
 async def go():
     sink = bench.Sink(n)
     c = bench.chan()
@@ -342,15 +532,38 @@ print(after[0] - base[0], after[1] - base[1])
 """
 
 
-def rss(kind: str, url: str, n: int) -> tuple[float, float]:
+# The same with the blocking clients.
+RSS_CHILD_BLOCKING = RSS_PRELUDE + """
+sink = bench.BSink(n)
+c = bench.chan()
+close = bench.b_subscribe(kind, url, c, sink.handle)
+pub = bench.b_publisher(kind, url)
+bench.b_publish_all(kind, pub, c, n, bench.SMALL)
+sink.rate_since(time.perf_counter())
+time.sleep(1.0)
+gc.collect()
+after = rss()
+bench.b_close_publisher(kind, pub)
+close()
+print(after[0] - base[0], after[1] - base[1])
+"""
+
+
+def rss(kind: str, url: str, n: int, blocking: bool = False) -> tuple[float, float]:
     """KiB added by the clients and 100,000 events: (all resident, anonymous only)."""
-    o = subprocess.run([sys.executable, "-c", RSS_CHILD, kind, url, str(n), os.path.dirname(os.path.abspath(__file__))],
+    child = RSS_CHILD_BLOCKING if blocking else RSS_CHILD
+    o = subprocess.run([sys.executable, "-c", child, kind, url, str(n), os.path.dirname(os.path.abspath(__file__))],
                        capture_output=True, text=True, check=True)
     total, anon = o.stdout.split()[-2:]
     return float(total), float(anon)
 
 
 # ---------------------------------------------------------------- driver
+
+async def now(value: float) -> float:
+    """A blocking scenario's figure (already measured) as the awaitable the driver expects."""
+    return value
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -379,6 +592,14 @@ def main() -> None:
              lambda k, d=data, b=big: e2e_one(k, url, sc(1500 if b else 40000), d)),
             (f"end-to-end into a handler, two processes ({label})", "events/s", True,
              lambda k, d=data, b=big: e2e_two(k, url, sc(1500 if b else 40000), d)),
+            (f"blocking: publish one at a time ({label})", "events/s", True,
+             lambda k, d=data, b=big: now(b_pub_single(k, url, sc(1500 if b else 3000), d))),
+            (f"blocking: publish batched/pipelined, 1000 per batch ({label})", "events/s", True,
+             lambda k, d=data, b=big: now(b_pub_batch(k, url, sc(10000 if b else 40000), d))),
+            (f"blocking: end-to-end into a handler, one process ({label})", "events/s", True,
+             lambda k, d=data, b=big: now(b_e2e_one(k, url, sc(1500 if b else 40000), d))),
+            (f"blocking: end-to-end into a handler, two processes ({label})", "events/s", True,
+             lambda k, d=data, b=big: now(b_e2e_two(k, url, sc(1500 if b else 40000), d))),
         ]
     # BENCH_ONLY=substring: only the scenarios whose name contains it (quick checks).
     only = os.environ.get("BENCH_ONLY", "")
@@ -401,6 +622,13 @@ def main() -> None:
                 p50, p99, mx = await latency(kind, url, sc(300), r)
                 for stat, v in (("p50", p50), ("p99", p99), ("max", mx)):
                     raw.setdefault(f"latency {stat} {label} (320 B)", {}).setdefault(kind, []).append(v)
+        b_e2e = raw.get("blocking: end-to-end into a handler, one process (320 B)")
+        b_loads = [("idle", 0.0)] + ([("at 50% of peer max", statistics.median(b_e2e["peer"]) / 2)] if b_e2e else [])
+        for label, r in b_loads:
+            for kind in ("project", "peer"):
+                p50, p99, mx = b_latency(kind, url, sc(300), r)
+                for stat, v in (("p50", p50), ("p99", p99), ("max", mx)):
+                    raw.setdefault(f"blocking: latency {stat} {label} (320 B)", {}).setdefault(kind, []).append(v)
 
     t0 = time.perf_counter()
     for i in range(a.rounds):
@@ -412,21 +640,27 @@ def main() -> None:
             raw.setdefault("RSS per client after 100,000 events (added KiB)", {}).setdefault(kind, []).append(total)
             raw.setdefault("RSS per client after 100,000 events, anonymous only: heap and stacks, no mapped code (added KiB)",
                            {}).setdefault(kind, []).append(anon)
+            total, anon = rss(kind, url, 100_000 if s >= 1 else sc(100_000), blocking=True)
+            raw.setdefault("blocking: RSS per client after 100,000 events (added KiB)", {}).setdefault(kind, []).append(total)
+            raw.setdefault("blocking: RSS per client after 100,000 events, anonymous only (added KiB)",
+                           {}).setdefault(kind, []).append(anon)
 
     rows = []
     for name, by in raw.items():
-        unit = "ms" if name.startswith("latency") else "KiB" if name.startswith("RSS") else "events/s"
+        bare = name.removeprefix("blocking: ")
+        unit = "ms" if bare.startswith("latency") else "KiB" if bare.startswith("RSS") else "events/s"
         rows.append({
             "scenario": name, "unit": unit, "higher_is_better": unit == "events/s",
             "project": statistics.median(by["project"]), "peer": statistics.median(by["peer"]),
-            "peer_name": PEER,
+            "peer_name": PEER_BLOCKING if name.startswith("blocking: ") else PEER,
         })
-    print(f"| scenario | unit | project | {PEER} | project/peer |\n|---|---|---:|---:|---:|")
+    print("| scenario | unit | project | peer | peer is | project/peer |\n|---|---|---:|---:|---|---:|")
     for r in rows:
         fmt = "{:,.2f}" if r["unit"] == "ms" else "{:,.0f}"
         ratio = r["project"] / r["peer"] if r["peer"] else float("nan")
         better = "" if r["higher_is_better"] else " (lower is better)"
-        print(f"| {r['scenario']} | {r['unit']}{better} | {fmt.format(r['project'])} | {fmt.format(r['peer'])} | {ratio:.2f}x |")
+        print(f"| {r['scenario']} | {r['unit']}{better} | {fmt.format(r['project'])} | {fmt.format(r['peer'])} "
+              f"| {r['peer_name']} | {ratio:.2f}x |")
     print(f"\n{a.rounds} rounds, medians; {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     if a.json_path:
         with open(a.json_path, "w", encoding="utf-8") as f:
