@@ -20,7 +20,7 @@
 //! Tokio workers never hold the GIL for longer than pushing a wake-up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -136,7 +136,17 @@ impl Dispatcher {
                     std::thread::sleep(Duration::from_secs(3600));
                 }
                 let rx = self.rx.lock().unwrap_or_else(|p| p.into_inner());
-                match rx.recv_timeout(Duration::from_millis(100)) {
+                let next = match rx.try_recv() {
+                    Ok(j) => Ok(j),
+                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                    Err(TryRecvError::Empty) => {
+                        // Nothing to run: hand this thread's allocator cache back before
+                        // waiting, as the runtime's workers do when they park.
+                        event_bus::runtime::thread_idle();
+                        rx.recv_timeout(Duration::from_millis(100))
+                    }
+                };
+                match next {
                     Ok(j) => {
                         let mut v = Vec::with_capacity(16);
                         v.push(j);
