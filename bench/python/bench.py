@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 import redis
 import redis.asyncio as aredis
@@ -237,6 +237,15 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, int(round((len(xs) - 1) * p)))] if xs else float("nan")
 
 
+def paced(rate: float, samples: int) -> Iterator[tuple[int, float]]:
+    """The load of the latency rows: about 2 s at `rate`/s (at least `samples` events) in 5 ms
+    ticks, as (events to send now, the `perf_counter` time to wait for before the next tick)."""
+    per_tick = max(1, int(rate * 0.005))
+    start = time.perf_counter()
+    for sent in range(0, max(samples, int(rate * 2)), per_tick):
+        yield per_tick, start + (sent + per_tick) / rate
+
+
 async def latency(kind: str, url: str, samples: int, rate: float) -> tuple[float, float, float]:
     """Publish-to-handler latency in ms: one event at a time (rate 0) or paced at `rate`/s."""
     c = chan()
@@ -284,16 +293,9 @@ async def latency(kind: str, url: str, samples: int, rate: float) -> tuple[float
                 pass
             await asyncio.sleep(0.002)
     else:
-        tick = 0.005
-        per_tick = max(1, int(rate * tick))
-        total = max(samples, int(rate * 2))  # ~2 s of load
-        start = time.perf_counter()
-        sent = 0
-        while sent < total:
-            await send(per_tick)
-            sent += per_tick
-            delay = start + sent / rate - time.perf_counter()
-            await asyncio.sleep(max(0.0, delay))
+        for k, until in paced(rate, samples):
+            await send(k)
+            await asyncio.sleep(max(0.0, until - time.perf_counter()))
         await asyncio.sleep(0.3)
     await fin()
     await close()
@@ -470,15 +472,9 @@ def b_latency(kind: str, url: str, samples: int, rate: float) -> tuple[float, fl
             arrived.wait(5)
             time.sleep(0.002)
     else:
-        tick = 0.005
-        per_tick = max(1, int(rate * tick))
-        total = max(samples, int(rate * 2))  # ~2 s of load
-        start = time.perf_counter()
-        sent = 0
-        while sent < total:
-            send(per_tick)
-            sent += per_tick
-            time.sleep(max(0.0, start + sent / rate - time.perf_counter()))
+        for k, until in paced(rate, samples):
+            send(k)
+            time.sleep(max(0.0, until - time.perf_counter()))
         time.sleep(0.3)
     b_close_publisher(kind, pub)
     close()
