@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+pub use crate::options::PublishOptions;
 
 /// `metadata.version` written by every publisher.
 pub const WIRE_VERSION: &str = "1.0.0";
@@ -26,55 +27,6 @@ pub const RESERVED_METADATA_KEYS: [&str; 6] = [
     "userId",
     "version",
 ];
-
-/// Options of a publish, the TS `PublishOptions`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishOptions {
-    /// Trace id; a new UUID v4 when absent.
-    #[serde(default)]
-    pub trace_id: Option<String>,
-    /// Correlation id, copied into metadata.
-    #[serde(default)]
-    pub correlation_id: Option<String>,
-    /// User id: copied into metadata and, without a room, selects channel `user:{userId}`.
-    #[serde(default)]
-    pub user_id: Option<String>,
-    /// Room: selects channel `room:{room}` (wins over user and broadcast).
-    #[serde(default)]
-    pub room: Option<String>,
-    /// Selects channel `broadcast` when neither room nor user is given.
-    #[serde(default)]
-    pub broadcast: Option<bool>,
-    /// Extra metadata fields, written after `version`.
-    #[serde(default)]
-    pub metadata: Option<Map<String, Value>>,
-    /// Accepted; no effect until durable delivery exists.
-    #[serde(default)]
-    pub priority: Option<Value>,
-    /// Accepted; no effect until durable delivery exists.
-    #[serde(default)]
-    pub ttl: Option<Value>,
-    /// Accepted; no effect until durable delivery exists.
-    #[serde(default)]
-    pub persistent: Option<Value>,
-}
-
-impl PublishOptions {
-    /// Parse options from JSON (`null`/empty string means none).
-    pub fn from_json(json: &str) -> Result<PublishOptions> {
-        let t = json.trim();
-        if t.is_empty() || t == "null" {
-            return Ok(PublishOptions::default());
-        }
-        serde_json::from_str(t).map_err(|e| {
-            Error::new(
-                crate::ErrorKind::InvalidArgument,
-                format!("invalid publish options: {e}"),
-            )
-        })
-    }
-}
 
 /// The channel an event goes to: room > user > broadcast > type (SPEC §3). Empty room or user
 /// strings count as absent, as in the TS package.

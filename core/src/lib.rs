@@ -47,6 +47,7 @@ pub mod event;
 pub mod filter;
 pub mod glob;
 pub mod logging;
+pub mod options;
 pub mod outcomes;
 pub mod runtime;
 #[cfg(feature = "socketio")]

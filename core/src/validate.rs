@@ -130,6 +130,72 @@ impl EventValidator {
         Ok(())
     }
 
+    /// The TS `validateEvent` on a whole event given as JSON text: required fields, the type,
+    /// the metadata (source, timestamp, ids, version) and both size limits, in the TS order and
+    /// with its messages. The event size is the length of `json` itself, as the TS package
+    /// measured `JSON.stringify(event)`.
+    pub fn validate_event_json(&self, json: &str) -> Result<()> {
+        let event: Value = serde_json::from_str(json)
+            .map_err(|_| Error::validation("Event must be a JSON object"))?;
+        let Some(ev) = event.as_object() else {
+            return Err(Error::validation("Event ID is required"));
+        };
+        let truthy = |v: Option<&Value>| match v {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+            Some(_) => true,
+        };
+        if !truthy(ev.get("id")) {
+            return Err(Error::validation("Event ID is required"));
+        }
+        if !truthy(ev.get("type")) {
+            return Err(Error::validation("Event type is required"));
+        }
+        let data = match ev.get("data") {
+            None | Some(Value::Null) => return Err(Error::validation("Event data is required")),
+            Some(d) => d,
+        };
+        if !truthy(ev.get("metadata")) {
+            return Err(Error::validation("Event metadata is required"));
+        }
+        match ev.get("type") {
+            Some(Value::String(t)) => self.validate_event_type(t)?,
+            _ => return Err(Error::validation("Event type must be a string")),
+        }
+        let Some(md) = ev.get("metadata").and_then(Value::as_object) else {
+            return Err(Error::validation("Metadata source is required"));
+        };
+        if !truthy(md.get("source")) {
+            return Err(Error::validation("Metadata source is required"));
+        }
+        if !truthy(md.get("timestamp")) {
+            return Err(Error::validation("Metadata timestamp is required"));
+        }
+        if !matches!(md.get("source"), Some(Value::String(s)) if !s.is_empty()) {
+            return Err(Error::validation(
+                "Metadata source must be a non-empty string",
+            ));
+        }
+        match md.get("timestamp") {
+            Some(Value::String(ts)) => self.validate_timestamp(ts)?,
+            _ => return Err(Error::validation("Timestamp must be a string")),
+        }
+        for field in ["traceId", "userId", "correlationId"] {
+            match md.get(field) {
+                None => {}
+                Some(Value::String(id)) => self.validate_id(id, field)?,
+                Some(_) => return Err(Error::validation(format!("{field} must be a string"))),
+            }
+        }
+        if matches!(md.get("version"), Some(v) if !v.is_string()) {
+            return Err(Error::validation("Metadata version must be a string"));
+        }
+        self.validate_sizes(json.len(), 0)?;
+        let data_len = serde_json::to_string(data).map_or(0, |d| d.len());
+        self.validate_sizes(0, data_len)
+    }
+
     /// Size rules on the serialized event and data, with the TS messages.
     pub fn validate_sizes(&self, event_len: usize, data_len: usize) -> Result<()> {
         if event_len > self.max_event_size {
