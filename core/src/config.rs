@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::input;
 
 /// Log verbosity, as the TS package's `LogLevel` (`debug` | `info` | `warn` | `error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
@@ -61,6 +62,11 @@ pub enum TransportKind {
     Memory,
 }
 
+/// Sections the TS package's `EventBusConfig` declares that this client accepts and ignores on
+/// purpose (server mode and its security and monitoring are not part of a client library):
+/// no warning for these. `websocket` is listed for its keys other than `transports`.
+const TS_IGNORED_SECTIONS: &[&str] = &["server", "security", "monitoring", "websocket"];
+
 /// `EventBusConfig`. Only `serviceName` and `redis` are required, as in the TS package.
 #[derive(Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -95,8 +101,13 @@ pub struct EventBusConfig {
     /// Added: validation limits.
     #[serde(default)]
     pub validation: Option<ValidationConfig>,
+    /// Keys of the JSON form that this library does not know (dotted paths such as
+    /// `redis.sentinel`), other than the TS package's declared-but-ignored sections: ignored,
+    /// and the client logs a warning naming them.
+    #[serde(skip)]
+    pub unknown_keys: Vec<String>,
     /// Added: how long `disconnect()` waits for in-flight handlers (ms, default 5000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub disconnect_timeout: Option<u64>,
 }
 
@@ -108,7 +119,7 @@ pub struct RedisConfig {
     #[serde(default)]
     pub host: Option<String>,
     /// Port (default 6379).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::whole")]
     pub port: Option<u16>,
     /// `redis://[user:pass@]host:port/db`, `rediss://...` for TLS, or `memory://name`.
     #[serde(default)]
@@ -148,23 +159,23 @@ pub struct RedisConfig {
     #[serde(default)]
     pub key_prefix: Option<String>,
     /// Connect timeout (ms, default 10000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub connect_timeout: Option<u64>,
     /// Added: a publish that has not been sent after this long fails (ms, default 5000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub publish_timeout: Option<u64>,
     /// Added: publishes waiting while the publisher is disconnected (default 10000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::whole")]
     pub offline_queue_size: Option<usize>,
     /// Added: a connection (publisher or subscriber) idle this long is PINGed, and replaced
     /// when no answer comes within the same time, at most 5 s (ms, default 5000; 0 disables).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub heartbeat_interval: Option<u64>,
     /// Added: first reconnect delay (ms, default 100), doubled per attempt with jitter.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub reconnect_delay: Option<u64>,
     /// Added: reconnect delay cap (ms, default 5000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub reconnect_delay_max: Option<u64>,
     /// ioredis options accepted and ignored.
     #[serde(default)]
@@ -224,16 +235,16 @@ pub struct ClientConfig {
     #[serde(default)]
     pub reconnection: Option<bool>,
     /// ms, default 1000.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub reconnection_delay: Option<u64>,
     /// ms, default 5000.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub reconnection_delay_max: Option<u64>,
     /// Default unlimited.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::whole")]
     pub reconnection_attempts: Option<u64>,
     /// Connect timeout, ms, default 20000.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub timeout: Option<u64>,
 }
 
@@ -265,17 +276,17 @@ pub struct WebSocketConfig {
 #[serde(rename_all = "camelCase")]
 pub struct PerformanceConfig {
     /// Most publishes coalesced into one pipeline write (default 512).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::whole")]
     pub batch_size: Option<usize>,
     /// How long (ms) a lone publish may wait for company before it is written (default 0:
     /// never wait; concurrent publishes are still coalesced).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub batch_interval: Option<u64>,
     /// Default `maxRetries` of subscriptions (default 3).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::whole")]
     pub max_retries: Option<u32>,
     /// Default `retryDelay` of subscriptions (ms, default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub retry_delay: Option<u64>,
     /// Accepted, no effect.
     #[serde(default)]
@@ -287,10 +298,10 @@ pub struct PerformanceConfig {
 #[serde(rename_all = "camelCase")]
 pub struct ValidationConfig {
     /// Serialized event limit in bytes (default 1 MiB).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::whole")]
     pub max_event_size: Option<usize>,
     /// Serialized data limit in bytes (default 512 KiB).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "input::whole")]
     pub max_data_size: Option<usize>,
     /// Check the predefined photo events' data shapes on publish (default false).
     #[serde(default)]
@@ -495,24 +506,29 @@ fn ms(v: Option<u64>, default: u64) -> Duration {
 }
 
 impl EventBusConfig {
-    /// Parse the JSON form of the config (what every binding passes).
+    /// Parse the JSON form of the config (what every binding passes). A key of the wrong type
+    /// or out of range is a `Config` error that names it (`Invalid EventBusConfig: redis.port
+    /// must be at most 65535 (got 70000)`); text that is not JSON is a `Config` error too.
     pub fn from_json(json: &str) -> Result<EventBusConfig> {
-        let value: Value = serde_json::from_str(json).map_err(|e| {
-            Error::new(ErrorKind::Config, "EventBusConfig is not valid JSON").with_source(e)
-        })?;
-        Self::from_value(value)
+        let (mut config, unknown): (EventBusConfig, Vec<String>) =
+            input::parse(json, "EventBusConfig", ErrorKind::Config).map_err(|e| {
+                // A config that is not JSON is still a config mistake, whatever the face.
+                Error::new(ErrorKind::Config, e.message())
+            })?;
+        config.unknown_keys = unknown
+            .into_iter()
+            .filter(|k| {
+                !TS_IGNORED_SECTIONS
+                    .iter()
+                    .any(|s| k == s || k.starts_with(&format!("{s}.")))
+            })
+            .collect();
+        Ok(config)
     }
 
-    /// Read the config from a JSON value.
+    /// Read the config from a JSON value (same rules as [`EventBusConfig::from_json`]).
     pub fn from_value(value: Value) -> Result<EventBusConfig> {
-        if !value.is_object() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "EventBusConfig must be an object",
-            ));
-        }
-        serde_json::from_value(value)
-            .map_err(|e| Error::new(ErrorKind::Config, format!("invalid EventBusConfig: {e}")))
+        Self::from_json(&value.to_string())
     }
 
     /// Check required fields with the TS constructor's messages and apply every default.

@@ -119,15 +119,6 @@ impl Error {
         out
     }
 
-    /// True when trying again later may succeed (connection trouble, timeouts, a full queue).
-    /// `OutcomeUnknown` is deliberately not retryable: a retry could deliver the event twice.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.kind,
-            ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::QueueFull
-        )
-    }
-
     /// True when the publish is known not to have reached Redis.
     pub fn is_not_sent(&self) -> bool {
         !matches!(self.kind, ErrorKind::OutcomeUnknown)
@@ -184,7 +175,11 @@ impl std::error::Error for Error {
 }
 
 impl From<serde_json::Error> for Error {
+    /// Text that should have been JSON and is not: the position, not serde's wording.
     fn from(e: serde_json::Error) -> Self {
-        Error::new(ErrorKind::InvalidArgument, "invalid JSON").with_source(e)
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+        )
     }
 }

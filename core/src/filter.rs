@@ -44,14 +44,14 @@ const OPERATORS: [&str; 8] = [
 impl SubscriptionFilter {
     /// Reject unknown operators up front (the TS package silently treated them as false).
     pub fn check(&self) -> Result<()> {
-        for c in &self.conditions {
+        for (i, c) in self.conditions.iter().enumerate() {
             if !OPERATORS.contains(&c.operator.as_str()) {
                 return Err(Error::new(
                     ErrorKind::Validation,
                     format!(
-                        "Unknown filter operator '{}' (expected one of {})",
-                        c.operator,
-                        OPERATORS.join(", ")
+                        "Invalid subscription options: filter.conditions[{i}].operator must be one of {} (got {})",
+                        OPERATORS.map(|o| format!("\"{o}\"")).join(", "),
+                        Value::String(c.operator.clone())
                     ),
                 ));
             }
@@ -60,7 +60,10 @@ impl SubscriptionFilter {
             None | Some("AND") | Some("OR") => Ok(()),
             Some(o) => Err(Error::new(
                 ErrorKind::Validation,
-                format!("Filter operator must be 'AND' or 'OR', got '{o}'"),
+                format!(
+                    "Invalid subscription options: filter.operator must be \"AND\" or \"OR\" (got {})",
+                    Value::String(o.to_string())
+                ),
             )),
         }
     }

@@ -46,6 +46,7 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod glob;
+mod input;
 pub mod logging;
 pub mod options;
 pub mod outcomes;

@@ -1,4 +1,4 @@
-//! Logging (SPEC §6): `tracing` events in the core, written as the TS package's lines
+//! Logging: `tracing` events in the core, written as the TS package's lines
 //! `[ISO time] [LEVEL] [serviceName] message key=value...`, or JSON lines.
 //!
 //! A library should not install a global subscriber behind a Rust user's back, so the core

@@ -9,11 +9,16 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::SubscriptionFilter;
+use crate::input;
 
 /// Options of a publish, the TS `PublishOptions`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishOptions {
+    /// Keys of the JSON form that are not options (a typo such as `tarceId`): ignored, and the
+    /// client logs a warning naming them.
+    #[serde(skip)]
+    pub unknown_keys: Vec<String>,
     /// Trace id; a new UUID v4 when absent.
     #[serde(default)]
     pub trace_id: Option<String>,
@@ -44,18 +49,19 @@ pub struct PublishOptions {
 }
 
 impl PublishOptions {
-    /// Parse options from JSON (`null`/empty string means none).
+    /// Parse options from JSON (`null`/empty string means none). A value of the wrong type is
+    /// a `Validation` error naming the key (`Invalid publish options: traceId must be a string
+    /// (got 5)`); text that is not JSON is an `InvalidArgument` error. `null` fields count as
+    /// absent.
     pub fn from_json(json: &str) -> Result<PublishOptions> {
         let t = json.trim();
         if t.is_empty() || t == "null" {
             return Ok(PublishOptions::default());
         }
-        serde_json::from_str(t).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                format!("invalid publish options: {e}"),
-            )
-        })
+        let (mut o, unknown): (PublishOptions, _) =
+            input::parse(t, "publish options", ErrorKind::Validation)?;
+        o.unknown_keys = unknown;
+        Ok(o)
     }
 }
 
@@ -63,29 +69,54 @@ impl PublishOptions {
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionOptions {
-    /// Handler timeout in ms (default 30000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Handler timeout in ms (default 30000; 0 also means the default). A fraction of a ms is
+    /// rounded up.
+    #[serde(
+        default,
+        deserialize_with = "input::millis::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<u64>,
     /// Retry a failed or timed-out handler (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_on_error: Option<bool>,
     /// Retries after the first attempt (default 3, or `performance.maxRetries`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "input::whole",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_retries: Option<u32>,
     /// First retry delay in ms (default 1000, or `performance.retryDelay`), doubled each retry.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "input::millis::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retry_delay: Option<u64>,
     /// Retry delay cap in ms (default 10000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "input::millis::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_retry_delay: Option<u64>,
     /// Only events passing this filter reach the handler.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<SubscriptionFilter>,
     /// Handler runs in flight at once (default 1: strictly in order).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "input::whole",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub concurrency: Option<usize>,
     /// Queue bound; past it events are dropped and counted (default 10000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "input::whole",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max_pending: Option<usize>,
     /// Accepted (TS field), no effect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,21 +124,24 @@ pub struct SubscriptionOptions {
     /// Free-form (TS field); a `filter` inside it is honoured as the TS hub protocol sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// Keys of the JSON form that are not options: ignored, and the client logs a warning
+    /// naming them.
+    #[serde(skip)]
+    pub unknown_keys: Vec<String>,
 }
 
 impl SubscriptionOptions {
-    /// Parse from JSON (`null`/empty = defaults).
+    /// Parse from JSON (`null`/empty = defaults). Wrong types and ranges are `Validation`
+    /// errors naming the key; text that is not JSON is an `InvalidArgument` error.
     pub fn from_json(json: &str) -> Result<SubscriptionOptions> {
         let t = json.trim();
         if t.is_empty() || t == "null" {
             return Ok(SubscriptionOptions::default());
         }
-        serde_json::from_str(t).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                format!("invalid subscription options: {e}"),
-            )
-        })
+        let (mut o, unknown): (SubscriptionOptions, _) =
+            input::parse(t, "subscription options", ErrorKind::Validation)?;
+        o.unknown_keys = unknown;
+        Ok(o)
     }
 
     fn effective_filter(&self) -> Result<Option<SubscriptionFilter>> {
@@ -115,12 +149,18 @@ impl SubscriptionOptions {
             return Ok(Some(f.clone()));
         }
         match self.metadata.as_ref().and_then(|m| m.get("filter")) {
-            Some(v) if !v.is_null() => serde_json::from_value(v.clone()).map(Some).map_err(|e| {
-                Error::new(
-                    ErrorKind::Validation,
-                    format!("invalid metadata.filter: {e}"),
-                )
-            }),
+            Some(v) if !v.is_null() => serde_path_to_error::deserialize(v.clone())
+                .map(Some)
+                .map_err(|e| {
+                    let path = match e.path().to_string().as_str() {
+                        "." => "metadata.filter".to_string(),
+                        p => format!("metadata.filter.{p}"),
+                    };
+                    Error::new(
+                        ErrorKind::Validation,
+                        input::sentence("subscription options", &path, e.inner()),
+                    )
+                }),
             _ => Ok(None),
         }
     }
@@ -152,10 +192,14 @@ impl Policy {
         let concurrency = o.concurrency.unwrap_or(1);
         let max_pending = o.max_pending.unwrap_or(10_000);
         if concurrency == 0 {
-            return Err(Error::validation("concurrency must be at least 1"));
+            return Err(Error::validation(
+                "Invalid subscription options: concurrency must be at least 1 (got 0)",
+            ));
         }
         if max_pending == 0 {
-            return Err(Error::validation("maxPending must be at least 1"));
+            return Err(Error::validation(
+                "Invalid subscription options: maxPending must be at least 1 (got 0)",
+            ));
         }
         Ok(Policy {
             timeout: Duration::from_millis(o.timeout.filter(|t| *t > 0).unwrap_or(30_000)),

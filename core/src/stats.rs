@@ -120,7 +120,8 @@ pub struct StatsSnapshot {
     pub p99_latency: f64,
     /// Events received per second over the last few seconds.
     pub messages_per_second: f64,
-    /// `eventsFailed / (eventsPublished + eventsReceived)`.
+    /// `eventsFailed / (eventsPublished + eventsReceived + invalidMessages)`: computed here
+    /// once, for every face.
     pub error_rate: f64,
     /// ms since `connect()`.
     pub uptime: u64,

@@ -1,4 +1,5 @@
-//! Validation before publish, with the TS package's rules and messages (SPEC §5).
+//! Validation before publish: the TS package's rules and messages, kept so that a service
+//! moving over sees the same errors.
 
 use serde_json::Value;
 

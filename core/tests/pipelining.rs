@@ -213,7 +213,7 @@ async fn queue_batch_checks_json_items_on_the_runtime_and_keeps_their_places() {
             None,
             Some(event_bus::ErrorKind::Validation),
             None,
-            Some(event_bus::ErrorKind::InvalidArgument),
+            Some(event_bus::ErrorKind::Validation),
             None
         ]
     );
