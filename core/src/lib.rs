@@ -46,9 +46,9 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod glob;
+mod handler;
 pub mod logging;
 pub mod options;
-pub mod outcomes;
 pub mod runtime;
 #[cfg(feature = "socketio")]
 mod socketio;
@@ -66,10 +66,10 @@ pub use config::{EventBusConfig, LogLevel};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Delivery, PublishOptions};
 pub use glob::{is_pattern, matches_pattern};
+pub use handler::outcomes;
+pub use handler::{Handler, HandlerError, HandlerFuture};
 pub use outcomes::{batch_outcomes, BatchOutcome, OutcomeReporter, SharedStates};
 pub use state::{Link, StateEvent};
 pub use stats::StatsSnapshot;
-pub use subscription::{
-    Handler, HandlerError, HandlerFuture, SubscriptionInfo, SubscriptionOptions,
-};
+pub use subscription::{SubscriptionInfo, SubscriptionOptions};
 pub use validate::EventValidator;
