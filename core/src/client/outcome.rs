@@ -120,7 +120,7 @@ pub struct BatchItem {
     pub options: PublishOptions,
 }
 
-/// An item for [`EventBusClient::queue_batch`]: made into a [`BatchItem`] on the runtime, by
+/// An item for [`EventBusClient::queue_batch`](crate::EventBusClient::queue_batch): made into a [`BatchItem`] on the runtime, by
 /// the client's hand-over task, so the host's thread does not pay for the checking.
 pub trait IntoBatchItem: Send + 'static {
     /// The item, or why it cannot be published (it then fails before it is sent).

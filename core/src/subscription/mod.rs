@@ -6,11 +6,11 @@
 //! through its own bounded queue, so a slow handler never blocks the socket reader. The jobs:
 //! - this file: [`Key`], [`SubscriptionInfo`], the registry and a subscription's lifecycle
 //!   (add, remove, drain at disconnect);
-//! - [`dispatch`]: a received message decoded and handed to the subscriptions under its key
+//! - `dispatch`: a received message decoded and handed to the subscriptions under its key
 //!   (or, from Socket.IO, to those whose pattern matches its type);
-//! - [`worker`]: each subscription's bounded queue and the worker that runs its handler
+//! - `worker`: each subscription's bounded queue and the worker that runs its handler
 //!   (ordering, concurrency, batches, timeout, retries, drops);
-//! - [`seen`]: the duplicate check for events that arrive both by Redis and by Socket.IO.
+//! - `seen`: the duplicate check for events that arrive both by Redis and by Socket.IO.
 //!
 //! The handler contract itself ([`Handler`], [`HandlerError`]) lives in `crate::handler`; the
 //! options ([`SubscriptionOptions`]) and what the core makes of them (`Policy`) in
