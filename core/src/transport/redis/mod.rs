@@ -45,6 +45,7 @@ struct LinkState {
     pub_conn: Mutex<Option<MultiplexedConnection>>,
 }
 
+/// The client's handle on the two links and their supervisor tasks.
 pub(crate) struct RedisTransport {
     pub_tx: mpsc::Sender<PubRequest>,
     sub_ctl: mpsc::UnboundedSender<SubCtl>,
@@ -55,6 +56,8 @@ pub(crate) struct RedisTransport {
 }
 
 impl RedisTransport {
+    /// Open both connections (either failing fails the call: `connect()` reports it), then
+    /// start the publisher and subscriber tasks that own them from here on.
     pub(crate) async fn connect(
         info: redis::ConnectionInfo,
         shared: Arc<Shared>,
@@ -104,6 +107,7 @@ impl RedisTransport {
         })
     }
 
+    /// Whether each link is up right now.
     pub(crate) fn links(&self) -> LinkStatus {
         LinkStatus {
             publisher_up: self.links.pub_up.load(Relaxed),
@@ -111,6 +115,8 @@ impl RedisTransport {
         }
     }
 
+    /// Ask the subscriber task to bring the server-side subscriptions in line with the
+    /// registry; resolves when Redis confirmed them (at once while the link is down).
     pub(crate) async fn sync(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.sub_ctl
@@ -119,6 +125,7 @@ impl RedisTransport {
         rx.await.map_err(|_| Error::closed())?
     }
 
+    /// PING through the publisher connection (bounded by 2 s): the round trip.
     pub(crate) async fn ping(&self) -> Result<Duration> {
         let conn = self
             .links
@@ -150,6 +157,8 @@ impl RedisTransport {
         }
     }
 
+    /// Stop both tasks (each gets 2 s to finish: pipelines in flight get their replies,
+    /// queued publishes fail as closed) and mark both links down.
     pub(crate) async fn close(&self) {
         let _ = self.shutdown.send(true);
         let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().await);
