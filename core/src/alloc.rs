@@ -1,15 +1,14 @@
 //! jemalloc as the allocator of the Node and Python faces (cargo feature `jemalloc`).
 //!
 //! The core moves every event between threads (the reader, the runtime's workers, the host's
-//! thread), so most frees happen on another thread than the allocation. glibc's malloc took
-//! about a third of the CPU of an end-to-end run in a profile (`_int_malloc`, `_int_free`,
-//! `malloc_consolidate`, arena locks); with jemalloc (preloaded) the Rust end-to-end bench went from
-//! ~100k to ~165k events/s on this machine. The tuning keeps the footprint at the peers':
-//! two arenas, dirty pages returned after 200 ms by jemalloc's background thread.
+//! thread), so most frees happen on another thread than the allocation. glibc's malloc handles
+//! that pattern poorly (its arena locks, `malloc_consolidate` and cross-thread frees are on
+//! the hot path of every event); jemalloc handles it well. The tuning keeps the footprint
+//! small: two arenas, dirty pages returned after 200 ms by jemalloc's background thread.
 //!
 //! Each runtime worker hands its thread cache back to the arena when it parks after work
-//! (`on_park`): without that, a burst left about 1.5 MB of freed blocks cached in idle
-//! workers (bench/python's RSS scenario), at no measurable CPU cost per event.
+//! (`on_park`): without that, a burst leaves its freed blocks cached in idle workers for good;
+//! the flush costs two loads when the worker did nothing since the last one.
 //!
 //! Only Rust allocations go through it (the host keeps its own malloc). Built with
 //! `disable_initial_exec_tls`, which a library loaded with `dlopen` needs. The C library does

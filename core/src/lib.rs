@@ -3,22 +3,38 @@
 //! Services publish events and subscribe to glob patterns over Redis pub/sub. This crate is
 //! the one implementation; the Node (napi-rs), Python (PyO3) and C faces are thin adapters.
 //!
-//! Where things are:
-//! - [`client`]: [`EventBusClient`], the API every face wraps (connect, publish family,
-//!   subscribe, health, stats, disconnect).
-//! - [`config`]: the TS package's `EventBusConfig` JSON shape and its defaults.
-//! - [`event`]: the wire format (SPEC §3): encoding in the TS key order, decoding of received
-//!   messages into [`Delivery`].
-//! - [`validate`]: the TS package's validation rules and messages.
-//! - [`glob`]: Redis's glob matcher, byte for byte.
-//! - [`filter`]: subscription filters with the TS operators.
-//! - [`subscription`]: the [`Handler`] trait faces implement, the registry, the per-subscription
-//!   queues and workers (ordering, concurrency, timeout, retries, drops).
-//! - `transport`: Redis (publisher/subscriber supervisors, reconnection, pipelining) and the
-//!   in-process memory broker.
+//! Where things are (each file starts with what lives there and why):
+//! - [`client`]: [`EventBusClient`], the API every face wraps. `client/mod.rs` is the handle,
+//!   connect/disconnect and subscribe/unsubscribe; `publish.rs` the publish family,
+//!   `publish_batch` and `queue_batch` (one path: validate and encode, hand over, answer);
+//!   `outcome.rs` what a publish returns ([`PublishReceipt`], [`PublishFailure`],
+//!   [`OutcomeJson`]) and the batch items; `rooms.rs` the Socket.IO room calls; `health.rs`
+//!   `healthCheck()` and `getStats()`.
+//! - [`options`]: publish and subscription options, read from JSON and checked (the one
+//!   interpreter of them); [`config`]: the TS package's `EventBusConfig` JSON shape and its
+//!   defaults; [`validate`]: the TS package's event validation rules and messages;
+//!   [`error`]: [`Error`] and its codes.
+//! - [`event`]: the wire format. `encode.rs` writes the outgoing envelope in the TS key order
+//!   and picks the channel; `decode.rs` reads received messages into [`Delivery`].
+//! - `handler`: the contract with a face's handlers ([`Handler`], [`HandlerError`]) and, in
+//!   [`outcomes`], how a host reports the outcomes of a batch of events.
+//! - [`subscription`]: the registry (`mod.rs`), received messages to subscriptions
+//!   (`dispatch.rs`), each subscription's bounded queue and worker: ordering, concurrency,
+//!   timeout, retries, drops (`worker.rs`), and the duplicate check for events arriving by
+//!   Redis and Socket.IO (`seen.rs`). [`filter`]: subscription filters with the TS operators;
+//!   [`glob`]: Redis's glob matcher, byte for byte.
+//! - `transport`: the brokers. `transport/redis/` has `mod.rs` (the `RedisTransport` glue),
+//!   `connect.rs` (connecting, backoff, reconnect failure reports), `requests.rs` (the
+//!   caller's side of a publish: states, offline queue, answers), `publisher.rs` (the
+//!   pipelining publisher task) and `subscriber.rs` (the subscriber task: push dispatch,
+//!   resubscribe, heartbeat); `transport/memory.rs` is the in-process memory broker.
+//! - `socketio` (feature `socketio`): rooms over a Socket.IO hub. `mod.rs` is the client's
+//!   handle, `connection.rs` the connection task, `protocol.rs` packets and acks,
+//!   `engine.rs` the Engine.IO transports.
 //! - [`state`]: connection state events (`connected`, `disconnected`, `reconnecting`, `gap`,
-//!   `error`).
-//! - [`runtime`]: the one lazily started tokio runtime and the blocking helper.
+//!   `error`); [`stats`]: the counters behind `getStats()`.
+//! - [`runtime`]: the one lazily started tokio runtime and the blocking helper; `alloc`
+//!   (feature `jemalloc`): the allocator of the Node and Python faces.
 //! - [`logging`]: the TS log line format, with a pluggable sink.
 //!
 //! ```no_run
@@ -46,10 +62,10 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod glob;
+mod handler;
 mod input;
 pub mod logging;
 pub mod options;
-pub mod outcomes;
 pub mod runtime;
 #[cfg(feature = "socketio")]
 mod socketio;
@@ -67,10 +83,10 @@ pub use config::{EventBusConfig, LogLevel};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Delivery, PublishOptions};
 pub use glob::{is_pattern, matches_pattern};
+pub use handler::outcomes;
+pub use handler::{Handler, HandlerError, HandlerFuture};
 pub use outcomes::{batch_outcomes, BatchOutcome, OutcomeReporter, SharedStates};
 pub use state::{Link, StateEvent};
 pub use stats::StatsSnapshot;
-pub use subscription::{
-    Handler, HandlerError, HandlerFuture, SubscriptionInfo, SubscriptionOptions,
-};
+pub use subscription::{SubscriptionInfo, SubscriptionOptions};
 pub use validate::EventValidator;

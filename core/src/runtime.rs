@@ -14,8 +14,8 @@ use tokio::runtime::{Handle, Runtime};
 static RUNTIME: Mutex<Option<(Arc<Runtime>, u32)>> = Mutex::new(None);
 
 /// Worker threads of the runtime: `EVENT_BUS_WORKER_THREADS` when set to a positive number,
-/// else 2. (1 measured lower idle latency beside a busy Node or Python thread on 2 cores, and
-/// fell behind on in-process fan-out to many clients; README, "Threads".)
+/// else 2: one worker leaves more of a small machine to a busy Node or Python thread, but
+/// falls behind on in-process fan-out to many clients (README, "Threads").
 fn worker_threads() -> usize {
     std::env::var("EVENT_BUS_WORKER_THREADS")
         .ok()
@@ -56,7 +56,7 @@ pub fn runtime() -> Arc<Runtime> {
 /// Record that events flowed. Once they pause (no activity for a quarter second), freed heap
 /// memory is handed back to the OS with `malloc_trim`: glibc keeps each thread's arena's free
 /// pages resident, and the runtime's worker threads each have one, so a burst otherwise leaves
-/// the process several MB larger for good (bench/node's RSS scenario: about 6 MB). Cheap on
+/// the process several MB larger for good. Cheap on
 /// the hot path: one relaxed load per call while traffic flows.
 pub(crate) fn note_activity() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -104,7 +104,7 @@ mod trim {
 /// thread) when it is about to wait idle: with the `jemalloc` feature, its thread cache goes back
 /// to the arena, as each runtime worker's does when it parks (`alloc::on_park`); events are freed
 /// on another thread than the one that allocated them, so an idle thread would otherwise keep
-/// the blocks it cached (about 1.3 MB after 100,000 events on the Python blocking client). Two
+/// the blocks it cached. Two
 /// loads when the thread did no work since its last call; a no-op without `jemalloc`.
 pub fn thread_idle() {
     #[cfg(feature = "jemalloc")]

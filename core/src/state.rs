@@ -1,4 +1,4 @@
-//! Connection state changes (SPEC §5), delivered to listeners registered on the client
+//! Connection state changes, delivered to listeners registered on the client
 //! (Node events, Python callbacks, the C state callback).
 
 use std::sync::{Arc, RwLock};

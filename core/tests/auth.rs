@@ -124,7 +124,7 @@ async fn what_the_acl_refuses_fails_alone() {
     bus.disconnect().await.unwrap();
 }
 
-/// SPEC §5: a resubscribe that Redis refuses is reported as an error event and retried until it
+/// A resubscribe that Redis refuses is reported as an error event and retried until it
 /// succeeds. Revoking alice's channel permission makes Redis (7.0+) drop her subscriber
 /// connection; the resubscribe on the new one is refused (NOPERM) until the permission is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! Wire format (SPEC §3): the TS captures decode intact through a real Redis; encoding gives the
+//! Wire format: the TS captures decode intact through a real Redis; encoding gives the
 //! TS key order, UUID v4 ids, `toISOString()` timestamps and the channel rules.
 
 mod common;

@@ -57,17 +57,6 @@ pub(crate) struct LinkStatus {
 }
 
 impl Transport {
-    /// Publish every `(channel, payload)`; one result per item, in order. `timeout` is the
-    /// publish timeout.
-    pub(crate) async fn publish_many(
-        &self,
-        items: Vec<(String, String)>,
-        timeout: Duration,
-    ) -> Vec<Result<u64>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        self.hand_over(items, deadline).await.answers().await
-    }
-
     /// Hand every item over for sending, in order, from inside the runtime; the answers come
     /// from [`Queued::answers`]. Waiting for room and for answers ends at `deadline`.
     pub(crate) async fn hand_over(

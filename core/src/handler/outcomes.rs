@@ -1,4 +1,4 @@
-//! Outcomes of one [`Handler::run_batch`](crate::subscription::Handler::run_batch), reported
+//! Outcomes of one [`Handler::run_batch`](super::Handler::run_batch), reported
 //! by the host without waking the core once per event.
 //!
 //! A face that runs a batch of in-order events on its own thread could answer each event's
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
 
-use crate::subscription::HandlerError;
+use super::HandlerError;
 
 /// An event's state in [`SharedStates`]: no outcome yet.
 pub const STATE_PENDING: u8 = 0;

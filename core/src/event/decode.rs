@@ -1,10 +1,9 @@
-//! The wire format (SPEC §3), the compatibility contract with every other face and with services
-//! still on the TS package.
+//! Received messages: [`Delivery`], an event as it arrived, with its metadata.
 //!
-//! Encoding writes the keys in the TS package's order (`id,type,data,metadata` and
-//! `source,timestamp,traceId,correlationId?,userId?,version`) with the data copied through as
-//! raw JSON, so a Node or C caller's `JSON.stringify` output is never re-parsed. Decoding accepts
-//! every captured TS message, unknown extra fields and missing optional metadata.
+//! Decoding reads the envelope once, keeping the message text and pointing into it for the
+//! data and the metadata object, so a handler that wants the raw JSON gets it without a copy.
+//! Why a message is invalid is said per field (`event id must be a string`, ...); the
+//! registry counts and logs those.
 
 use std::sync::Arc;
 
@@ -12,168 +11,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::push_json_str;
 use crate::error::{Error, Result};
-pub use crate::options::PublishOptions;
-
-/// `metadata.version` written by every publisher.
-pub const WIRE_VERSION: &str = "1.0.0";
-
-/// Metadata keys written by the library; extra metadata may not reuse them.
-pub const RESERVED_METADATA_KEYS: [&str; 6] = [
-    "source",
-    "timestamp",
-    "traceId",
-    "correlationId",
-    "userId",
-    "version",
-];
-
-/// The channel an event goes to: room > user > broadcast > type (SPEC §3). Empty room or user
-/// strings count as absent, as in the TS package.
-pub fn channel_for(event_type: &str, opts: &PublishOptions) -> String {
-    if let Some(room) = opts.room.as_deref().filter(|r| !r.is_empty()) {
-        return format!("room:{room}");
-    }
-    if let Some(user) = opts.user_id.as_deref().filter(|u| !u.is_empty()) {
-        return format!("user:{user}");
-    }
-    if opts.broadcast.unwrap_or(false) {
-        return "broadcast".to_string();
-    }
-    event_type.to_string()
-}
-
-/// `toISOString()` form of now: `2026-11-27T04:28:49.612Z`.
-pub fn now_iso() -> String {
-    iso_ms(chrono::Utc::now())
-}
-
-/// `%Y-%m-%dT%H:%M:%S%.3fZ` written digit by digit (chrono's `format()` parses its format
-/// string on every call, which showed up in the publish profile).
-fn iso_ms(t: chrono::DateTime<chrono::Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        return t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    }
-    fn two(b: &mut [u8], v: u32) {
-        b[0] = b'0' + (v / 10) as u8;
-        b[1] = b'0' + (v % 10) as u8;
-    }
-    let mut b = *b"0000-00-00T00:00:00.000Z";
-    let y = year as u32;
-    two(&mut b[0..2], y / 100);
-    two(&mut b[2..4], y % 100);
-    two(&mut b[5..7], t.month());
-    two(&mut b[8..10], t.day());
-    two(&mut b[11..13], t.hour());
-    two(&mut b[14..16], t.minute());
-    two(&mut b[17..19], t.second());
-    // Same as chrono's `%.3f`: a leap second's nanoseconds (>= 1e9) wrap.
-    let ms = t.nanosecond() % 1_000_000_000 / 1_000_000;
-    b[20] = b'0' + (ms / 100) as u8;
-    two(&mut b[21..23], ms % 100);
-    String::from_utf8(b.to_vec()).expect("ASCII")
-}
-
-/// A new UUID v4 string.
-pub fn new_id() -> String {
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_lower(&mut buf)
-        .to_string()
-}
-
-/// An event ready to go on the wire.
-#[derive(Debug, Clone)]
-pub struct OutgoingEvent {
-    /// Event id (UUID v4).
-    pub id: String,
-    /// Event type.
-    pub event_type: String,
-    /// Target channel.
-    pub channel: String,
-    /// Metadata timestamp (also `publishedAt`).
-    pub timestamp: String,
-    /// The serialized message.
-    pub payload: String,
-    /// Byte length of the serialized data (for the size rule).
-    pub data_len: usize,
-}
-
-/// Append `s` as a JSON string literal, escaped exactly as `JSON.stringify` does (the faces'
-/// own JSON writers use it too).
-pub fn push_json_str(out: &mut String, s: &str) {
-    // Fast path: nothing to escape, so the JSON form is the text in quotes.
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
-        out.reserve(s.len() + 2);
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    // serde_json's escaping matches JSON.stringify for every string (both escape ", \ and
-    // control characters and leave other Unicode as is).
-    out.push_str(&serde_json::to_string(s).expect("string serialization cannot fail"));
-}
-
-/// Build the envelope in the TS key order. `data` must already be valid JSON.
-pub fn encode(
-    source: &str,
-    event_type: &str,
-    data: &RawValue,
-    opts: &PublishOptions,
-) -> OutgoingEvent {
-    let id = new_id();
-    let timestamp = now_iso();
-    let trace_id = match opts.trace_id.as_deref() {
-        Some(t) => t.to_string(),
-        None => new_id(),
-    };
-    let data = data.get();
-    let mut p = String::with_capacity(data.len() + event_type.len() + source.len() + 200);
-    p.push_str("{\"id\":\"");
-    p.push_str(&id);
-    p.push_str("\",\"type\":");
-    push_json_str(&mut p, event_type);
-    p.push_str(",\"data\":");
-    p.push_str(data);
-    p.push_str(",\"metadata\":{\"source\":");
-    push_json_str(&mut p, source);
-    p.push_str(",\"timestamp\":\"");
-    p.push_str(&timestamp);
-    p.push_str("\",\"traceId\":");
-    push_json_str(&mut p, &trace_id);
-    if let Some(c) = opts.correlation_id.as_deref() {
-        p.push_str(",\"correlationId\":");
-        push_json_str(&mut p, c);
-    }
-    if let Some(u) = opts.user_id.as_deref() {
-        p.push_str(",\"userId\":");
-        push_json_str(&mut p, u);
-    }
-    p.push_str(",\"version\":\"");
-    p.push_str(WIRE_VERSION);
-    p.push('"');
-    if let Some(extra) = &opts.metadata {
-        for (k, v) in extra {
-            p.push(',');
-            push_json_str(&mut p, k);
-            p.push(':');
-            p.push_str(&serde_json::to_string(v).expect("value serialization cannot fail"));
-        }
-    }
-    p.push_str("}}");
-    OutgoingEvent {
-        id,
-        event_type: event_type.to_string(),
-        channel: channel_for(event_type, opts),
-        timestamp,
-        payload: p,
-        data_len: data.len(),
-    }
-}
 
 /// Metadata of a received event. Missing optional fields are `None`; unknown fields are kept.
 /// Deserialized by hand (see below), not derived: `#[serde(flatten)]` buffers every field
@@ -557,47 +396,6 @@ impl Delivery {
             };
         }
         Some(cur)
-    }
-}
-
-#[cfg(test)]
-mod fast_format_tests {
-    use super::*;
-
-    #[test]
-    fn iso_matches_chrono_format() {
-        use chrono::TimeZone;
-        for (secs, nanos) in [
-            (0i64, 0u32),
-            (1_795_000_000, 612_999_999),
-            (1_795_000_000, 5_000_000),
-            (253_402_300_799, 999_000_000),
-            (-62_135_596_800, 1_000_000),
-        ] {
-            let t = chrono::Utc.timestamp_opt(secs, nanos).unwrap();
-            assert_eq!(iso_ms(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
-        }
-        assert_eq!(now_iso().len(), 24);
-    }
-
-    #[test]
-    fn json_str_matches_serde() {
-        for s in [
-            "",
-            "plain",
-            "a\"b",
-            "back\\slash",
-            "ctl\u{1}\n",
-            "ünï€😀",
-            "\u{7f}",
-        ] {
-            let mut out = String::new();
-            push_json_str(&mut out, s);
-            assert_eq!(out, serde_json::to_string(s).unwrap());
-        }
-        let id = new_id();
-        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 4);
-        assert_eq!(id, id.to_lowercase());
     }
 }
 

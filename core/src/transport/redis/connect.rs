@@ -1,0 +1,171 @@
+//! Opening a Redis connection, and what happens when that fails.
+//!
+//! Both links connect the same way: RESP3 (the subscriber needs push messages), a connect
+//! timeout, and `CLIENT SETNAME <service>:pub|sub` so an operator can tell the links apart in
+//! `CLIENT LIST`. While a link is down its supervisor retries forever with [`backoff`]; the
+//! failures of one outage are reported through [`ReconnectFailures`], and a TLS certificate
+//! the client does not trust is explained in plain words ([`explain_untrusted_certificate`]).
+
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, PushInfo};
+use tokio::sync::mpsc;
+
+use super::Shared;
+use crate::error::{Error, ErrorKind, Result};
+use crate::state::{Link, StateEvent};
+
+/// The client for `info`, speaking RESP3.
+pub(super) fn client(info: redis::ConnectionInfo) -> Result<redis::Client> {
+    let rs = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let info = info.set_redis_settings(rs);
+    redis::Client::open(info).map_err(|e| {
+        Error::new(ErrorKind::Config, "invalid Redis connection settings").with_source(e)
+    })
+}
+
+fn conn_name(service: &str, suffix: &str) -> String {
+    // CLIENT SETNAME refuses spaces and newlines.
+    let clean: String = service
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    format!("{clean}:{suffix}")
+}
+
+/// A failure that means the connection is gone (as opposed to Redis refusing a command).
+pub(super) fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
+}
+
+/// Open one link's connection: its push messages arrive on the returned receiver.
+pub(super) async fn open_conn(
+    client: &redis::Client,
+    shared: &Shared,
+    link: Link,
+) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+    let s = &shared.settings;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(s.connect_timeout))
+        .set_response_timeout(None)
+        .set_push_sender(tx);
+    let connect_err = |e: redis::RedisError| {
+        Error::new(
+            ErrorKind::Connection,
+            format!("Failed to connect to Redis at {}", s.display_addr),
+        )
+        .with_source(e)
+    };
+    let mut conn = tokio::time::timeout(
+        s.connect_timeout + Duration::from_millis(100),
+        client.get_multiplexed_async_connection_with_config(&cfg),
+    )
+    .await
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::Connection,
+            format!(
+                "Failed to connect to Redis at {}: timed out after {} ms",
+                s.display_addr,
+                s.connect_timeout.as_millis()
+            ),
+        )
+    })?
+    .map_err(connect_err)?;
+    let suffix = match link {
+        Link::Publisher => "pub",
+        _ => "sub",
+    };
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(conn_name(&s.service_name, suffix))
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(connect_err)?;
+    Ok((conn, rx))
+}
+
+/// How long to wait before reconnect attempt `attempt` (1-based).
+pub(super) fn backoff(settings: &crate::config::Settings, attempt: u64) -> Duration {
+    crate::state::reconnect_delay(
+        settings.reconnect_delay,
+        settings.reconnect_delay_max,
+        attempt,
+    )
+}
+
+/// How often a reconnect that keeps failing for the same reason is reported again.
+const REPEAT_FAILURE_REPORT: Duration = Duration::from_secs(60);
+
+/// The failed reconnect attempts of one outage of one link. Each failure is logged, at warn
+/// for the first one, when the reason changes and at most once a minute otherwise (debug in
+/// between), and those are also emitted as `error` state events: an outage that lasts says why
+/// (a rotated password, a certificate no longer trusted) without flooding the log.
+pub(super) struct ReconnectFailures {
+    link: Link,
+    last: Option<(Instant, String)>,
+}
+
+impl ReconnectFailures {
+    pub(super) fn new(link: Link) -> Self {
+        ReconnectFailures { link, last: None }
+    }
+
+    pub(super) fn failed(&mut self, shared: &Shared, attempt: u64, e: Error) {
+        let message = explain_untrusted_certificate(e).to_string();
+        let what = match self.link {
+            Link::Publisher => "Redis publisher reconnect failed",
+            _ => "Redis subscriber reconnect failed",
+        };
+        let fields = [("attempt", attempt.to_string()), ("error", message.clone())];
+        let report = match &self.last {
+            None => true,
+            Some((at, said)) => *said != message || at.elapsed() >= REPEAT_FAILURE_REPORT,
+        };
+        if !report {
+            return shared.logger.debug(what, &fields);
+        }
+        shared.logger.warn(what, &fields);
+        shared.emitter.emit(StateEvent::Error {
+            connection: self.link,
+            message: format!("{what} (attempt {attempt}): {message}"),
+        });
+        self.last = Some((Instant::now(), message));
+    }
+}
+
+/// A connection error when the server's TLS certificate failed verification (on `connect()`
+/// and in the reconnect reports), said in plain words with what to do (rustls alone says
+/// `invalid peer certificate: UnknownIssuer`); the redis error stays the cause. Other errors
+/// pass through.
+pub(super) fn explain_untrusted_certificate(e: Error) -> Error {
+    let cause = std::error::Error::source(&e)
+        .and_then(|s| s.downcast_ref::<redis::RedisError>())
+        .cloned();
+    let Some(cause) = cause.filter(|c| c.to_string().contains("invalid peer certificate")) else {
+        return e;
+    };
+    let text = cause.to_string();
+    let why = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        " (no CA this client trusts signed it: set redis.tls.ca to the PEM of the CA that did)"
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        " (it is not issued for this host name)"
+    } else if text.contains("Expired") || text.contains("expired") {
+        " (it has expired)"
+    } else {
+        ""
+    };
+    Error::new(
+        e.kind(),
+        format!(
+            "{}: the server's TLS certificate is not trusted{why}",
+            e.message()
+        ),
+    )
+    .with_source(cause)
+}

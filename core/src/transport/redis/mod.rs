@@ -1,0 +1,181 @@
+//! Redis pub/sub: one publisher and one subscriber connection, each owned by a supervisor task
+//! that reconnects forever (exponential backoff with jitter, capped).
+//!
+//! This module is the glue the client sees ([`RedisTransport`]: connect, hand over publishes,
+//! sync subscriptions, ping, close); the jobs live in their own files:
+//! - [`connect`]: opening a connection (RESP3, `CLIENT SETNAME`, connect timeout), the
+//!   reconnect backoff, and how failed reconnects and untrusted certificates are reported.
+//! - [`requests`]: the caller's side of a publish: a request per event, its state (pending /
+//!   sent / cancelled), the offline-queue slot it holds while the link is down, and the
+//!   answers the caller waits for ([`Replies`]).
+//! - [`publisher`]: the publisher task: it writes queued requests as pipelines (several in
+//!   flight), answers each with Redis's receiver count, and holds publishes offline while it
+//!   reconnects.
+//! - [`subscriber`]: the subscriber task: the RESP3 push messages dispatched to the registry,
+//!   resubscribing exactly the registry's keys after a reconnect, and the PING heartbeat that
+//!   catches half-open links.
+
+mod connect;
+mod publisher;
+mod requests;
+mod subscriber;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{LinkStatus, Shared};
+use crate::error::{Error, ErrorKind, Result};
+use crate::state::Link;
+use connect::{explain_untrusted_certificate, open_conn};
+pub(crate) use requests::Replies;
+use requests::{PubRequest, PUBLISH_CHANNEL};
+use subscriber::SubCtl;
+
+/// What the supervisor tasks share with the handle: whether each link is up, the publishes
+/// holding an offline-queue slot, and the publisher connection (for `ping`).
+struct LinkState {
+    pub_up: AtomicBool,
+    sub_up: AtomicBool,
+    offline: AtomicUsize,
+    pub_conn: Mutex<Option<MultiplexedConnection>>,
+}
+
+/// The client's handle on the two links and their supervisor tasks.
+pub(crate) struct RedisTransport {
+    pub_tx: mpsc::Sender<PubRequest>,
+    sub_ctl: mpsc::UnboundedSender<SubCtl>,
+    links: Arc<LinkState>,
+    shutdown: watch::Sender<bool>,
+    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+    shared: Arc<Shared>,
+}
+
+impl RedisTransport {
+    /// Open both connections (either failing fails the call: `connect()` reports it), then
+    /// start the publisher and subscriber tasks that own them from here on.
+    pub(crate) async fn connect(
+        info: redis::ConnectionInfo,
+        shared: Arc<Shared>,
+    ) -> Result<RedisTransport> {
+        let client = connect::client(info)?;
+        let (pconn, ppush) = open_conn(&client, &shared, Link::Publisher)
+            .await
+            .map_err(explain_untrusted_certificate)?;
+        let (sconn, spush) = open_conn(&client, &shared, Link::Subscriber)
+            .await
+            .map_err(explain_untrusted_certificate)?;
+        let links = Arc::new(LinkState {
+            pub_up: AtomicBool::new(true),
+            sub_up: AtomicBool::new(true),
+            offline: AtomicUsize::new(0),
+            pub_conn: Mutex::new(Some(pconn.clone())),
+        });
+        let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
+        let (sub_ctl, sub_rx) = mpsc::unbounded_channel();
+        let (shutdown, shut_rx) = watch::channel(false);
+        shared.stats.total_connections.fetch_add(2, Relaxed);
+        let p = crate::runtime::spawn(publisher::run(
+            client.clone(),
+            pconn,
+            ppush,
+            pub_rx,
+            shared.clone(),
+            links.clone(),
+            shut_rx.clone(),
+        ));
+        let s = crate::runtime::spawn(subscriber::run(
+            client,
+            sconn,
+            spush,
+            sub_rx,
+            shared.clone(),
+            links.clone(),
+            shut_rx,
+        ));
+        Ok(RedisTransport {
+            pub_tx,
+            sub_ctl,
+            links,
+            shutdown,
+            tasks: tokio::sync::Mutex::new(vec![p, s]),
+            shared,
+        })
+    }
+
+    /// Whether each link is up right now.
+    pub(crate) fn links(&self) -> LinkStatus {
+        LinkStatus {
+            publisher_up: self.links.pub_up.load(Relaxed),
+            subscriber_up: self.links.sub_up.load(Relaxed),
+        }
+    }
+
+    /// Ask the subscriber task to bring the server-side subscriptions in line with the
+    /// registry; resolves when Redis confirmed them (at once while the link is down).
+    pub(crate) async fn sync(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.sub_ctl
+            .send(SubCtl::Sync(tx))
+            .map_err(|_| Error::closed())?;
+        rx.await.map_err(|_| Error::closed())?
+    }
+
+    /// PING through the publisher connection (bounded by 2 s): the round trip.
+    pub(crate) async fn ping(&self) -> Result<Duration> {
+        let conn = self
+            .links
+            .pub_conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(mut conn) = conn else {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                "Redis publisher connection is down; reconnecting",
+            ));
+        };
+        let start = Instant::now();
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(start.elapsed()),
+            Ok(Err(e)) => {
+                Err(Error::new(ErrorKind::Connection, "Redis PING failed").with_source(e))
+            }
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                "Redis PING timed out after 2000 ms",
+            )),
+        }
+    }
+
+    /// Stop both tasks (each gets 2 s to finish: pipelines in flight get their replies,
+    /// queued publishes fail as closed) and mark both links down.
+    pub(crate) async fn close(&self) {
+        let _ = self.shutdown.send(true);
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock().await);
+        for mut t in tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
+        }
+        self.links.pub_up.store(false, Release);
+        self.links.sub_up.store(false, Release);
+        self.links
+            .pub_conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+    }
+}

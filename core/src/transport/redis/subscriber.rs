@@ -1,0 +1,323 @@
+//! The subscriber task: it owns the RESP3 subscriber connection, hands every push message to
+//! the registry, and reconnects forever when the connection dies.
+//!
+//! The registry is the source of truth for what the client is subscribed to: after any
+//! reconnect the task subscribes exactly the registry's keys and checks every reply, and a
+//! `sync` from the client (after subscribe/unsubscribe) reconciles the connection's set with
+//! the registry. A PING heartbeat catches half-open links (no traffic and no reply), and the
+//! time spent disconnected is reported as a `gap` once the link is back.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{PushInfo, PushKind, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::connect::{backoff, is_connection_error, open_conn, ReconnectFailures};
+use super::{LinkState, Shared};
+use crate::error::{Error, ErrorKind, Result};
+use crate::state::{Link, StateEvent};
+use crate::subscription::Key;
+
+/// What the handle asks of the subscriber task.
+pub(super) enum SubCtl {
+    Sync(oneshot::Sender<Result<()>>),
+}
+
+/// Subscribe/unsubscribe so the connection's set equals the registry's keys.
+async fn reconcile(
+    conn: &mut MultiplexedConnection,
+    shared: &Shared,
+    current: &mut HashSet<Key>,
+) -> std::result::Result<(), redis::RedisError> {
+    let desired: HashSet<Key> = shared.registry.keys().into_iter().collect();
+    let add: Vec<Key> = desired.difference(current).cloned().collect();
+    let remove: Vec<Key> = current.difference(&desired).cloned().collect();
+    let chans: Vec<&str> = add
+        .iter()
+        .filter_map(|k| match k {
+            Key::Channel(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect();
+    let pats: Vec<&str> = add
+        .iter()
+        .filter_map(|k| match k {
+            Key::Pattern(p) => Some(p.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !chans.is_empty() {
+        conn.subscribe(&chans).await?;
+    }
+    if !pats.is_empty() {
+        conn.psubscribe(&pats).await?;
+    }
+    current.extend(add);
+    let rchans: Vec<&str> = remove
+        .iter()
+        .filter_map(|k| match k {
+            Key::Channel(c) => Some(c.as_str()),
+            _ => None,
+        })
+        .collect();
+    let rpats: Vec<&str> = remove
+        .iter()
+        .filter_map(|k| match k {
+            Key::Pattern(p) => Some(p.as_str()),
+            _ => None,
+        })
+        .collect();
+    if !rchans.is_empty() {
+        conn.unsubscribe(&rchans).await?;
+    }
+    if !rpats.is_empty() {
+        conn.punsubscribe(&rpats).await?;
+    }
+    for k in remove {
+        current.remove(&k);
+    }
+    Ok(())
+}
+
+/// The bytes of a string reply.
+fn bulk(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b.as_slice()),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// A bulk string taken out of its reply (the message text is kept, not copied).
+fn into_bulk(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.into_bytes()),
+        _ => None,
+    }
+}
+
+/// Dispatch one push message; `Some(reason)` when it says the connection is gone.
+fn handle_push(shared: &Shared, pi: PushInfo) -> Option<String> {
+    let mut data = pi.data;
+    match pi.kind {
+        PushKind::Message => {
+            if let [ch, payload, ..] = &mut data[..] {
+                let payload = into_bulk(std::mem::replace(payload, Value::Nil));
+                if let (Some(ch), Some(payload)) = (bulk(ch), payload) {
+                    let ch = String::from_utf8_lossy(ch);
+                    shared.registry.dispatch(&ch, None, payload);
+                }
+            }
+            None
+        }
+        PushKind::PMessage => {
+            if let [pat, ch, payload, ..] = &mut data[..] {
+                let payload = into_bulk(std::mem::replace(payload, Value::Nil));
+                if let (Some(pat), Some(ch), Some(payload)) = (bulk(pat), bulk(ch), payload) {
+                    let pat = String::from_utf8_lossy(pat);
+                    let ch = String::from_utf8_lossy(ch);
+                    shared.registry.dispatch(&ch, Some(&pat), payload);
+                }
+            }
+            None
+        }
+        PushKind::Disconnection => Some(
+            "connection closed by Redis (server down, CLIENT KILL, or evicted for exceeding client-output-buffer-limit pubsub)"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// [`reconcile`] bounded by the connect timeout; `Err((dead, why))`, `dead` when the
+/// connection is gone rather than the command refused.
+async fn reconcile_timed(
+    conn: &mut MultiplexedConnection,
+    shared: &Shared,
+    current: &mut HashSet<Key>,
+) -> std::result::Result<(), (bool, String)> {
+    match tokio::time::timeout(
+        shared.settings.connect_timeout,
+        reconcile(conn, shared, current),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err((is_connection_error(&e), e.to_string())),
+        Err(_) => Err((
+            true,
+            "no reply to SUBSCRIBE within the connect timeout".into(),
+        )),
+    }
+}
+
+/// The subscriber link's supervisor: (re)subscribe, serve push messages and sync requests
+/// until the connection dies, then reconnect, until shutdown.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run(
+    client: redis::Client,
+    mut conn: MultiplexedConnection,
+    mut push: mpsc::UnboundedReceiver<PushInfo>,
+    mut ctl: mpsc::UnboundedReceiver<SubCtl>,
+    shared: Arc<Shared>,
+    links: Arc<LinkState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut lost: Option<(Instant, String)> = None;
+    let s = &shared.settings;
+    let hb = s.heartbeat_interval.unwrap_or(Duration::from_secs(3600));
+    'outer: loop {
+        // ---- connected: (re)subscribe exactly the registry's keys ----
+        let mut current: HashSet<Key> = HashSet::new();
+        let mut reason = match reconcile_timed(&mut conn, &shared, &mut current).await {
+            Ok(()) => None,
+            Err((_, msg)) => {
+                let message = format!("Resubscribe failed: {msg}");
+                shared.logger.error(&message, &[]);
+                shared.emitter.emit(StateEvent::Error {
+                    connection: Link::Subscriber,
+                    message,
+                });
+                Some(format!("resubscribe failed: {msg}"))
+            }
+        };
+        if reason.is_none() {
+            links.sub_up.store(true, Release);
+            if let Some((at, from)) = lost.take() {
+                shared.stats.reconnects.fetch_add(1, Relaxed);
+                shared.stats.total_connections.fetch_add(1, Relaxed);
+                shared.logger.info(
+                    "Redis subscriber reconnected and resubscribed",
+                    &[("subscriptions", current.len().to_string())],
+                );
+                shared.emitter.emit(StateEvent::Connected {
+                    connection: Link::Subscriber,
+                    reconnect: true,
+                });
+                shared.emitter.emit(StateEvent::Gap {
+                    from,
+                    to: crate::event::now_iso(),
+                    duration: at.elapsed().as_millis() as u64,
+                });
+            }
+            let mut ticker = tokio::time::interval(hb);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            // Whether anything arrived since the last tick (a flag, not a clock read per
+            // message): a tick that finds none PINGs.
+            let mut heard = false;
+            reason = Some(loop {
+                tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => break 'outer,
+                    p = push.recv() => match p {
+                        None => break "connection closed".to_string(),
+                        Some(pi) => {
+                            heard = true;
+                            if let Some(r) = handle_push(&shared, pi) {
+                                break r;
+                            }
+                        }
+                    },
+                    c = ctl.recv() => match c {
+                        None => break 'outer,
+                        Some(SubCtl::Sync(w)) => {
+                            let mut waiters = vec![w];
+                            while let Ok(SubCtl::Sync(w)) = ctl.try_recv() {
+                                waiters.push(w);
+                            }
+                            match reconcile_timed(&mut conn, &shared, &mut current).await {
+                                Ok(()) => for w in waiters { let _ = w.send(Ok(())); },
+                                Err((dead, msg)) => {
+                                    let kind = if dead { ErrorKind::Connection } else { ErrorKind::Protocol };
+                                    for w in waiters {
+                                        let _ = w.send(Err(Error::new(kind, format!("Redis refused the subscription: {msg}"))));
+                                    }
+                                    if dead {
+                                        break format!("subscribe failed: {msg}");
+                                    }
+                                    // Refused (ACL, ...): drop what the registry no longer has
+                                    // and go on; the caller has been told.
+                                }
+                            }
+                        }
+                    },
+                    _ = ticker.tick(), if s.heartbeat_interval.is_some() => {
+                        if !std::mem::take(&mut heard) {
+                            let ping = tokio::time::timeout(
+                                hb.min(Duration::from_secs(5)),
+                                redis::cmd("PING").query_async::<Value>(&mut conn),
+                            ).await;
+                            match ping {
+                                Ok(Ok(_)) => {}
+                                Ok(Err(e)) => break format!("heartbeat PING failed: {e}"),
+                                Err(_) => break "heartbeat PING timed out (half-open connection)".to_string(),
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        // ---- disconnected ----
+        links.sub_up.store(false, Release);
+        let reason = reason.unwrap_or_default();
+        if lost.is_none() {
+            lost = Some((Instant::now(), crate::event::now_iso()));
+        }
+        shared.logger.warn(
+            "Redis subscriber connection lost",
+            &[("reason", reason.clone())],
+        );
+        shared.emitter.emit(StateEvent::Disconnected {
+            connection: Link::Subscriber,
+            reason,
+        });
+        drop(conn);
+        let mut attempt = 0u64;
+        let mut failures = ReconnectFailures::new(Link::Subscriber);
+        loop {
+            attempt += 1;
+            let delay = backoff(s, attempt);
+            shared.emitter.emit(StateEvent::Reconnecting {
+                connection: Link::Subscriber,
+                attempt,
+                delay: delay.as_millis() as u64,
+            });
+            let until = tokio::time::Instant::now() + delay;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => break,
+                    c = ctl.recv() => match c {
+                        // Offline: the registry already holds the change; resubscribe applies it.
+                        Some(SubCtl::Sync(w)) => { let _ = w.send(Ok(())); }
+                        None => break 'outer,
+                    },
+                    _ = shutdown.changed() => break 'outer,
+                }
+            }
+            let r = tokio::select! {
+                r = open_conn(&client, &shared, Link::Subscriber) => r,
+                _ = shutdown.changed() => break 'outer,
+            };
+            match r {
+                Ok((c, p)) => {
+                    conn = c;
+                    push = p;
+                    continue 'outer;
+                }
+                Err(e) => failures.failed(&shared, attempt, e),
+            }
+        }
+    }
+    links.sub_up.store(false, Release);
+    // Answer anyone still waiting.
+    ctl.close();
+    while let Ok(SubCtl::Sync(w)) = ctl.try_recv() {
+        let _ = w.send(Err(Error::closed()));
+    }
+}
