@@ -111,3 +111,49 @@ fn the_whole_event_check_runs_in_the_core_with_the_ts_messages() {
     let bad_trace = ok.replace(r#""source":"s""#, r#""source":"s","traceId":7"#);
     assert_eq!(msg(&bad_trace), "traceId must be a string");
 }
+
+#[tokio::test]
+async fn the_client_names_each_unknown_key_once() {
+    use std::sync::{Arc, Mutex};
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l = lines.clone();
+    event_bus::logging::set_sink(Some(Arc::new(
+        move |r: &event_bus::logging::LogRecord<'_>| {
+            if r.service == "unknown-keys-test" {
+                l.lock().unwrap().push(r.message.to_string());
+            }
+        },
+    )));
+    let bus = event_bus::EventBusClient::from_json(
+        r#"{"serviceName":"unknown-keys-test","transport":"memory","redis":{"sentinels":[]}}"#,
+    )
+    .unwrap();
+    bus.connect().await.unwrap();
+    let opts = PublishOptions::from_json(r#"{"tarceId":"t"}"#).unwrap();
+    let data = serde_json::value::RawValue::from_string("1".into()).unwrap();
+    for _ in 0..3 {
+        bus.publish("conf.unknown", &data, &opts).await.unwrap();
+    }
+    let handler =
+        Arc::new(|_ev: event_bus::Delivery| async { Ok::<(), event_bus::HandlerError>(()) });
+    bus.subscribe(
+        "conf.unknown",
+        handler,
+        SubscriptionOptions::from_json(r#"{"timout":1}"#).unwrap(),
+    )
+    .await
+    .unwrap();
+    bus.disconnect().await.unwrap();
+    event_bus::logging::set_sink(None);
+    let got = lines.lock().unwrap().clone();
+    let unknown: Vec<&String> = got.iter().filter(|m| m.starts_with("Unknown")).collect();
+    assert_eq!(
+        unknown,
+        vec![
+            "Unknown config key 'redis.sentinels' ignored: it has no effect",
+            "Unknown publish option key 'tarceId' ignored: it has no effect",
+            "Unknown subscription option key 'timout' ignored: it has no effect",
+        ],
+        "{got:?}"
+    );
+}

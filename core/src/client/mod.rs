@@ -68,6 +68,9 @@ struct Inner {
     hand_over: Mutex<Option<tokio::sync::mpsc::UnboundedSender<HandOverJob>>>,
     /// Events given to `queue_batch` that the hand-over task has not handed over yet.
     waiting_hand_over: AtomicUsize,
+    /// Option keys already warned about as unknown (each is named once per client, not once
+    /// per publish).
+    warned_keys: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The event bus client.
@@ -109,7 +112,7 @@ impl EventBusClient {
             max_data_size: settings.max_data_size,
             strict_schemas: settings.strict_schemas,
         };
-        Ok(EventBusClient {
+        let client = EventBusClient {
             inner: Arc::new(Inner {
                 validator,
                 logger,
@@ -126,9 +129,34 @@ impl EventBusClient {
                 connected_at: AtomicU64::new(0),
                 hand_over: Mutex::new(None),
                 waiting_hand_over: AtomicUsize::new(0),
+                warned_keys: Mutex::default(),
                 settings,
             }),
-        })
+        };
+        client.warn_unknown_keys("config", &config.unknown_keys);
+        Ok(client)
+    }
+
+    /// Warn, once per key and client, about input keys that have no effect (a typo such as
+    /// `tarceId` must not pass unnoticed). `what` names the input: `config`, `publish
+    /// option`, `subscription option`.
+    pub(crate) fn warn_unknown_keys(&self, what: &str, keys: &[String]) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut warned = self
+            .inner
+            .warned_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for key in keys {
+            if warned.insert(format!("{what}:{key}")) {
+                self.inner.logger.warn(
+                    &format!("Unknown {what} key '{key}' ignored: it has no effect"),
+                    &[],
+                );
+            }
+        }
     }
 
     /// Build a client from the config's JSON text.
@@ -279,19 +307,22 @@ impl EventBusClient {
     /// `disconnectTimeout`), fail publishes still waiting with a closed error, close both
     /// connections and release every task. Idempotent.
     pub async fn disconnect(&self) -> Result<()> {
-        self.disconnect_from(false).await
+        self.disconnect_waiting(true).await
     }
 
-    /// [`disconnect`](Self::disconnect), told whether one of this client's own handlers is
-    /// the caller. If so, it does not wait for handlers (the caller's could not finish before
-    /// this returns, so waiting would only run out `disconnectTimeout`): events still queued
-    /// are dropped, and the core stops waiting for handlers already running, as at the
-    /// disconnect timeout; a host's handler (Python, Node, C) runs to its end on its own
-    /// thread or loop, a Rust handler's future is dropped. Each face knows its own way of
-    /// telling that a handler is calling.
-    pub async fn disconnect_from(&self, handler: bool) -> Result<()> {
+    /// [`disconnect`](Self::disconnect) called by one of this client's own handlers. It does
+    /// not wait for handlers (the caller's could not finish before this returns, so waiting
+    /// would only run out `disconnectTimeout`): events still queued are dropped, and the core
+    /// stops waiting for handlers already running, as at the disconnect timeout; a host's
+    /// handler (Python, Node, C) runs to its end on its own thread or loop, a Rust handler's
+    /// future is dropped. Each face knows its own way of telling that a handler is calling.
+    pub async fn disconnect_from_handler(&self) -> Result<()> {
+        self.disconnect_waiting(false).await
+    }
+
+    async fn disconnect_waiting(&self, wait: bool) -> Result<()> {
         let this = self.clone();
-        crate::runtime::spawn(async move { this.disconnect_inner(!handler).await })
+        crate::runtime::spawn(async move { this.disconnect_inner(wait).await })
             .await
             .map_err(|e| Error::new(ErrorKind::Internal, format!("disconnect task failed: {e}")))
     }
@@ -340,6 +371,7 @@ impl EventBusClient {
         }
         let s = &self.inner.settings;
         let policy = Policy::new(&options, s.default_max_retries, s.default_retry_delay)?;
+        self.warn_unknown_keys("subscription option", &options.unknown_keys);
         let entry = self.inner.registry.add(pattern, handler, options, policy);
         self.inner.stats.total_subscriptions.fetch_add(1, Relaxed);
         if let Err(e) = t.sync().await {

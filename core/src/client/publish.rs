@@ -44,6 +44,7 @@ impl EventBusClient {
             .validator
             .validate_publish(&s.service_name, event_type, data.get(), opts)
             .map_err(failure)?;
+        self.warn_unknown_keys("publish option", &opts.unknown_keys);
         let ev = encode(&s.service_name, event_type, data, opts);
         self.inner
             .validator
