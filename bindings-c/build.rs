@@ -14,7 +14,7 @@ fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(dir.join("cbindgen.toml"))
-        .expect("core/capi/cbindgen.toml is readable");
+        .expect("bindings-c/cbindgen.toml is readable");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("event_bus.h");
     cbindgen::Builder::new()
         .with_config(config)
