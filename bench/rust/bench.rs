@@ -1,7 +1,7 @@
 //! Benchmark driver for the Rust core (used by bench/run.sh; not a test).
 //!
-//! `cargo run --release -p event-bus-core --example bench -- SCENARIO [N] [SIZE]` prints one JSON
-//! object with the figures. Scenarios:
+//! `cargo run --release -p event-bus-bench -- SCENARIO [N] [SIZE]` prints one JSON object with
+//! the figures. Scenarios:
 //! - `burst`: N publishes issued concurrently (bursts of 1,000 in flight), events/s;
 //! - `batch`: the same bursts, each through one `publish_batch` call of 1,000 events;
 //! - `serial`: N awaited publishes one at a time, events/s and p50/p99 latency;
