@@ -13,19 +13,9 @@ ROOT=$PWD
 . scripts/lib.sh
 ensure_redis
 command -v redis-benchmark >/dev/null || apt_install redis-tools
-C_PREFIX=$ROOT/target/c-install
-LIB=$C_PREFIX/lib/libevent_bus.so
-if [ ! -e "$LIB" ] || [ -n "$(find core Cargo.toml -newer "$LIB" \( -name '*.rs' -o -name '*.toml' \) -print -quit)" ]; then
-  log "building the C library (release) into $C_PREFIX"
-  bash scripts/build-c.sh --prefix="$C_PREFIX" >/dev/null
-fi
+ensure_c_lib
 BIN=$ROOT/target/bench-c
-if [ ! -x "$BIN" ] || [ bench/c/bench.c -nt "$BIN" ] || [ "$LIB" -nt "$BIN" ]; then
-  log "compiling bench/c/bench.c"
-  ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror bench/c/bench.c -o "$BIN" \
-    $(PKG_CONFIG_PATH="$C_PREFIX/lib/pkgconfig" pkg-config --cflags --libs event_bus) \
-    -Wl,-rpath,"$C_PREFIX/lib" -lpthread
-fi
+build_c_program "$BIN" bench/c/bench.c
 export BENCH_C_BIN=$BIN
 exec python3 - "$@" <<'PY'
 import json, os, re, statistics, subprocess, sys

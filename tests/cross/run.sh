@@ -12,21 +12,10 @@ ROOT=$PWD
 . scripts/lib.sh
 ensure_redis
 
-# C: the library (into target/c-install, rebuilt when a C ABI or core source is newer), then
-# the participant.
-C_PREFIX=$ROOT/target/c-install
-LIB=$C_PREFIX/lib/libevent_bus.so
-if [ ! -e "$LIB" ] || [ -n "$(find core include Cargo.toml -newer "$LIB" \( -name '*.rs' -o -name '*.toml' -o -name '*.h' \) -print -quit)" ]; then
-  log "building the C library into $C_PREFIX"
-  bash scripts/build-c.sh --prefix="$C_PREFIX" >/dev/null
-fi
+# C: the library (into target/c-install, rebuilt when stale), then the participant.
+ensure_c_lib
 BIN=$ROOT/target/cross-participant
-if [ ! -x "$BIN" ] || [ tests/cross/participant.c -nt "$BIN" ] || [ "$LIB" -nt "$BIN" ]; then
-  log "compiling tests/cross/participant.c"
-  ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror tests/cross/participant.c -o "$BIN" \
-    $(PKG_CONFIG_PATH="$C_PREFIX/lib/pkgconfig" pkg-config --cflags --libs event_bus) \
-    -Wl,-rpath,"$C_PREFIX/lib" -lpthread
-fi
+build_c_program "$BIN" tests/cross/participant.c
 export CROSS_C_BIN=$BIN
 
 # Node: the package with its native addon.
