@@ -26,7 +26,7 @@ FACES = os.environ.get("BENCH_FACES", "rust c node python").split()
 PY = os.environ.get("PYTHON", os.path.join(ROOT, ".venv", "bin", "python"))
 RUST_BIN = os.environ.get("BENCH_RUST_BIN", os.path.join(ROOT, "target", "release", "event-bus-bench"))
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
-# Wire sizes of the two events (envelope included): the seed's photo.uploaded, and 16 KB.
+# Wire sizes of the two events (envelope included): the sample photo.uploaded, and 16 KB.
 SIZES = {"small": (0, 330), "16KB": (16384, 16384 + 240)}
 
 

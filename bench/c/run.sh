@@ -6,7 +6,7 @@
 #
 # Rows: burst publish (eb_publish_batch of 1,000 items, repeated) and 4 threads calling
 # eb_publish vs `redis-benchmark -c 1 -P 64` (the server's ceiling); awaited eb_publish one at a
-# time (rate, p50, p99) vs `-P 1`. Small (~320 B on the wire, the seed's photo.uploaded) and 16 KB.
+# time (rate, p50, p99) vs `-P 1`. Small (~320 B on the wire, the sample photo.uploaded) and 16 KB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD

@@ -27,7 +27,7 @@ fn cfg(name: &str) -> String {
 }
 
 fn data(size: usize) -> Box<RawValue> {
-    // The seed's photo.uploaded data (~320 bytes on the wire with the envelope), or padded.
+    // The sample photo.uploaded data (~320 bytes on the wire with the envelope), or padded.
     let base = r#"{"photoId":"photo-123","userId":"user-456","filename":"vacation.jpg","size":1024000,"mimeType":"image/jpeg","uploadedAt":"2026-11-27T04:00:00.000Z""#;
     let pad = size.saturating_sub(base.len() + 2);
     let s = if pad > 12 {
