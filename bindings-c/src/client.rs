@@ -81,7 +81,7 @@ pub(crate) fn close_client(c: EventBusClient) -> Result<(), Error> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exported
+// The exported functions
 
 /// Creates a client from a JSON config (the TS `EventBusConfig`: `{"serviceName": "svc",
 /// "redis": {"host": "127.0.0.1", "port": 6379}}` or `"redis": {"url": "redis://..."}`).

@@ -87,7 +87,7 @@ pub(crate) fn reset_log() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exported
+// The exported functions
 
 /// Sends the library's log lines (of every client; levels per each config's `logLevel`) to
 /// `callback` instead of the default stderr logger. NULL restores the stderr logger. Replacing

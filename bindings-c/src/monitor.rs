@@ -33,7 +33,7 @@ pub(crate) fn state_listener(f: StateFn, ctx: Ctx) -> event_bus::state::StateLis
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exported
+// The exported functions
 
 /// PINGs Redis and reports `{"status":"healthy|degraded|unhealthy","timestamp","checks":{"redis":
 /// {...}},"uptime","version"}` in `*json_out` (owned: free with eb_string_free). With the

@@ -33,7 +33,7 @@ pub struct eb_publish_result {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exported
+// The exported functions
 
 fn write_c_buf(dst: &mut [c_char], s: &str) {
     let n = s.len().min(dst.len() - 1);

@@ -144,7 +144,7 @@ pub(crate) fn invalid(msg: impl Into<String>) -> Error {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exported
+// The exported functions
 
 /// The name and meaning of a status code, e.g. `EB_ERR_NOT_CONNECTED: not connected`.
 /// Returns a static string (never NULL, never freed); unknown codes give `unknown status`.

@@ -121,7 +121,7 @@ impl Handler for CHandler {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Exported
+// The exported functions
 
 /// Subscribes `handler` to a Redis glob `pattern` (`photo.*`; a pattern without `*`, `?`, `[`
 /// is an exact channel). `options_json` may be NULL or `{"timeout","retryOnError","maxRetries",
