@@ -1,4 +1,4 @@
-"""Benchmark harness (issue 6): every face against its peer, in one run, on one Redis.
+"""Benchmark harness: every face against its peer, in one run, on one Redis.
 
     bench/run.sh                 # builds what it needs (release), runs everything
     BENCH_ROUNDS=5 BENCH_FACES="rust node" bench/run.sh
@@ -24,9 +24,9 @@ RESULTS = os.path.join(ROOT, "bench", "results")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 FACES = os.environ.get("BENCH_FACES", "rust c node python").split()
 PY = os.environ.get("PYTHON", os.path.join(ROOT, ".venv", "bin", "python"))
-RUST_BIN = os.path.join(ROOT, "target", "release", "examples", "bench")
+RUST_BIN = os.environ.get("BENCH_RUST_BIN", os.path.join(ROOT, "target", "release", "event-bus-bench"))
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
-# Wire sizes of the two events (envelope included): the seed's photo.uploaded, and 16 KB.
+# Wire sizes of the two events (envelope included): the sample photo.uploaded, and 16 KB.
 SIZES = {"small": (0, 330), "16KB": (16384, 16384 + 240)}
 
 

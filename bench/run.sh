@@ -6,8 +6,11 @@ cd "$(dirname "$0")/.."
 ensure_redis
 command -v redis-benchmark >/dev/null || apt_install redis-tools
 log "building release artifacts (Rust bench driver, Node addon, Python package, C library)"
-# The Rust driver uses jemalloc as the Node and Python faces do (core feature `jemalloc`).
-cargo build --release -q -p event-bus-core --example bench --features jemalloc
+# The Rust driver (bench/rust, crate event-bus-bench) enables the core's `jemalloc` feature, as
+# the Node and Python faces do.
+cargo build --release -q -p event-bus-bench
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+export BENCH_RUST_BIN=$target_dir/release/event-bus-bench
 # Always rebuild the faces in release: a debug addon or a stale wheel left by a test run would
 # otherwise be measured.
 [ -d node_modules/ioredis ] || npm install --no-audit --no-fund --ignore-scripts

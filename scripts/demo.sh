@@ -10,31 +10,17 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib.sh
 
-PRIVATE_REDIS_PID=""
 PIDS=()
+REDIS_PRIVATE_PID=""
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  if [ -n "$PRIVATE_REDIS_PID" ]; then kill "$PRIVATE_REDIS_PID" 2>/dev/null || true; fi
+  if [ -n "$REDIS_PRIVATE_PID" ]; then kill "$REDIS_PRIVATE_PID" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 
 # --- Redis -------------------------------------------------------------------------------
-url=${REDIS_URL:-redis://127.0.0.1:6379}
-hp=${url#redis://}; hp=${hp#*@}; hp=${hp%%/*}; host=${hp%%:*}; port=${hp##*:}; [ "$port" = "$hp" ] && port=6379
-if redis_up "$host" "$port"; then
-  log "using Redis at $url"
-elif command -v redis-server >/dev/null 2>&1; then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --logfile /dev/null &
-  PRIVATE_REDIS_PID=$!
-  for _ in $(seq 1 50); do redis_up 127.0.0.1 "$port" && break; sleep 0.1; done
-  url="redis://127.0.0.1:$port"
-  log "no Redis at $host:${hp##*:}; started a private redis-server at $url"
-else
-  echo "No Redis reachable at $url and no redis-server binary: install one (Debian: apt-get install redis-server) or set REDIS_URL." >&2
-  exit 1
-fi
-export REDIS_URL=$url
+ensure_redis --private
+log "using Redis at $REDIS_URL"
 
 # --- Build what is missing ---------------------------------------------------------------
 if ! node -e "require('./')" >/dev/null 2>&1; then
@@ -48,15 +34,9 @@ if ! "$VENV/bin/python" -c 'import event_bus' >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
   "$VENV/bin/pip" install . 2>&1 | grep -E "Building|Successfully|error" || true
 fi
-C_PREFIX=$ROOT/target/c-install
+ensure_c_lib
 NOTIFIER=$ROOT/target/demo-notifier
-if [ ! -x "$NOTIFIER" ] || [ examples/demo/notifier.c -nt "$NOTIFIER" ]; then
-  log "building the C library and the notifier"
-  bash scripts/build-c.sh --prefix "$C_PREFIX" >/dev/null
-  cc -O2 -Wall -o "$NOTIFIER" examples/demo/notifier.c \
-    $(PKG_CONFIG_PATH="$C_PREFIX/lib/pkgconfig" pkg-config --cflags --libs event_bus) \
-    -Wl,-rpath,"$C_PREFIX/lib"
-fi
+build_c_program "$NOTIFIER" examples/c/notifier.c
 
 # --- Run ---------------------------------------------------------------------------------
 export DEMO_RUN="demo-$$-$RANDOM"

@@ -145,12 +145,12 @@ example_runs() {
   EB_NOTIFIER_MAX_EVENTS=1 "$BUILD/notifier" >"$out" 2>&1 &
   pid=$!
   local payload='{"id":"5f0c2a9e-1111-4c1d-9a2b-0123456789ab","type":"photo.processing.completed","data":{"photoId":"c-example","url":"https://x/y.jpg"},"metadata":{"source":"test-c.sh","timestamp":"'$(date -u +%Y-%m-%dT%H:%M:%S.000Z)'","traceId":"t","version":"1.0.0"}}'
-  local hp=${REDIS_URL#redis://}; hp=${hp#*@}; hp=${hp%%/*}
+  redis_host_port
   for _ in $(seq 1 100); do
     grep -q "listening" "$out" && break
     sleep 0.1
   done
-  redis-cli -h "${hp%%:*}" -p "${hp##*:}" PUBLISH "$ch" "$payload" >/dev/null
+  redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" PUBLISH "$ch" "$payload" >/dev/null
   for _ in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
   if kill -0 $pid 2>/dev/null; then kill $pid; wait $pid; cat "$out" >&2; rm -f "$out"; return 1; fi
   wait $pid; local rc=$?

@@ -5,7 +5,7 @@
  *     batch   : eb_publish_batch of 1,000 items, repeated until N events        -> {"rate"}
  *     threads : 4 threads calling eb_publish concurrently, N events in all      -> {"rate"}
  *     serial  : eb_publish awaited one at a time, N events                      -> {"rate","p50_ms","p99_ms"}
- *   SIZE 0 = the seed's photo.uploaded data (~320 B on the wire), else data padded to SIZE bytes.
+ *   SIZE 0 = the sample photo.uploaded data (~320 B on the wire), else data padded to SIZE bytes.
  *
  * bench/c/run.sh builds it and compares with redis-benchmark (see there).
  */
@@ -43,7 +43,7 @@ static void check(const char *what, eb_status rc) {
   }
 }
 
-/* The seed's photo.uploaded data, padded (as the Rust driver does) to `size` bytes. */
+/* The sample photo.uploaded data, padded (as the Rust driver does) to `size` bytes. */
 static char *make_data(size_t size) {
   static const char base[] =
       "{\"photoId\":\"photo-123\",\"userId\":\"user-456\",\"filename\":\"vacation.jpg\",\"size\":"

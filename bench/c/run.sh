@@ -6,26 +6,16 @@
 #
 # Rows: burst publish (eb_publish_batch of 1,000 items, repeated) and 4 threads calling
 # eb_publish vs `redis-benchmark -c 1 -P 64` (the server's ceiling); awaited eb_publish one at a
-# time (rate, p50, p99) vs `-P 1`. Small (~320 B on the wire, the seed's photo.uploaded) and 16 KB.
+# time (rate, p50, p99) vs `-P 1`. Small (~320 B on the wire, the sample photo.uploaded) and 16 KB.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 . scripts/lib.sh
 ensure_redis
 command -v redis-benchmark >/dev/null || apt_install redis-tools
-C_PREFIX=$ROOT/target/c-install
-LIB=$C_PREFIX/lib/libevent_bus.so
-if [ ! -e "$LIB" ] || [ -n "$(find core Cargo.toml -newer "$LIB" \( -name '*.rs' -o -name '*.toml' \) -print -quit)" ]; then
-  log "building the C library (release) into $C_PREFIX"
-  bash scripts/build-c.sh --prefix="$C_PREFIX" >/dev/null
-fi
+ensure_c_lib
 BIN=$ROOT/target/bench-c
-if [ ! -x "$BIN" ] || [ bench/c/bench.c -nt "$BIN" ] || [ "$LIB" -nt "$BIN" ]; then
-  log "compiling bench/c/bench.c"
-  ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror bench/c/bench.c -o "$BIN" \
-    $(PKG_CONFIG_PATH="$C_PREFIX/lib/pkgconfig" pkg-config --cflags --libs event_bus) \
-    -Wl,-rpath,"$C_PREFIX/lib" -lpthread
-fi
+build_c_program "$BIN" bench/c/bench.c
 export BENCH_C_BIN=$BIN
 exec python3 - "$@" <<'PY'
 import json, os, re, statistics, subprocess, sys

@@ -1,7 +1,7 @@
-/* Just enough JSON scanning for the C example programs (the demo notifier and the
- * cross-language participant): find a key's raw value in an object, skip values. Not a parser:
- * no validation, keys compared as raw text. The library hands events over as JSON text, so
- * these programs only need to cut values out of it. */
+/* Just enough JSON scanning for the C example programs (the notifier, the cross-language
+ * participant and the C tests): find a key's raw value in an object, skip values. Not a
+ * parser: no validation, keys compared as raw text. The library hands events over as JSON
+ * text, so these programs only need to cut values out of it. */
 #ifndef EVENT_BUS_EXAMPLES_JSON_SCAN_H
 #define EVENT_BUS_EXAMPLES_JSON_SCAN_H
 

@@ -1,47 +1,73 @@
 #!/usr/bin/env bash
-# Cross-language test: builds what the participants need, then runs tests/cross/run.py.
+# Cross-language test: builds what the participants need, runs tests/cross/run.py (events
+# across the faces through one Redis), then the conformance table
+# (tests/cross/conformance/conformance.py: the same bad and edge inputs through every face).
 #
 #   tests/cross/run.sh                          # all faces: node python c raw
-#   CROSS_FACES="c node raw" tests/cross/run.sh
+#   CROSS_FACES="c node raw" tests/cross/run.sh # a subset (said in the output, never implied)
 #   PYTHON=/path/to/python tests/cross/run.sh   # default .venv/bin/python (needs event_bus, redis)
 #
-# Needs Redis at REDIS_URL or 127.0.0.1:6379 (started if none and redis-server exists).
+# Needs Redis at REDIS_URL or 127.0.0.1:6379 (started if none). A face that is asked for but
+# whose conformance runner file is missing fails the run ("raw", the unchanged TS service, has
+# no conformance runner: its inputs are not the library's).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 . scripts/lib.sh
+
+export CROSS_FACES=${CROSS_FACES:-node python c raw}
+has_face() { case " $CROSS_FACES " in *" $1 "*) return 0 ;; esac; return 1; }
+CONF=tests/cross/conformance
+for f in node:run_node.js python:run_python.py c:run_c.c; do
+  if has_face "${f%%:*}" && [ ! -f "$CONF/${f#*:}" ]; then
+    echo "tests/cross/run.sh: face ${f%%:*} asked for but $CONF/${f#*:} is missing" >&2
+    exit 1
+  fi
+done
+log "faces: $CROSS_FACES"
 ensure_redis
 
-# C: the library (into target/c-install, rebuilt when a C ABI or core source is newer), then
-# the participant.
-C_PREFIX=$ROOT/target/c-install
-LIB=$C_PREFIX/lib/libevent_bus.so
-if [ ! -e "$LIB" ] || [ -n "$(find core include Cargo.toml -newer "$LIB" \( -name '*.rs' -o -name '*.toml' -o -name '*.h' \) -print -quit)" ]; then
-  log "building the C library into $C_PREFIX"
-  bash scripts/build-c.sh --prefix="$C_PREFIX" >/dev/null
+# C: the library (into target/c-install, rebuilt when stale), the participant and the
+# conformance runner.
+if has_face c; then
+  ensure_c_lib
+  export CROSS_C_BIN=$ROOT/target/cross-participant
+  build_c_program "$CROSS_C_BIN" tests/cross/participant.c
+  build_c_program "$ROOT/target/conformance-c" "$CONF/run_c.c"
 fi
-BIN=$ROOT/target/cross-participant
-if [ ! -x "$BIN" ] || [ tests/cross/participant.c -nt "$BIN" ] || [ "$LIB" -nt "$BIN" ]; then
-  log "compiling tests/cross/participant.c"
-  ${CC:-cc} -std=c11 -O2 -Wall -Wextra -Werror tests/cross/participant.c -o "$BIN" \
-    $(PKG_CONFIG_PATH="$C_PREFIX/lib/pkgconfig" pkg-config --cflags --libs event_bus) \
-    -Wl,-rpath,"$C_PREFIX/lib" -lpthread
-fi
-export CROSS_C_BIN=$BIN
 
 # Node: the package with its native addon.
-if ! node -e "require('./')" >/dev/null 2>&1; then
+if has_face node && ! node -e "require('./')" >/dev/null 2>&1; then
   log "building the Node package (npm install)"
   npm install --no-audit --no-fund
 fi
 
-# Python: event_bus and redis (the raw TS stand-in uses redis-py).
+# Python: event_bus (the Python face) and redis (the raw TS stand-in uses redis-py); run.py and
+# the conformance driver need only the standard library.
 export PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-if ! "$PYTHON" -c 'import event_bus, redis' >/dev/null 2>&1; then
-  echo "tests/cross/run.sh: $PYTHON lacks event_bus or redis (pip install . redis into it)" >&2
+need=""
+has_face python && need="event_bus"
+has_face raw && need="${need:+$need, }redis"
+if [ -n "$need" ] && ! "$PYTHON" -c "import $need" >/dev/null 2>&1; then
+  echo "tests/cross/run.sh: $PYTHON lacks $need (pip install . redis into it)" >&2
   exit 1
 fi
+[ -x "$PYTHON" ] || PYTHON=$(command -v python3)
+
+conf=()
+has_face node && conf+=(--node "node $CONF/run_node.js")
+has_face python && conf+=(--python "$(printf '%q' "$PYTHON") $CONF/run_python.py")
+has_face c && conf+=(--c "$(printf '%q' "$ROOT/target/conformance-c")")
 
 set +e
 "$PYTHON" tests/cross/run.py
-exit $?
+cross=$?
+if [ ${#conf[@]} -gt 0 ]; then
+  log "conformance table"
+  "$PYTHON" "$CONF/conformance.py" "${conf[@]}"
+  conformance=$?
+else
+  log "conformance table: no face of CROSS_FACES has a runner"
+  conformance=1
+fi
+[ $cross = 0 ] && [ $conformance = 0 ]

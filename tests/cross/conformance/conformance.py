@@ -2,7 +2,7 @@
 """The conformance test: every case of cases.json through every face, one verdict.
 
 Each face has a runner that takes the expanded cases (Node and Python read JSON, C reads one
-tab-separated line per case) and prints one JSON line per case:
+tab-separated line per case: name, op, arguments) and prints one JSON line per case:
 ``{"name": ..., "outcome": "ok" | CODE, "message": ...}``. A case passes when every face's
 outcome is its ``expect`` and every face gave the same message (one message per rule).
 
@@ -37,17 +37,18 @@ def expand(v: Any) -> Any:
 
 
 def flat_line(case: dict[str, Any]) -> str:
-    """The C runner's input: op, then the case's arguments as the C ABI takes them."""
+    """The C runner's input: the case's name and op, then its arguments as the C ABI takes
+    them."""
     def js(v: Any) -> str:
         return "" if v is None else json.dumps(v)
 
     op = case["op"]
     if op == "config":
-        fields = [op, json.dumps(case["config"])]
+        fields = [case["name"], op, json.dumps(case["config"])]
     elif op == "subscribe":
-        fields = [op, case["pattern"], js(case.get("options"))]
+        fields = [case["name"], op, case["pattern"], js(case.get("options"))]
     elif op == "publish":
-        fields = [op, case["type"], json.dumps(case["data"]), js(case.get("options"))]
+        fields = [case["name"], op, case["type"], json.dumps(case["data"]), js(case.get("options"))]
     else:
         raise SystemExit(f"unknown op {op!r} in case {case['name']!r}")
     assert all("\t" not in f and "\n" not in f for f in fields), case["name"]

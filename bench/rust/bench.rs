@@ -1,7 +1,7 @@
 //! Benchmark driver for the Rust core (used by bench/run.sh; not a test).
 //!
-//! `cargo run --release -p event-bus-core --example bench -- SCENARIO [N] [SIZE]` prints one JSON
-//! object with the figures. Scenarios:
+//! `cargo run --release -p event-bus-bench -- SCENARIO [N] [SIZE]` prints one JSON object with
+//! the figures. Scenarios:
 //! - `burst`: N publishes issued concurrently (bursts of 1,000 in flight), events/s;
 //! - `batch`: the same bursts, each through one `publish_batch` call of 1,000 events;
 //! - `serial`: N awaited publishes one at a time, events/s and p50/p99 latency;
@@ -27,7 +27,7 @@ fn cfg(name: &str) -> String {
 }
 
 fn data(size: usize) -> Box<RawValue> {
-    // The seed's photo.uploaded data (~320 bytes on the wire with the envelope), or padded.
+    // The sample photo.uploaded data (~320 bytes on the wire with the envelope), or padded.
     let base = r#"{"photoId":"photo-123","userId":"user-456","filename":"vacation.jpg","size":1024000,"mimeType":"image/jpeg","uploadedAt":"2026-11-27T04:00:00.000Z""#;
     let pad = size.saturating_sub(base.len() + 2);
     let s = if pad > 12 {

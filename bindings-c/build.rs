@@ -11,10 +11,11 @@ fn main() {
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libevent_bus.so.{major}");
     }
+    // cbindgen starts at src/lib.rs and follows its `mod` declarations into the other files.
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(dir.join("cbindgen.toml"))
-        .expect("core/capi/cbindgen.toml is readable");
+        .expect("bindings-c/cbindgen.toml is readable");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo")).join("event_bus.h");
     cbindgen::Builder::new()
         .with_config(config)
