@@ -15,7 +15,7 @@ static RUNTIME: Mutex<Option<(Arc<Runtime>, u32)>> = Mutex::new(None);
 
 /// Worker threads of the runtime: `EVENT_BUS_WORKER_THREADS` when set to a positive number,
 /// else 2: one worker leaves more of a small machine to a busy Node or Python thread, but
-/// falls behind on in-process fan-out to many clients (README, "Threads").
+/// falls behind on in-process fan-out to many clients (docs/semantics.md, "Threads").
 fn worker_threads() -> usize {
     std::env::var("EVENT_BUS_WORKER_THREADS")
         .ok()
