@@ -238,29 +238,39 @@ pub(crate) mod millis {
 
     /// `deserialize_with` for `Option<u64>` milliseconds.
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        let v = Option::<Value>::deserialize(d)?;
-        match v {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f < 0.0 {
-                    Err(D::Error::custom(format!("must not be negative (got {n})")))
-                } else if f.is_nan() || f > MAX_MILLIS as f64 {
-                    Err(D::Error::custom(format!(
-                        "must be at most {MAX_MILLIS} ms, about 24.8 days (got {n})"
-                    )))
-                } else if let Some(u) = n.as_u64() {
-                    Ok(Some(u))
-                } else {
-                    Ok(Some(f.ceil() as u64))
-                }
-            }
-            Some(other) => Err(D::Error::custom(format!(
-                "must be a number of milliseconds (got {})",
-                shown(&other)
-            ))),
+        let Some((n, f)) = non_negative::<D::Error>(d, "a number of milliseconds")? else {
+            return Ok(None);
+        };
+        if f.is_nan() || f > MAX_MILLIS as f64 {
+            return Err(D::Error::custom(format!(
+                "must be at most {MAX_MILLIS} ms, about 24.8 days (got {n})"
+            )));
         }
+        Ok(Some(n.as_u64().unwrap_or(f.ceil() as u64)))
     }
+}
+
+/// The number at `d`, refused unless it is a non-negative number (`expected` says what kind,
+/// for the message); `None` for `null` or absent.
+fn non_negative<'de, E: serde::de::Error>(
+    d: impl Deserializer<'de, Error = E>,
+    expected: &str,
+) -> Result<Option<(serde_json::Number, f64)>, E> {
+    let n = match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n,
+        Some(other) => {
+            return Err(E::custom(format!(
+                "must be {expected} (got {})",
+                shown(&other)
+            )))
+        }
+    };
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    if f < 0.0 {
+        return Err(E::custom(format!("must not be negative (got {n})")));
+    }
+    Ok(Some((n, f)))
 }
 
 /// Integer types that [`whole`] can produce.
@@ -284,21 +294,9 @@ impl Whole for u64 {
 /// `deserialize_with` for an optional count (`maxRetries`, `concurrency`, sizes): a whole,
 /// non-negative number that fits the field; `null` or absent is `None`.
 pub(crate) fn whole<'de, D: Deserializer<'de>, T: Whole>(d: D) -> Result<Option<T>, D::Error> {
-    let v = Option::<Value>::deserialize(d)?;
-    let n = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n,
-        Some(other) => {
-            return Err(D::Error::custom(format!(
-                "must be a whole number (got {})",
-                shown(&other)
-            )))
-        }
+    let Some((n, f)) = non_negative::<D::Error>(d, "a whole number")? else {
+        return Ok(None);
     };
-    let f = n.as_f64().unwrap_or(f64::NAN);
-    if f < 0.0 {
-        return Err(D::Error::custom(format!("must not be negative (got {n})")));
-    }
     let Some(u) = n.as_u64() else {
         if f.fract() != 0.0 {
             return Err(D::Error::custom(format!(
