@@ -92,6 +92,10 @@ async def test_errors_raise(config: dict[str, Any], uid: str) -> None:
             await bus.publish("bad type!", 1)
         with pytest.raises(event_bus.InvalidArgumentError, match="set"):
             await bus.publish("a.b", {1})
+        with pytest.raises(event_bus.InvalidArgumentError, match="handler must be callable"):
+            await bus.subscribe("a.b", 3)  # type: ignore[arg-type]
+        r = await bus.publish(f"{uid}.o", 1, {"traceId": "t-1", "userId": "u1"}, user_id=uid)
+        assert r.channel == f"user:{uid}"
         # Option values are the core's to judge; the same error as the blocking client's.
         with pytest.raises(event_bus.ValidationError) as ei:
             await bus.publish("a.b", 1, trace_id=5)
@@ -101,12 +105,8 @@ async def test_errors_raise(config: dict[str, Any], uid: str) -> None:
         with pytest.raises(event_bus.ValidationError) as ei:
             await bus.subscribe("a.b", print, max_retries=-3)
         assert ei.value.code == "VALIDATION_ERROR"
-        with pytest.raises(event_bus.InvalidArgumentError, match="handler must be callable"):
-            await bus.subscribe("a.b", 3)  # type: ignore[arg-type]
         sub = await bus.subscribe(f"{uid}.frac", print, timeout=1.5)
         assert sub.options == {"timeout": 1.5}
-        r = await bus.publish(f"{uid}.o", 1, {"traceId": "t-1", "userId": "u1"}, user_id=uid)
-        assert r.channel == f"user:{uid}"
         with pytest.raises(event_bus.EventBusError, match="Socket.IO"):
             await bus.join_room("r")
         with pytest.raises(event_bus.EventBusError, match="Socket.IO"):
