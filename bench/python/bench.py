@@ -6,7 +6,7 @@ alternate over BENCH_ROUNDS rounds (default 3); the table shows medians.
 
     .venv/bin/python bench/python/bench.py [--json out.json] [--scale 1.0] [--redis URL]
 
-Not a test: prints a Markdown table; `--json PATH` also writes the raw figures (issue 6).
+Not a test: prints a Markdown table; `--json PATH` also writes the raw figures.
 BENCH_SCALE (or --scale) multiplies the event counts; 1.0 keeps a full run under ~4 minutes.
 BENCH_ONLY (a substring of a scenario name) runs only those scenarios, for quick checks.
 """

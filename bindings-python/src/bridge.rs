@@ -1,4 +1,5 @@
-//! Crossing from the Rust runtime into Python, in batches (TOOLCHAIN trap 11).
+//! Crossing from the Rust runtime into Python, in batches: taking the GIL costs far more than
+//! running a short handler, so each acquisition runs as many queued calls as are waiting.
 //!
 //! - [`Dispatcher`] (blocking client): one Python thread per client drains a channel of handler
 //!   calls, many per GIL acquisition, and runs the plain-callable handlers there.
@@ -18,6 +19,12 @@
 //!   calls the unclaimed ones on their own), so each event runs once.
 //!
 //! Tokio workers never hold the GIL for longer than pushing a wake-up.
+//!
+//! Handler outcomes reach the core only through the core's own calls (the reply of
+//! [`Handler::call`] and [`OutcomeReporter::report`]); this side counts nothing, the core
+//! keeps the stats. Each job runs under [`errors::guard_unraisable`], so a Rust panic in one
+//! is reported (as `InternalError`) without losing the rest of the queue; a job dropped that
+//! way fails its events in the core, as a dropped reply or reporter does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, TryRecvError};
@@ -29,6 +36,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use tokio::sync::oneshot;
 
+use crate::errors;
 use crate::types::Event;
 
 type Reply = oneshot::Sender<Result<(), HandlerError>>;
@@ -170,7 +178,7 @@ impl Dispatcher {
                 continue;
             }
             for job in batch {
-                run_sync(py, job);
+                errors::guard_unraisable(py, || run_sync(py, job));
             }
         }
     }
@@ -278,9 +286,11 @@ struct Drain {
 #[pymethods]
 impl Drain {
     fn __call__(&self, py: Python<'_>) {
-        if let Some(b) = self.inner.upgrade() {
-            b.drain(py);
-        }
+        errors::guard_unraisable(py, || {
+            if let Some(b) = self.inner.upgrade() {
+                b.drain(py);
+            }
+        });
     }
 }
 
@@ -293,6 +303,12 @@ struct Completer {
 #[pymethods]
 impl Completer {
     fn __call__(&self, py: Python<'_>, task: Bound<'_, PyAny>) {
+        errors::guard_unraisable(py, || self.complete(py, task));
+    }
+}
+
+impl Completer {
+    fn complete(&self, py: Python<'_>, task: Bound<'_, PyAny>) {
         let Some(reply) = self.reply.lock().unwrap_or_else(|p| p.into_inner()).take() else {
             return;
         };
@@ -408,7 +424,7 @@ impl BridgeInner {
             jobs
         };
         for job in jobs {
-            self.run(py, job);
+            errors::guard_unraisable(py, || self.run(py, job));
         }
         // More arrived than one batch: let the loop breathe, then continue.
         let more = !self
@@ -485,7 +501,7 @@ impl BridgeInner {
                 {
                     return; // cancelled by the caller
                 }
-                let _ = match make(py) {
+                let _ = match errors::guard(|| make(py)) {
                     Ok(v) => fut.call_method1("set_result", (v,)),
                     Err(e) => fut.call_method1("set_exception", (e.into_value(py),)),
                 };
@@ -602,9 +618,11 @@ struct Flusher {
 
 #[pymethods]
 impl Flusher {
-    fn __call__(&self) {
-        self.scheduled.store(false, Ordering::Release);
-        self.outcomes.flush();
+    fn __call__(&self, py: Python<'_>) {
+        errors::guard_unraisable(py, || {
+            self.scheduled.store(false, Ordering::Release);
+            self.outcomes.flush();
+        });
     }
 }
 
@@ -681,19 +699,31 @@ impl Drop for AioBatch {
 #[pymethods]
 impl AioBatch {
     /// Run the following events until the next awaitable; `None` when the batch is done.
-    fn step<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
-        self.step_inner(py)
+    fn step<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        errors::guard(|| Ok(self.step_inner(py)))
     }
 
     /// The awaited handler finished.
-    fn ok(&self) {
-        if let Some(i) = self.lock().current.take() {
-            self.outcomes().report(i, Ok(()));
-        }
+    fn ok(&self) -> PyResult<()> {
+        errors::guard(|| {
+            if let Some(i) = self.lock().current.take() {
+                self.outcomes().report(i, Ok(()));
+            }
+            Ok(())
+        })
     }
 
     /// The awaited handler raised `exc`.
-    fn fail(&self, py: Python<'_>, exc: Bound<'_, PyAny>) {
+    fn fail(&self, py: Python<'_>, exc: Bound<'_, PyAny>) -> PyResult<()> {
+        errors::guard(|| {
+            self.fail_inner(py, exc);
+            Ok(())
+        })
+    }
+}
+
+impl AioBatch {
+    fn fail_inner(&self, py: Python<'_>, exc: Bound<'_, PyAny>) {
         if let Some(i) = self.lock().current.take() {
             let cancelled = py
                 .import("asyncio")

@@ -1,17 +1,19 @@
 //! Python objects <-> JSON, in Rust (no `json` module round trip on the hot path).
 //!
 //! Python -> JSON follows `json.dumps(allow_nan=False)` for the types JSON can carry (dict with
-//! str keys, list, tuple, str, int, float, bool, None) and refuses everything else with a
-//! `TypeError` that names the type and where it was found (`data['tags']`); NaN and infinities
-//! are a `ValidationError`.
+//! str keys, list, tuple, str, int, float, bool, None) and refuses everything else, and text
+//! that is not valid UTF-8 (lone surrogates), with an `InvalidArgumentError` (a `TypeError`)
+//! that names the type and where it was found (`data['tags']`); NaN, infinities and nesting
+//! deeper than 200 levels (or a reference cycle) are a `ValidationError` (a `ValueError`), as
+//! `json.dumps` raises `ValueError` for them. These are the face's own errors: what the value
+//! means (sizes, required fields, option types) is judged by the core.
 
 use event_bus::event::push_json_str;
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::Value;
 
-use crate::errors::ValidationError;
+use crate::errors;
 
 const MAX_DEPTH: usize = 200;
 
@@ -50,7 +52,7 @@ fn write(out: &mut String, o: &Bound<'_, PyAny>, depth: usize) -> Result<(), Con
     } else if let Ok(s) = o.cast::<PyString>() {
         let s = s
             .to_cow()
-            .map_err(|e| fail(Kind::Value, format!("string is not valid UTF-8: {e}")))?;
+            .map_err(|e| fail(Kind::Type, format!("string is not valid UTF-8: {e}")))?;
         push_json_str(out, &s);
     } else if let Ok(b) = o.cast::<PyBool>() {
         out.push_str(if b.is_true() { "true" } else { "false" });
@@ -81,7 +83,7 @@ fn write(out: &mut String, o: &Bound<'_, PyAny>, depth: usize) -> Result<(), Con
             let key = match k.cast::<PyString>() {
                 Ok(s) => s
                     .to_cow()
-                    .map_err(|e| fail(Kind::Value, e.to_string()))?
+                    .map_err(|e| fail(Kind::Type, format!("key is not valid UTF-8: {e}")))?
                     .into_owned(),
                 Err(_) => {
                     return Err(fail(
@@ -144,8 +146,8 @@ pub fn to_json(o: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
             let path: String = e.path.iter().rev().map(String::as_str).collect();
             let msg = format!("{} (at {what}{path})", e.msg);
             Err(match e.kind {
-                Kind::Type => PyTypeError::new_err(msg),
-                Kind::Value => ValidationError::new_err(msg),
+                Kind::Type => errors::invalid_argument(msg),
+                Kind::Value => errors::validation(msg),
             })
         }
     }
@@ -184,14 +186,15 @@ pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// Parse JSON text into Python objects, in one pass (no `Value` tree in between): what
-/// `json.loads` gives, with dict keys in text order.
+/// `json.loads` gives, with dict keys in text order. The text comes from the core or from
+/// [`to_json`], so a parse failure is an `InternalError`.
 pub fn parse_to_py<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_str(text);
     let v = PySeed(py)
         .deserialize(&mut de)
         .and_then(|v| de.end().map(|()| v))
-        .map_err(|e| ValidationError::new_err(format!("invalid JSON: {e}")))?;
+        .map_err(|e| errors::internal(format!("invalid JSON from the core: {e}")))?;
     Ok(v)
 }
 
@@ -287,7 +290,6 @@ impl<'de, 'py> serde::de::Visitor<'de> for PySeed<'py> {
 
 /// Any serializable Rust value as Python objects.
 pub fn ser_to_py<'py, T: serde::Serialize>(py: Python<'py>, t: &T) -> PyResult<Bound<'py, PyAny>> {
-    let v = serde_json::to_value(t)
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+    let v = serde_json::to_value(t).map_err(|e| errors::internal(e.to_string()))?;
     to_py(py, &v)
 }

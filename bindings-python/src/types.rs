@@ -9,6 +9,7 @@ use pyo3::types::PyDict;
 use pyo3::PyTraverseError;
 
 use crate::convert;
+use crate::errors;
 
 /// A received event: `id`, `type`, `data` (Python objects, parsed on first access),
 /// `metadata` (dict, wire key order), `channel`, `pattern` (for pattern subscriptions).
@@ -64,15 +65,19 @@ impl Event {
     /// The data as Python objects.
     #[getter]
     fn data(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        cached(py, &self.data, || {
-            Ok(convert::parse_to_py(py, self.d.data_json())?.unbind())
+        errors::guard(|| {
+            cached(py, &self.data, || {
+                Ok(convert::parse_to_py(py, self.d.data_json())?.unbind())
+            })
         })
     }
     /// The metadata as a dict (`source`, `timestamp`, `traceId`, ... as on the wire).
     #[getter]
     fn metadata(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        cached(py, &self.metadata, || {
-            Ok(convert::parse_to_py(py, &self.d.metadata_json())?.unbind())
+        errors::guard(|| {
+            cached(py, &self.metadata, || {
+                Ok(convert::parse_to_py(py, &self.d.metadata_json())?.unbind())
+            })
         })
     }
     /// The channel it was published on.

@@ -90,8 +90,23 @@ async def test_errors_raise(config: dict[str, Any], uid: str) -> None:
     async with bus:
         with pytest.raises(event_bus.ValidationError):
             await bus.publish("bad type!", 1)
-        with pytest.raises(TypeError, match="set"):
+        with pytest.raises(event_bus.InvalidArgumentError, match="set"):
             await bus.publish("a.b", {1})
+        with pytest.raises(event_bus.InvalidArgumentError, match="handler must be callable"):
+            await bus.subscribe("a.b", 3)  # type: ignore[arg-type]
+        r = await bus.publish(f"{uid}.o", 1, {"traceId": "t-1", "userId": "u1"}, user_id=uid)
+        assert r.channel == f"user:{uid}"
+        # Option values are the core's to judge; the same error as the blocking client's.
+        with pytest.raises(event_bus.ValidationError) as ei:
+            await bus.publish("a.b", 1, trace_id=5)
+        with pytest.raises(event_bus.ValidationError) as di:
+            await bus.publish("a.b", 1, {"traceId": 5})
+        assert ei.value.code == "VALIDATION_ERROR" and str(ei.value) == str(di.value)
+        with pytest.raises(event_bus.ValidationError) as ei:
+            await bus.subscribe("a.b", print, max_retries=-3)
+        assert ei.value.code == "VALIDATION_ERROR"
+        sub = await bus.subscribe(f"{uid}.frac", print, timeout=1.5)
+        assert sub.options == {"timeout": 1.5}
         with pytest.raises(event_bus.EventBusError, match="Socket.IO"):
             await bus.join_room("r")
         with pytest.raises(event_bus.EventBusError, match="Socket.IO"):

@@ -37,5 +37,6 @@ def test_tls_refuses_an_untrusted_server_and_bad_ca_input(tls_redis_server: tupl
     # Bytes that are not a certificate reach the core's check; binary bytes are refused here.
     with pytest.raises(event_bus.EventBusError, match="(?i)certificate"):
         event_bus.EventBusClient(service_name="tls", redis_url=srv.url, redis_tls={"ca": b"not a cert"})
-    with pytest.raises(TypeError, match="UTF-8"):
+    with pytest.raises(event_bus.InvalidArgumentError, match="UTF-8") as ei:
         event_bus.EventBusClient(service_name="tls", redis_url=srv.url, redis_tls={"ca": b"\xff\xfe"})
+    assert ei.value.code == "INVALID_ARGUMENT"

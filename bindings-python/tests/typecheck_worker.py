@@ -24,10 +24,26 @@ def sync_worker() -> None:
             print("invalid", e.code)
         except event_bus.EventBusError as e:
             print("failed", e)
+        try:
+            bus.publish("photo.uploaded", {"photoId": "p1"}, {"traceId": "t", "userId": "u1"})
+        except TimeoutError as e:  # the built-in: event_bus.TimeoutError derives from it
+            print("timed out", e)
+        except (event_bus.QueueFullError, event_bus.OutcomeUnknownError) as e:
+            print("not sent / unknown", e.event_id)
         results = bus.publish_batch([("a.b", {"x": 1}), {"type": "a.c", "data": [1]}])
         print([x.success for x in results], bus.get_stats()["eventsPublished"])
         print(bus.health_check()["status"], bus.unsubscribe(sub.id), event_bus.matches_pattern("a.*", "a.b"))
         bus.run_forever()
+
+
+def config_check() -> None:
+    try:
+        event_bus.EventBusClient({"serviceName": "w"})
+    except event_bus.ConfigError as e:
+        code: str = e.code
+        print(code, str(e))
+    except event_bus.InvalidArgumentError as e:
+        print("not a config", e)
 
 
 async def async_worker() -> None:

@@ -14,10 +14,6 @@ from typing import Any
 
 import event_bus
 
-# Item options as the plan spells them (the Node API's names) -> the Python keyword arguments.
-OPTION_NAMES = {"room": "room", "userId": "user_id", "broadcast": "broadcast"}
-
-
 def main(argv: list[str]) -> int:
     face, run, plan_file, out_file, ready_file, go_file = argv[1:7]
     with open(plan_file, encoding="utf-8") as f:
@@ -47,8 +43,8 @@ def main(argv: list[str]) -> int:
             time.sleep(0.02)
 
         for item in plan["items"][face]:
-            opts = {OPTION_NAMES[k]: v for k, v in (item.get("options") or {}).items() if k in OPTION_NAMES}
-            r = bus.publish(item["type"], item["data"], **opts)
+            # The plan's options are the Node API's camelCase dict, which publish() takes as is.
+            r = bus.publish(item["type"], item["data"], options=item.get("options"))
             if not r.success:
                 raise RuntimeError(f"publish failed: {r.error!r}")
 

@@ -23,15 +23,37 @@ token raises :class:`ConnectionError`; an unreachable hub does not fail ``connec
 connected``. Joined rooms and subscriptions are restored after every reconnect to the hub. An
 event that reaches a subscription both through Redis and through the hub runs its handler once.
 
-Errors are exceptions: :class:`EventBusError` and its subclasses :class:`ValidationError`,
-:class:`NotConnectedError`, :class:`ConnectionError`, :class:`TimeoutError`,
-:class:`PublishError` (with :class:`QueueFullError` and :class:`OutcomeUnknownError`). Logs go to
-``logging.getLogger("event_bus")``.
+Options and config values are judged by the Rust core alone (types, ranges, defaults): this
+package only maps snake_case keyword names to the camelCase keys and hands the values over as
+JSON. Millisecond values may be fractional (rounded up to the next whole ms); ``None`` means
+absent; a key the core does not know is ignored with a warning naming it.
+
+Errors are exceptions, every one an :class:`EventBusError` with ``code`` (the core's error code,
+such as ``"VALIDATION_ERROR"``) and ``event_id`` (the event of a failed publish, else ``None``);
+``str(exc)`` is the core's message. The subclasses also derive from the built-in exception that
+Python code would catch for such a failure:
+
+- :class:`ValidationError` (``ValueError``): an event, pattern or option broke a rule;
+- :class:`ConfigError` (``ValueError``): the client configuration is incomplete or malformed;
+- :class:`InvalidArgumentError` (``TypeError``): a value of a kind the call cannot take (not
+  callable, not JSON, bytes that are not UTF-8 text);
+- :class:`NotConnectedError`: the call needs ``connect()`` first;
+- :class:`ConnectionError` (``builtins.ConnectionError``): Redis or the hub is unreachable;
+- :class:`TimeoutError` (``builtins.TimeoutError``): a deadline passed;
+- :class:`PublishError`, with :class:`QueueFullError` and :class:`OutcomeUnknownError`;
+- :class:`ClosedError`: the client was disconnected while the call was pending;
+- :class:`ProtocolError`: Redis or the hub refused the call or answered nonsense;
+- :class:`NotSupportedError` (``NotImplementedError``): not available in this build;
+- :class:`InternalError`: a bug (a Rust panic or a broken invariant).
+
+The underlying failure, when there is one (an ``OSError`` for I/O), is ``__cause__``. Logs go
+to ``logging.getLogger("event_bus")``.
 """
 
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import signal
 import threading
@@ -39,13 +61,19 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Type, Union
 
 from event_bus import _native
-from event_bus._config import check_handler, config_json, subscription_options_json
+from event_bus._config import check_handler, config_json, subscription_options
 from event_bus._native import (
+    ClosedError,
+    ConfigError,
     ConnectionError,
     Event,
     EventBusError,
+    InternalError,
+    InvalidArgumentError,
     NotConnectedError,
+    NotSupportedError,
     OutcomeUnknownError,
+    ProtocolError,
     PublishError,
     PublishResult,
     QueueFullError,
@@ -62,12 +90,18 @@ __all__ = [
     "Subscription",
     "EventBusError",
     "ValidationError",
+    "ConfigError",
+    "InvalidArgumentError",
     "NotConnectedError",
     "ConnectionError",
     "TimeoutError",
     "PublishError",
     "QueueFullError",
     "OutcomeUnknownError",
+    "ClosedError",
+    "ProtocolError",
+    "NotSupportedError",
+    "InternalError",
     "matches_pattern",
     "BatchItem",
     "__version__",
@@ -167,31 +201,59 @@ class EventBusClient:
 
     # ------------------------------------------------------------------ publishing
 
-    def publish(self, event_type: str, data: Any, **options: Any) -> PublishResult:
-        """Publish one event; raises an :class:`EventBusError` subclass on failure.
+    def publish(
+        self,
+        event_type: str,
+        data: Any,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ) -> PublishResult:
+        """Publish one event; raises an :class:`EventBusError` subclass on failure (bad
+        options: :class:`ValidationError`).
 
-        Options: ``trace_id``, ``correlation_id``, ``user_id``, ``room``, ``broadcast``,
-        ``metadata`` (extra metadata fields), ``priority``/``ttl``/``persistent`` (accepted, no
-        effect)."""
-        return self._native.publish(event_type, data, **options)
+        Options (keywords, or the Node package's camelCase dict as ``options``; keywords win):
+        ``trace_id``, ``correlation_id``, ``user_id``, ``room``, ``broadcast``, ``metadata``
+        (extra metadata fields), ``priority``/``ttl``/``persistent`` (accepted, no effect)."""
+        return self._native.publish(event_type, data, options, **kwargs)
 
-    def publish_to_room(self, room: str, event_type: str, data: Any, **options: Any) -> PublishResult:
+    def publish_to_room(
+        self,
+        room: str,
+        event_type: str,
+        data: Any,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ) -> PublishResult:
         """Publish on the Redis channel ``room:<room>``; the Socket.IO hub forwards the event to
         the room's members (see :meth:`join_room`)."""
-        return self._native.publish(event_type, data, **{**options, "room": room})
+        return self._native.publish(event_type, data, options, **{**kwargs, "room": room})
 
     def publish_to_user(
-        self, user_id: str, event_type: str, data: Any, **options: Any
+        self,
+        user_id: str,
+        event_type: str,
+        data: Any,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
     ) -> PublishResult:
-        return self._native.publish(event_type, data, **{**options, "user_id": user_id})
+        return self._native.publish(event_type, data, options, **{**kwargs, "user_id": user_id})
 
-    def broadcast(self, event_type: str, data: Any, **options: Any) -> PublishResult:
-        return self._native.publish(event_type, data, **{**options, "broadcast": True})
+    def broadcast(
+        self,
+        event_type: str,
+        data: Any,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ) -> PublishResult:
+        return self._native.publish(event_type, data, options, **{**kwargs, "broadcast": True})
 
     def publish_batch(self, events: Iterable[BatchItem]) -> List[PublishResult]:
         """Publish many events, pipelined and in order. Items are dicts ``{"type", "data", "options"}``
-        or tuples ``(type, data[, options])``. Returns one result per item; a failed item has
-        ``success=False`` and ``error`` set (this call does not raise for them)."""
+        or tuples ``(type, data[, options])``, options as a camelCase dict. Returns one result
+        per item; an item the core refuses or that fails has ``success=False`` and ``error`` set
+        (this call does not raise for them). An item that is neither a dict nor a tuple, a value
+        JSON cannot carry or bad options raise for the whole call, before anything is sent; the
+        exception's note names the item."""
         return self._native.publish_batch(events)
 
     # ------------------------------------------------------------------ subscribing
@@ -204,17 +266,16 @@ class EventBusClient:
         **kwargs: Any,
     ) -> Subscription:
         """Subscribe ``handler`` (a plain callable taking an :class:`Event`) to a Redis glob
-        pattern. Options (keywords or a camelCase dict): ``timeout`` (ms), ``retry_on_error``,
-        ``max_retries``, ``retry_delay`` (ms), ``max_retry_delay`` (ms), ``filter``,
-        ``concurrency``, ``max_pending``."""
-        check_handler(handler)
-        import inspect
-
+        pattern. Options (keywords, or a camelCase dict as ``options``; keywords win):
+        ``timeout`` (ms), ``retry_on_error``, ``max_retries``, ``retry_delay`` (ms),
+        ``max_retry_delay`` (ms), ``filter``, ``concurrency``, ``max_pending``. Bad options
+        raise :class:`ValidationError`; a handler that is not a plain callable
+        :class:`InvalidArgumentError`."""
         if inspect.iscoroutinefunction(handler):
-            raise TypeError(
+            raise InvalidArgumentError(
                 "async handlers need event_bus.asyncio.EventBusClient; the blocking client runs plain callables"
             )
-        return self._native.subscribe(pattern, handler, subscription_options_json(options, kwargs))
+        return self._native.subscribe(pattern, handler, subscription_options(options, kwargs))
 
     def unsubscribe(self, subscription_id: str) -> bool:
         return self._native.unsubscribe(subscription_id)
@@ -228,8 +289,8 @@ class EventBusClient:
 
         Raises :class:`ValidationError` for an empty name, :class:`ConnectionError`
         (``Socket.IO not connected``) without a ``client`` config, after :meth:`disconnect` or
-        while the hub is unreachable, :class:`EventBusError` (code ``PROTOCOL_ERROR``) when the
-        hub refuses, :class:`TimeoutError` when it does not answer within ``client.timeout``."""
+        while the hub is unreachable, :class:`ProtocolError` when the hub refuses,
+        :class:`TimeoutError` when it does not answer within ``client.timeout``."""
         self._native.join_room(room)
 
     def leave_room(self, room: str) -> None:
@@ -251,7 +312,7 @@ class EventBusClient:
         "disconnected" | "reconnecting" | "gap" | "error", "connection": "publisher" |
         "subscriber" | "socketio", ...}``). Runs on a runtime thread: keep it short. Returns an
         id for :meth:`off_state`."""
-        check_handler(callback)
+        check_handler(callback, "callback")
         return self._native.on_state(callback)
 
     def off_state(self, listener_id: int) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Mapping, Optional
 
+from event_bus._native import ConfigError, InvalidArgumentError
+
 # keyword argument -> path in the camelCase EventBusConfig (the same dict the Node package takes)
 _CONFIG_KEYWORDS: dict[str, tuple[str, ...]] = {
     "service_name": ("serviceName",),
@@ -54,80 +56,77 @@ def _config_value(value: Any) -> Any:
         try:
             return bytes(value).decode("utf-8")
         except UnicodeDecodeError:
-            raise TypeError("config bytes must be UTF-8 text (PEM), not binary data") from None
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+            raise InvalidArgumentError(
+                "config bytes must be UTF-8 text (a PEM certificate), not binary data"
+            ) from None
+    raise InvalidArgumentError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _dumps(cfg: Any) -> str:
+    """The config as JSON. A value JSON cannot carry is an InvalidArgumentError; NaN and the
+    infinities (no JSON number) a ConfigError. What the values mean is the core's to judge."""
+    try:
+        return json.dumps(cfg, allow_nan=False, default=_config_value)
+    except InvalidArgumentError:
+        raise
+    except TypeError as e:  # keys json cannot write (a tuple key, say)
+        raise InvalidArgumentError(f"config is not JSON serializable: {e}") from None
+    except ValueError as e:  # NaN / infinity, a reference cycle
+        raise ConfigError(f"config is not JSON serializable: {e}") from None
 
 
 def config_json(config: Optional[Mapping[str, Any]], kwargs: Mapping[str, Any]) -> str:
-    """Merge a camelCase config dict with keyword arguments (keywords win) into JSON."""
+    """Merge a camelCase config dict with keyword arguments (keywords win) into JSON.
+
+    Keywords are only names for places in the config (``redis_host`` is ``redis.host``); their
+    values, like the dict's, go to the core unchecked, and the core judges them.
+    """
     if config is not None and not isinstance(config, Mapping):
-        raise TypeError(f"config must be a dict, not {type(config).__name__}")
-    try:
-        cfg: dict[str, Any] = json.loads(json.dumps(dict(config or {}), default=_config_value))
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"config is not JSON serializable: {e}") from None
+        raise InvalidArgumentError(f"config must be a dict, not {type(config).__name__}")
+    cfg: dict[str, Any] = json.loads(_dumps(dict(config or {})))
     for key, value in kwargs.items():
         if value is None:
             continue
         path = _CONFIG_KEYWORDS.get(key)
         if path is None:
-            raise TypeError(f"unexpected config keyword {key!r}")
+            raise InvalidArgumentError(
+                f"unexpected config keyword {key!r} (expected one of: {', '.join(_CONFIG_KEYWORDS)})"
+            )
         node = cfg
         for part in path[:-1]:
-            node = node.setdefault(part, {})
+            child = node.get(part)
+            if not isinstance(child, dict):
+                # Not a section (absent, or a value the core will refuse): the keyword's
+                # section replaces it.
+                child = node[part] = {}
+            node = child
         if isinstance(value, Mapping) and isinstance(node.get(path[-1]), Mapping):
             node[path[-1]] = {**node[path[-1]], **value}
         else:
             node[path[-1]] = value
-    try:
-        return json.dumps(cfg, allow_nan=False, default=_config_value)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"config is not JSON serializable: {e}") from None
+    return _dumps(cfg)
 
 
-def subscription_options_json(
-    options: Optional[Mapping[str, Any]], kwargs: Mapping[str, Any]
-) -> Optional[str]:
-    """Subscription options (snake_case keywords or a camelCase dict) as the core's JSON.
+def subscription_options(options: Any, kwargs: Mapping[str, Any]) -> Any:
+    """Subscription options (a camelCase dict and/or snake_case keywords, which win) with
+    camelCase keys, for the core; ``None`` for none.
 
-    Times (``timeout``, ``retry_delay``, ``max_retry_delay``) are milliseconds, as in the Node
-    package and the config.
+    Only names are mapped: values go to the core as given (times are milliseconds, as in the
+    Node package), and the core judges them. A key it does not know it ignores, with a warning
+    naming it. Options that are not a dict also go as they are: the core refuses them.
     """
-    out: dict[str, Any] = {}
-    if options is not None:
-        if not isinstance(options, Mapping):
-            raise TypeError(f"options must be a dict, not {type(options).__name__}")
-        for k, v in options.items():
-            out[_SUB_KEYWORDS.get(k, k)] = v
+    if options is not None and not isinstance(options, Mapping):
+        return options
+    out: dict[Any, Any] = {}
+    for k, v in (options or {}).items():
+        out[_SUB_KEYWORDS.get(k, k) if isinstance(k, str) else k] = v
     for k, v in kwargs.items():
-        camel = _SUB_KEYWORDS.get(k)
-        if camel is None:
-            raise TypeError(
-                f"unexpected subscription option {k!r} (expected one of: {', '.join(_SUB_KEYWORDS)})"
-            )
-        if v is not None:
-            out[camel] = v
-    for key in ("retryOnError",):
-        if key in out and not isinstance(out[key], bool):
-            raise TypeError("retry_on_error must be bool")
-    for key in ("timeout", "maxRetries", "retryDelay", "maxRetryDelay", "concurrency", "maxPending"):
-        if key in out:
-            v = out[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise TypeError(f"{key} must be a number, not {type(v).__name__}")
-            if v < 0:
-                from event_bus._native import ValidationError
-
-                raise ValidationError(f"{key} must not be negative")
-            out[key] = int(v)
-    if not out:
+        out[_SUB_KEYWORDS.get(k, k)] = v
+    if options is None and not out:
         return None
-    try:
-        return json.dumps(out, allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"subscription options are not JSON serializable: {e}") from None
+    return out
 
 
-def check_handler(handler: Callable[..., Any]) -> None:
+def check_handler(handler: Callable[..., Any], what: str = "handler") -> None:
     if not callable(handler):
-        raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+        raise InvalidArgumentError(f"{what} must be callable, not {type(handler).__name__}")

@@ -1,6 +1,7 @@
 """Type stubs of the Rust extension module ``event_bus._native``."""
 
 import asyncio
+import builtins
 from typing import Any, Callable, Iterable, List, Literal, Optional, final
 
 __version__: str
@@ -8,12 +9,18 @@ __version__: str
 __all__ = [
     "EventBusError",
     "ValidationError",
+    "ConfigError",
+    "InvalidArgumentError",
     "NotConnectedError",
     "ConnectionError",
     "TimeoutError",
     "PublishError",
     "QueueFullError",
     "OutcomeUnknownError",
+    "ClosedError",
+    "ProtocolError",
+    "NotSupportedError",
+    "InternalError",
     "NativeClient",
     "LoopBridge",
     "Event",
@@ -25,16 +32,48 @@ __all__ = [
 ]
 
 class EventBusError(Exception):
+    """Base class of every event bus error."""
+
     code: str
     event_id: Optional[str]
 
-class ValidationError(EventBusError): ...
-class NotConnectedError(EventBusError): ...
-class ConnectionError(EventBusError): ...
-class TimeoutError(EventBusError): ...
+class ValidationError(EventBusError, ValueError):
+    code: str
+
+class ConfigError(EventBusError, ValueError):
+    code: str
+
+class InvalidArgumentError(EventBusError, TypeError):
+    code: str
+
+class NotConnectedError(EventBusError):
+    code: str
+
+class ConnectionError(EventBusError, builtins.ConnectionError):
+    code: str
+
+class TimeoutError(EventBusError, builtins.TimeoutError):
+    code: str
+
 class PublishError(EventBusError): ...
-class QueueFullError(PublishError): ...
-class OutcomeUnknownError(PublishError): ...
+
+class QueueFullError(PublishError):
+    code: str
+
+class OutcomeUnknownError(PublishError):
+    code: str
+
+class ClosedError(EventBusError):
+    code: str
+
+class ProtocolError(EventBusError):
+    code: str
+
+class NotSupportedError(EventBusError, NotImplementedError):
+    code: str
+
+class InternalError(EventBusError):
+    code: str
 
 @final
 class Event:
@@ -113,10 +152,12 @@ class NativeClient:
     def disconnect(self, from_handler: bool = False) -> None: ...
     def run_dispatcher(self) -> None: ...
     def stop_dispatcher(self) -> None: ...
-    def publish(self, event_type: str, data: Any, **options: Any) -> PublishResult: ...
+    def publish(
+        self, event_type: str, data: Any, options: Optional[Any] = None, **kwargs: Any
+    ) -> PublishResult: ...
     def publish_batch(self, items: Iterable[Any]) -> List[PublishResult]: ...
     def subscribe(
-        self, pattern: str, handler: Callable[[Event], Any], options_json: Optional[str] = None
+        self, pattern: str, handler: Callable[[Event], Any], options: Optional[Any] = None
     ) -> Subscription: ...
     def unsubscribe(self, subscription_id: str) -> bool: ...
     def join_room(self, room: str) -> None: ...
@@ -129,7 +170,13 @@ class NativeClient:
     def connect_async(self, bridge: LoopBridge, future: _Fut) -> None: ...
     def disconnect_async(self, bridge: LoopBridge, future: _Fut, from_handler: bool = False) -> None: ...
     def publish_async(
-        self, bridge: LoopBridge, future: _Fut, event_type: str, data: Any, **options: Any
+        self,
+        bridge: LoopBridge,
+        future: _Fut,
+        event_type: str,
+        data: Any,
+        options: Optional[Any] = None,
+        **kwargs: Any,
     ) -> None: ...
     def publish_batch_async(self, bridge: LoopBridge, future: _Fut, items: Iterable[Any]) -> None: ...
     def subscribe_async(
@@ -138,7 +185,7 @@ class NativeClient:
         future: _Fut,
         pattern: str,
         handler: Callable[[Event], Any],
-        options_json: Optional[str] = None,
+        options: Optional[Any] = None,
     ) -> None: ...
     def unsubscribe_async(self, bridge: LoopBridge, future: _Fut, subscription_id: str) -> None: ...
     def room_async(

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Type
 
 from event_bus import _native
 from event_bus import BatchItem, Event, PublishResult, Subscription
-from event_bus._config import check_handler, config_json, subscription_options_json
+from event_bus._config import check_handler, config_json, subscription_options
 
 __all__ = ["EventBusClient"]
 
@@ -86,26 +86,49 @@ class EventBusClient:
 
     # ------------------------------------------------------------------ publishing
 
-    async def publish(self, event_type: str, data: Any, **options: Any) -> PublishResult:
+    async def publish(
+        self,
+        event_type: str,
+        data: Any,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ) -> PublishResult:
+        """Publish one event; options as :meth:`event_bus.EventBusClient.publish` takes them."""
         fut, b = self._future()
-        self._native.publish_async(b, fut, event_type, data, **options)
+        self._native.publish_async(b, fut, event_type, data, options, **kwargs)
         r: PublishResult = await fut
         return r
 
     async def publish_to_room(
-        self, room: str, event_type: str, data: Any, **options: Any
+        self,
+        room: str,
+        event_type: str,
+        data: Any,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
     ) -> PublishResult:
         """Publish on the Redis channel ``room:<room>``; the Socket.IO hub forwards the event to
         the room's members."""
-        return await self.publish(event_type, data, **{**options, "room": room})
+        return await self.publish(event_type, data, options, **{**kwargs, "room": room})
 
     async def publish_to_user(
-        self, user_id: str, event_type: str, data: Any, **options: Any
+        self,
+        user_id: str,
+        event_type: str,
+        data: Any,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
     ) -> PublishResult:
-        return await self.publish(event_type, data, **{**options, "user_id": user_id})
+        return await self.publish(event_type, data, options, **{**kwargs, "user_id": user_id})
 
-    async def broadcast(self, event_type: str, data: Any, **options: Any) -> PublishResult:
-        return await self.publish(event_type, data, **{**options, "broadcast": True})
+    async def broadcast(
+        self,
+        event_type: str,
+        data: Any,
+        options: Optional[Mapping[str, Any]] = None,
+        **kwargs: Any,
+    ) -> PublishResult:
+        return await self.publish(event_type, data, options, **{**kwargs, "broadcast": True})
 
     async def publish_batch(self, events: Iterable[BatchItem]) -> List[PublishResult]:
         fut, b = self._future()
@@ -122,8 +145,9 @@ class EventBusClient:
         options: Optional[Mapping[str, Any]] = None,
         **kwargs: Any,
     ) -> Subscription:
-        check_handler(handler)
-        opts = subscription_options_json(options, kwargs)
+        """Subscribe ``handler`` (plain or ``async def``, taking an :class:`Event`); options as
+        :meth:`event_bus.EventBusClient.subscribe` takes them."""
+        opts = subscription_options(options, kwargs)
         fut, b = self._future()
         self._native.subscribe_async(b, fut, pattern, handler, opts)
         r: Subscription = await fut
@@ -140,7 +164,7 @@ class EventBusClient:
     async def join_room(self, room: str) -> None:
         """Join ``room`` on the Socket.IO hub (needs the ``client`` config); rejoined after every
         reconnect. Raises as :meth:`event_bus.EventBusClient.join_room`: ``ValidationError``,
-        ``ConnectionError`` (``Socket.IO not connected``), ``EventBusError`` (hub refusal),
+        ``ConnectionError`` (``Socket.IO not connected``), ``ProtocolError`` (hub refusal),
         ``TimeoutError``."""
         fut, b = self._future()
         self._native.room_async(b, fut, "join", room)
@@ -171,7 +195,7 @@ class EventBusClient:
     def on_state(self, callback: Callable[[dict[str, Any]], Any]) -> int:
         """Call ``callback(state)`` (plain or ``async def``) on this loop for every connection
         state change. Returns an id for :meth:`off_state`."""
-        check_handler(callback)
+        check_handler(callback, "callback")
         loop = asyncio.get_running_loop()
 
         def forward(state: dict[str, Any]) -> None:
