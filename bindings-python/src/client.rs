@@ -365,10 +365,13 @@ impl NativeClient {
     fn disconnect(&self, py: Python<'_>, from_handler: bool) -> PyResult<()> {
         guard(|| {
             let c = self.core.clone();
-            errors::map(wait(
-                py,
-                async move { c.disconnect_from(from_handler).await },
-            )?)
+            errors::map(wait(py, async move {
+                if from_handler {
+                    c.disconnect_from_handler().await
+                } else {
+                    c.disconnect().await
+                }
+            })?)
         })
     }
 
@@ -556,7 +559,13 @@ impl NativeClient {
             resolve_later(
                 bridge,
                 future,
-                async move { c.disconnect_from(from_handler).await },
+                async move {
+                    if from_handler {
+                        c.disconnect_from_handler().await
+                    } else {
+                        c.disconnect().await
+                    }
+                },
                 |py, r| errors::map(r).map(|_| none(py)),
             );
             Ok(())
