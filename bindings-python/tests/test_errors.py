@@ -137,7 +137,7 @@ def test_wrong_argument_types(bus: event_bus.EventBusClient) -> None:
         bus.off_state("x")  # type: ignore[arg-type]
 
 
-OLD_FACE_MESSAGES = ("must be str", "must be bool", "must be a dict", "must be a number", "unexpected")
+OLD_FACE_MESSAGES = ("must be str", "must be bool", "must be a dict", "must be a number, not", "unexpected")
 
 
 def test_option_values_are_judged_by_the_core(bus: event_bus.EventBusClient) -> None:
