@@ -116,6 +116,18 @@ pub fn handle() -> Handle {
     runtime().handle().clone()
 }
 
+/// `tokio::time::timeout_at` whose timer belongs to the shared runtime, so the future can be
+/// awaited on any thread or executor (a host's event loop, another runtime, none at all): the
+/// core's methods that callers await directly use this instead of creating a timer in the
+/// caller's context, where there may be no tokio runtime.
+pub(crate) fn timeout_at<F: Future>(
+    deadline: tokio::time::Instant,
+    fut: F,
+) -> tokio::time::Timeout<F> {
+    let _in_runtime = runtime().handle().enter();
+    tokio::time::timeout_at(deadline, fut)
+}
+
 /// Spawn a task on the shared runtime.
 pub fn spawn<F>(fut: F) -> tokio::task::JoinHandle<F::Output>
 where

@@ -215,7 +215,7 @@ impl EventBusClient {
                     // The task takes the job by the deadline unless it is stuck (or gone, as
                     // in a forked child); a job not taken by then is called off, so it is
                     // never sent after this reports it failed.
-                    let answered = match tokio::time::timeout_at(deadline, &mut rx).await {
+                    let answered = match crate::runtime::timeout_at(deadline, &mut rx).await {
                         Ok(r) => r.map_err(|_| gone()),
                         Err(_) => {
                             if taken

@@ -147,7 +147,7 @@ impl Replies {
             links,
             timeout,
         } = self;
-        let _ = tokio::time::timeout_at(deadline, answers.all_done()).await;
+        let _ = crate::runtime::timeout_at(deadline, answers.all_done()).await;
         let slots = std::mem::take(&mut *answers.slots.lock().unwrap_or_else(|p| p.into_inner()));
         slots
             .into_iter()
@@ -266,7 +266,7 @@ impl RedisTransport {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Closed(req)) => Err((req, false)),
             Err(mpsc::error::TrySendError::Full(req)) => {
-                let reserved = tokio::time::timeout_at(deadline, self.pub_tx.reserve()).await;
+                let reserved = crate::runtime::timeout_at(deadline, self.pub_tx.reserve()).await;
                 match reserved {
                     Ok(Ok(permit)) => {
                         permit.send(req);
