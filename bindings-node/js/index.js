@@ -118,17 +118,15 @@ class ValidationError extends Error {
 }
 
 /**
- * The one place that turns native errors (`[CODE] message`) into JS errors: `ValidationError`
- * for validation, otherwise an `Error` whose `code` is the core's error kind.
+ * The one place that turns native errors into the errors this package throws. Native errors
+ * already carry the core's `code` and message; a validation error becomes a `ValidationError`
+ * (the 1.0.0 class, so `instanceof` keeps working).
  */
 function mapError(err) {
-  if (!(err instanceof Error)) return err;
-  const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(err.message);
-  if (!m) return err;
-  const [, code, message] = m;
-  const e = code === 'VALIDATION_ERROR' ? new ValidationError(message) : new Error(message);
-  e.code = code;
-  return e;
+  if (err instanceof Error && err.code === 'VALIDATION_ERROR' && !(err instanceof ValidationError)) {
+    return new ValidationError(err.message);
+  }
+  return err;
 }
 
 function callNative(fn, ...args) {
@@ -701,7 +699,7 @@ class EventBusClient extends EventEmitter {
       try {
         r = this._call(handler, events[k]);
       } catch (err) {
-        this._native.groupFail(g, i, describeFailure(err));
+        this._native.reportFailure(g, i, describeFailure(err));
         continue;
       }
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
@@ -720,13 +718,13 @@ class EventBusClient extends EventEmitter {
               resume();
             },
             (reason) => {
-              this._native.groupFail(g, i, describeFailure(reason));
+              this._native.reportFailure(g, i, describeFailure(reason));
               resume();
             }
           );
         } catch (err) {
           // A thenable whose then() throws: count it as this handler's failure and go on.
-          this._native.groupFail(g, i, describeFailure(err));
+          this._native.reportFailure(g, i, describeFailure(err));
           resume();
         }
         return;
@@ -761,7 +759,7 @@ class EventBusClient extends EventEmitter {
 
   _fail(token, reason) {
     try {
-      this._native.completeErr(token, describeFailure(reason));
+      this._native.reportFailure(0, token, describeFailure(reason));
     } catch {
       // The native side never throws here; nothing sensible to do if it did.
     }
