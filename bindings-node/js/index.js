@@ -142,10 +142,14 @@ function callNative(fn, ...args) {
   }
 }
 
+/** The core's not-connected error (the connection is checked here, without a native call). */
 function notConnected() {
-  const e = new Error('Not connected to Event Bus');
-  e.code = 'NOT_CONNECTED';
-  return e;
+  try {
+    native.notConnected();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('native notConnected() did not throw');
 }
 
 /** A short description of anything a handler threw or rejected with. */

@@ -272,3 +272,10 @@ impl NativeClient {
         })
     }
 }
+
+/// Throws the core's not-connected error: the JS wrapper checks the connection itself (no
+/// native call per publish) but raises the core's error, code and message.
+#[napi]
+pub fn not_connected() -> napi::Result<(), Code> {
+    Err(js_error(&event_bus::Error::not_connected()))
+}
