@@ -387,7 +387,7 @@ export interface SubscriptionOptions {
   maxRetries?: number;
   /** Handler timeout in ms (default 30000). Timed-out handlers are not cancelled. */
   timeout?: number;
-  /** Free-form; a `filter` inside it is honoured (the 1.0.0 README's form). */
+  /** Free-form; a `filter` inside it is honoured (as the 1.0.0 hub protocol sent it). */
   metadata?: Record<string, any>;
   /** Added in 2.0: first retry delay (ms, default 1000), doubled per retry. */
   retryDelay?: number;
@@ -524,6 +524,11 @@ export interface EventBusStats {
   eventsPublished: number;
   eventsReceived: number;
   eventsDelivered: number;
+  /**
+   * Failed publishes, handler failures (after retries) and invalid messages, as the core
+   * counted them; a publish refused before it reached the core (data JSON cannot carry, a
+   * type that is not a string) is not among them.
+   */
   eventsFailed: number;
   activeSubscriptions: number;
   totalSubscriptions: number;

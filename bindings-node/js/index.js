@@ -1,14 +1,17 @@
 /**
  * @shared-infra/event-bus 2.x: the TS package's API on the Rust core.
  *
- * This file only converts between JavaScript and the native addon (bindings-node/src/lib.rs).
- * Validation, channel choice, the envelope, glob matching, filters, timeouts and retries are
- * the core's. See index.d.ts for the documented types.
+ * This file only converts between JavaScript and the native addon (bindings-node/src/).
+ * Validation, options, config, channel choice, the envelope, glob matching, filters, timeouts,
+ * retries, counters and log lines are the core's: options and config cross as JSON text the
+ * core judges, and its errors arrive with their `code` and message (see mapError). What stays
+ * here is what JSON cannot carry (functions, symbols, BigInts, cycles) and what only JS has
+ * (handlers, Buffers, V8 memory figures). See index.d.ts for the documented types.
  *
  * Bridge notes:
  * - Data is serialized here with JSON.stringify and crosses as text; received events cross as
- *   one JSON array per batch, parsed with one JSON.parse (measured faster than napi object
- *   conversion; see the README's benchmark section).
+ *   one JSON array per batch, parsed with one JSON.parse (cheaper than converting each event
+ *   to JS objects natively).
  * - Publishes made in the same tick are coalesced into native calls (publishMany): one at the
  *   end of the tick, or earlier each time 256 events or 256 KB have gathered, so the core
  *   writes while the tick goes on. Each call hands its events to the core (which encodes
@@ -48,9 +51,11 @@ const SocketEvents = Object.freeze({
 /** Runtime companion of the `LogLevel` type. */
 const LogLevel = Object.freeze({ DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' });
 
-const LOG_LEVELS = { debug: 0, info: 1, warn: 2, error: 3 };
-
-/** The 1.0.0 logger: `[ISO time] [LEVEL] [serviceName] message args...` on the console. */
+/**
+ * The 1.0.0 logger: `[ISO time] [LEVEL] [serviceName] message args...` on the console. The
+ * line (and whether the level lets it through) is the core's; this class only turns the
+ * arguments into text.
+ */
 class Logger {
   constructor(level = 'info', serviceName = 'event-bus') {
     this.level = level;
@@ -88,8 +93,6 @@ class Logger {
   }
 
   _log(level, message, ...args) {
-    if (LOG_LEVELS[level] < (LOG_LEVELS[this.level] ?? 1)) return;
-    const prefix = `[${new Date().toISOString()}] [${level.toUpperCase().padEnd(5)}] [${this.serviceName}]`;
     const parts = args.map((arg) => {
       if (typeof arg === 'object') {
         try {
@@ -100,7 +103,9 @@ class Logger {
       }
       return String(arg);
     });
-    const line = [prefix, message, ...parts].join(' ');
+    const text = [message, ...parts].join(' ');
+    const line = native.formatLogLine(String(this.level), level, String(this.serviceName), text, false);
+    if (line === null) return;
     if (level === 'error') console.error(line);
     else if (level === 'warn') console.warn(line);
     else console.log(line);
@@ -118,17 +123,15 @@ class ValidationError extends Error {
 }
 
 /**
- * The one place that turns native errors (`[CODE] message`) into JS errors: `ValidationError`
- * for validation, otherwise an `Error` whose `code` is the core's error kind.
+ * The one place that turns native errors into the errors this package throws. Native errors
+ * already carry the core's `code` and message; a validation error becomes a `ValidationError`
+ * (the 1.0.0 class, so `instanceof` keeps working).
  */
 function mapError(err) {
-  if (!(err instanceof Error)) return err;
-  const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(err.message);
-  if (!m) return err;
-  const [, code, message] = m;
-  const e = code === 'VALIDATION_ERROR' ? new ValidationError(message) : new Error(message);
-  e.code = code;
-  return e;
+  if (err instanceof Error && err.code === 'VALIDATION_ERROR' && !(err instanceof ValidationError)) {
+    return new ValidationError(err.message);
+  }
+  return err;
 }
 
 function callNative(fn, ...args) {
@@ -139,10 +142,14 @@ function callNative(fn, ...args) {
   }
 }
 
+/** The core's not-connected error (the connection is checked here, without a native call). */
 function notConnected() {
-  const e = new Error('Not connected to Event Bus');
-  e.code = 'NOT_CONNECTED';
-  return e;
+  try {
+    native.notConnected();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('native notConnected() did not throw');
 }
 
 /** A short description of anything a handler threw or rejected with. */
@@ -188,18 +195,10 @@ class EventValidator {
   }
 
   validateEvent(event) {
-    if (!event || typeof event !== 'object') throw new ValidationError('Event ID is required');
-    if (!event.id) throw new ValidationError('Event ID is required');
-    if (!event.type) throw new ValidationError('Event type is required');
-    if (event.data === undefined || event.data === null) {
-      throw new ValidationError('Event data is required');
-    }
-    if (!event.metadata) throw new ValidationError('Event metadata is required');
-    this.validateEventType(event.type);
-    this.validateMetadata(event.metadata);
-    this.validateEventSize(event);
-    this.validateDataSize(event.data);
+    callNative(native.validateEvent, toJson(event, 'Event'), this.maxEventSize, this.maxDataSize);
   }
+
+  // The single-value rules take strings: a value of another type cannot reach the core.
 
   validateEventType(eventType) {
     if (typeof eventType !== 'string') throw new ValidationError('Event type must be a string');
@@ -207,23 +206,7 @@ class EventValidator {
   }
 
   validateMetadata(metadata) {
-    if (!metadata || typeof metadata !== 'object') {
-      throw new ValidationError('Metadata source is required');
-    }
-    if (!metadata.source) throw new ValidationError('Metadata source is required');
-    if (!metadata.timestamp) throw new ValidationError('Metadata timestamp is required');
-    if (typeof metadata.source !== 'string' || metadata.source.length === 0) {
-      throw new ValidationError('Metadata source must be a non-empty string');
-    }
-    this.validateTimestamp(metadata.timestamp);
-    if (metadata.traceId !== undefined) this.validateId(metadata.traceId, 'traceId');
-    if (metadata.userId !== undefined) this.validateId(metadata.userId, 'userId');
-    if (metadata.correlationId !== undefined) {
-      this.validateId(metadata.correlationId, 'correlationId');
-    }
-    if (metadata.version !== undefined && typeof metadata.version !== 'string') {
-      throw new ValidationError('Metadata version must be a string');
-    }
+    callNative(native.validateMetadata, metadata === undefined ? undefined : toJson(metadata, 'Metadata'));
   }
 
   validateTimestamp(timestamp) {
@@ -238,12 +221,12 @@ class EventValidator {
 
   validateEventSize(event) {
     const size = Buffer.byteLength(toJson(event, 'Event'), 'utf8');
-    callNative(native.validateSizes, size, 0, this.maxEventSize, Number.MAX_SAFE_INTEGER);
+    callNative(native.validateSizes, size, 0, this.maxEventSize, Infinity);
   }
 
   validateDataSize(data) {
     const size = Buffer.byteLength(toJson(data, 'Event data'), 'utf8');
-    callNative(native.validateSizes, 0, size, Number.MAX_SAFE_INTEGER, this.maxDataSize);
+    callNative(native.validateSizes, 0, size, Infinity, this.maxDataSize);
   }
 
   validateEventData(eventType, data) {
@@ -263,44 +246,51 @@ class EventValidator {
 // EventBusClient
 // ---------------------------------------------------------------------------------------------
 
-const STRING_OPTIONS = ['traceId', 'correlationId', 'userId', 'room'];
 // The publishes queued in one tick go to the core in one native call once this many are
 // waiting (or these many bytes), so the core writes them while the tick makes the rest.
 const EARLY_FLUSH = 256;
 const EARLY_FLUSH_BYTES = 256 * 1024;
 
 /**
- * Turn `(eventType, data, options)` into what the core takes, or throw a ValidationError with
- * the reason. No rule of the validator is repeated here: only what JSON cannot express.
+ * Options as JSON text for the core, which judges them; `''` for none (so a publish without
+ * options costs no JSON). Only what JSON cannot carry is refused here: a cycle, a BigInt, and
+ * (with `strict`) a function or symbol, which JSON.stringify would drop silently.
+ */
+function optionsJson(options, what, strict) {
+  if (options === undefined || options === null) return '';
+  if (typeof options === 'object' && !Array.isArray(options)) {
+    let empty = true;
+    for (const _ in options) {
+      empty = false;
+      break;
+    }
+    if (empty) return '';
+  }
+  let s;
+  try {
+    s = JSON.stringify(options, strict ? refuseFunctions : undefined);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ValidationError(`${what} must be JSON-serializable (${err.message})`);
+    throw new ValidationError(`${what} must be JSON-serializable: ${err && err.message}`);
+  }
+  if (s === undefined) throw new ValidationError(`${what} must be JSON-serializable (got a ${typeof options})`);
+  return s;
+}
+
+function refuseFunctions(key, value) {
+  const t = typeof value;
+  if (t === 'function' || t === 'symbol') throw new ValidationError(key === '' ? `got a ${t}` : `${key} is a ${t}`);
+  return value;
+}
+
+/**
+ * Turn `(eventType, data, options)` into what the core takes, or throw a ValidationError for
+ * what cannot reach it (a type that is not a string, data or options JSON cannot carry).
  */
 function preparePublish(eventType, data, options) {
   if (typeof eventType !== 'string') throw new ValidationError('Event type must be a string');
   const json = data === undefined || data === null ? 'null' : toJson(data, 'Event data');
-  if (options === undefined || options === null) return { type: eventType, json, opts: '' };
-  if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new ValidationError('Publish options must be an object');
-  }
-  const o = {};
-  let any = false;
-  for (const k of STRING_OPTIONS) {
-    const v = options[k];
-    if (v === undefined || v === null) continue;
-    if (typeof v !== 'string') throw new ValidationError(`${k} must be a string`);
-    o[k] = v;
-    any = true;
-  }
-  if (options.broadcast) {
-    o.broadcast = true;
-    any = true;
-  }
-  if (options.metadata !== undefined && options.metadata !== null) {
-    if (typeof options.metadata !== 'object' || Array.isArray(options.metadata)) {
-      throw new ValidationError('Publish options metadata must be an object');
-    }
-    o.metadata = options.metadata;
-    any = true;
-  }
-  return { type: eventType, json, opts: any ? toJson(o, 'Publish options') : '' };
+  return { type: eventType, json, opts: optionsJson(options, 'Publish options', true) };
 }
 
 /** A room name must be a string (the core checks the rest: not empty). */
@@ -354,7 +344,9 @@ class EventBusClient extends EventEmitter {
     try {
       json = JSON.stringify(config === undefined || config === null ? {} : withTextCa(config));
     } catch (err) {
-      throw new Error(`EventBusConfig must be JSON-serializable: ${err && err.message}`);
+      const e = new Error(`EventBusConfig must be JSON-serializable: ${err && err.message}`);
+      e.code = 'INVALID_ARGUMENT';
+      throw e;
     }
     this._logger = new Logger(
       (config && config.logLevel) || 'info',
@@ -367,7 +359,6 @@ class EventBusClient extends EventEmitter {
     // Mirrors the native client's isConnected() (set by connect() and disconnect(), the only
     // ways it changes), so publish() does not pay a native call (~0.8 µs) to check it.
     this._connected = false;
-    this._jsFailures = 0;
     // Publishes of the current tick, flushed together: parallel arrays (no object per
     // publish), the first three as publishMany takes them.
     this._pqTypes = [];
@@ -523,8 +514,8 @@ class EventBusClient extends EventEmitter {
     return results;
   }
 
+  /** A publish refused before it reached the core (see preparePublish). */
   _jsFailure(err) {
-    this._jsFailures++;
     this._logger.error('Failed to publish event', err);
     return failureResult(err);
   }
@@ -570,10 +561,7 @@ class EventBusClient extends EventEmitter {
     if (!this._connected) throw notConnected();
     if (typeof pattern !== 'string') throw new ValidationError('Subscription pattern must be a string');
     if (typeof handler !== 'function') throw new ValidationError('Subscription handler must be a function');
-    if (options !== undefined && options !== null && (typeof options !== 'object' || Array.isArray(options))) {
-      throw new ValidationError('Subscription options must be an object');
-    }
-    const optsJson = options ? toJson(options, 'Subscription options') : '';
+    const optsJson = optionsJson(options, 'Subscription options', false);
     const slot = this._nextSlot++;
     this._handlers.set(slot, handler);
     let info;
@@ -587,7 +575,7 @@ class EventBusClient extends EventEmitter {
       id: info.id,
       pattern,
       handler,
-      options: options || {},
+      options: options && typeof options === 'object' ? options : {},
       createdAt: new Date(info.createdAt),
       active: true,
     };
@@ -701,7 +689,7 @@ class EventBusClient extends EventEmitter {
       try {
         r = this._call(handler, events[k]);
       } catch (err) {
-        this._native.groupFail(g, i, describeFailure(err));
+        this._native.reportFailure(g, i, describeFailure(err));
         continue;
       }
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
@@ -720,13 +708,13 @@ class EventBusClient extends EventEmitter {
               resume();
             },
             (reason) => {
-              this._native.groupFail(g, i, describeFailure(reason));
+              this._native.reportFailure(g, i, describeFailure(reason));
               resume();
             }
           );
         } catch (err) {
           // A thenable whose then() throws: count it as this handler's failure and go on.
-          this._native.groupFail(g, i, describeFailure(err));
+          this._native.reportFailure(g, i, describeFailure(err));
           resume();
         }
         return;
@@ -761,7 +749,7 @@ class EventBusClient extends EventEmitter {
 
   _fail(token, reason) {
     try {
-      this._native.completeErr(token, describeFailure(reason));
+      this._native.reportFailure(0, token, describeFailure(reason));
     } catch {
       // The native side never throws here; nothing sensible to do if it did.
     }
@@ -838,11 +826,6 @@ class EventBusClient extends EventEmitter {
 
   async getStats() {
     const s = JSON.parse(callNative(() => this._native.stats()));
-    if (this._jsFailures) {
-      s.eventsFailed += this._jsFailures;
-      const denom = s.eventsPublished + s.eventsReceived + s.invalidMessages + this._jsFailures;
-      s.errorRate = denom > 0 ? s.eventsFailed / denom : 0;
-    }
     const m = process.memoryUsage();
     s.memoryUsage = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, rss: m.rss };
     return s;

@@ -291,7 +291,7 @@ for (const transport of TRANSPORTS) {
     await c.disconnect();
   });
 
-  // SPEC §4: a handler's timeout never affects other handlers. Events batched behind one that
+  // A handler's timeout never affects other handlers. Events batched behind one that
   // runs past its timeout are given up by the core, run on their own, and each runs once.
   for (const mode of ['awaits', 'blocks the thread', 'never settles']) {
     test(`[${transport}] a handler that ${mode} past its timeout does not fail the events batched behind it`, async () => {

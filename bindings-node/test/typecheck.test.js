@@ -1,5 +1,5 @@
 'use strict';
-// `tsc --strict --noEmit` over typecheck.ts: a service written against 1.0.0's README compiles.
+// `tsc --strict --noEmit` over typecheck.ts: a service written against the 1.0.0 API compiles.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');

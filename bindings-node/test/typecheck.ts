@@ -1,5 +1,5 @@
 // Compiled with `tsc --strict --noEmit` (see tsconfig.json here and typecheck.test.js): uses
-// the package the way the 1.0.0 README and examples do. It is never run.
+// the package the way services written against 1.0.0 do. It is never run.
 import EventBusDefault, {
   EventBusClient,
   EventBusConfig,

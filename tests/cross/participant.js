@@ -19,8 +19,7 @@ async function main() {
   fs.writeFileSync(readyFile, 'ready');
   while (!fs.existsSync(goFile)) await sleep(20);
   for (const item of plan.items[face]) {
-    const opts = item.options || {};
-    const r = await bus.publish(item.type, item.data, opts);
+    const r = await bus.publish(item.type, item.data, item.options);
     if (!r.success) throw new Error(`publish failed: ${JSON.stringify(r.error)}`);
   }
   const deadline = Date.now() + plan.timeoutMs;
