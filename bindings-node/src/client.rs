@@ -13,7 +13,10 @@
 
 use std::sync::Arc;
 
-use event_bus::{batch_outcomes, EventBusClient, StateEvent, SubscriptionOptions};
+use event_bus::{
+    batch_outcomes, ErrorKind, EventBusClient, OutcomeJson, OutcomeShape, StateEvent,
+    SubscriptionOptions,
+};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
@@ -89,7 +92,11 @@ impl NativeClient {
         let c = self.client.clone();
         let dispatcher = self.dispatcher.clone();
         promise(env, async move {
-            let r = c.disconnect_from(from_handler.unwrap_or(false)).await;
+            let r = if from_handler.unwrap_or(false) {
+                c.disconnect_from_handler().await
+            } else {
+                c.disconnect().await
+            };
             dispatcher.fail_all("Event Bus client disconnected");
             r.map_err(|e| js_error(&e))
         })
@@ -151,6 +158,22 @@ impl NativeClient {
     }
 
     /// Take every queued event (resets the wake-up flag).
+    /// A publish refused on the JS side (its data or options cannot become JSON): the core
+    /// counts and logs it like any failed publish and answers with the result's JSON.
+    #[napi]
+    pub fn refused_publish(&self, code: String, message: String) -> napi::Result<String, Code> {
+        guard(|| {
+            let kind = ErrorKind::from_code(&code).unwrap_or(ErrorKind::Validation);
+            let outcome = Err(self
+                .client
+                .refused_publish(event_bus::Error::new(kind, message)));
+            Ok(
+                serde_json::to_string(&OutcomeJson::of(&outcome, OutcomeShape::Ts))
+                    .unwrap_or_default(),
+            )
+        })
+    }
+
     #[napi]
     pub fn take_batch(&self) -> napi::Result<EventBatch, Code> {
         guard(|| Ok(self.dispatcher.take_batch()))

@@ -311,7 +311,8 @@ pub fn states_array(env: &Env, states: SharedStates) -> JsResult<napi::sys::napi
         drop(unsafe { Box::from_raw(hint.cast::<SharedStates>()) });
     }
     let len = states.len();
-    let data = states.as_ptr().cast::<c_void>();
+    // JS reads and writes these bytes with Atomics only, as the core's side does.
+    let data = states.states().as_ptr().cast_mut().cast::<c_void>();
     let hint = Box::into_raw(Box::new(states));
     let mut buffer = std::ptr::null_mut();
     // SAFETY: `data` stays valid until `release` drops the `SharedStates` that owns it.

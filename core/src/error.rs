@@ -59,6 +59,30 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The kind whose [`code`](Self::code) is `code` (a host hands a code back to the core).
+    pub fn from_code(code: &str) -> Option<ErrorKind> {
+        use ErrorKind::*;
+        [
+            Config,
+            Validation,
+            NotConnected,
+            Connection,
+            Timeout,
+            QueueFull,
+            OutcomeUnknown,
+            Protocol,
+            Closed,
+            Handler,
+            InvalidArgument,
+            Unsupported,
+            Internal,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())

@@ -172,6 +172,15 @@ impl EventBusClient {
     }
 
     /// Count and log a publish that failed.
+    /// A publish the host refused before it could reach the core (its data or options cannot
+    /// become JSON): counted in `eventsFailed` and logged like every other failed publish, and
+    /// answered with a fresh event id, so stats and logs are the same whichever side refused.
+    pub fn refused_publish(&self, error: Error) -> PublishFailure {
+        let f = failure(error);
+        self.count_failure(&f);
+        f
+    }
+
     pub(super) fn count_failure(&self, f: &PublishFailure) {
         self.inner.stats.publish_failed.fetch_add(1, Relaxed);
         self.inner.logger.error(

@@ -205,9 +205,11 @@ impl OutcomeReporter {
 pub struct SharedStates(Arc<Shared>);
 
 impl SharedStates {
-    /// The first state byte. Write to it only with atomic operations (it is `[AtomicU8]`).
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.0.states.as_ptr() as *mut u8
+    /// The states, one per event of the batch (the `STATE_*` values). A host may share this
+    /// memory with its own thread (Node hands it to JS as an external buffer), as long as
+    /// every access is atomic.
+    pub fn states(&self) -> &[AtomicU8] {
+        &self.0.states
     }
 
     /// Number of events (bytes).
@@ -349,9 +351,7 @@ mod tests {
         let second = futs.next().unwrap();
         drop(futs); // the core gave up the third event
         fn byte(states: &SharedStates, i: usize) -> &AtomicU8 {
-            assert!(i < states.len());
-            // SAFETY: in bounds; `states` keeps the bytes alive; AtomicU8 has u8's layout.
-            unsafe { &*(states.as_ptr().add(i) as *const AtomicU8) }
+            &states.states()[i]
         }
         assert_eq!(byte(&states, 2).load(Acquire), STATE_ABANDONED);
         std::thread::spawn(move || {
