@@ -47,6 +47,50 @@ fn print_rate(scenario: &str, n: usize, start: Instant) {
     );
 }
 
+/// Subscribe `sub` to `pattern` with a handler that counts each delivery into `got`, with room
+/// for all `n` events to wait (none is dropped for a slow handler).
+async fn count_deliveries(sub: &EventBusClient, pattern: &str, got: &Arc<AtomicU64>, n: usize) {
+    let g = got.clone();
+    sub.subscribe(
+        pattern,
+        Arc::new(move |_ev: Delivery| {
+            g.fetch_add(1, Relaxed);
+            async { Ok::<(), HandlerError>(()) }
+        }),
+        SubscriptionOptions {
+            max_pending: Some(n + 1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// Publish `n` events of `ty` in bursts of 1,000 in flight, then wait (two minutes at most)
+/// until `got` counts `want` deliveries; the seconds it all took.
+async fn publish_until_delivered(
+    bus: &EventBusClient,
+    ty: &str,
+    d: &RawValue,
+    opts: &PublishOptions,
+    n: usize,
+    got: &AtomicU64,
+    want: u64,
+) -> f64 {
+    let start = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let k = 1000.min(n - done);
+        let futs = (0..k).map(|_| bus.publish(ty, d, opts));
+        futures_util::future::join_all(futs).await;
+        done += k;
+    }
+    while got.load(Relaxed) < want && start.elapsed() < Duration::from_secs(120) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    start.elapsed().as_secs_f64()
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -116,34 +160,10 @@ async fn main() {
         }
         "e2e" => {
             let got = Arc::new(AtomicU64::new(0));
-            let g = got.clone();
             let sub = EventBusClient::from_json(&cfg("bench-rust-sub")).unwrap();
             sub.connect().await.unwrap();
-            sub.subscribe(
-                &format!("{run}.*"),
-                Arc::new(move |_ev: Delivery| {
-                    g.fetch_add(1, Relaxed);
-                    async { Ok::<(), HandlerError>(()) }
-                }),
-                SubscriptionOptions {
-                    max_pending: Some(n + 1),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-            let start = Instant::now();
-            let mut done = 0;
-            while done < n {
-                let k = 1000.min(n - done);
-                let futs = (0..k).map(|_| bus.publish(&ty, &d, &opts));
-                futures_util::future::join_all(futs).await;
-                done += k;
-            }
-            while got.load(Relaxed) < n as u64 && start.elapsed() < Duration::from_secs(120) {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            let s = start.elapsed().as_secs_f64();
+            count_deliveries(&sub, &format!("{run}.*"), &got, n).await;
+            let s = publish_until_delivered(&bus, &ty, &d, &opts, n, &got, n as u64).await;
             let stats = sub.stats();
             println!(
                 r#"{{"scenario":"e2e","n":{n},"delivered":{},"seconds":{s},"rate":{},"dropped":{}}}"#,
@@ -160,42 +180,17 @@ async fn main() {
                 let sub = EventBusClient::from_json(&cfg(&format!("bench-fan-{c}"))).unwrap();
                 sub.connect().await.unwrap();
                 for p in 0..50 {
-                    let g = got.clone();
                     // Pattern 0 matches every event; the other 49 are live patterns that do not.
                     let pat = if p == 0 {
                         format!("{run}.*")
                     } else {
                         format!("{run}.other{p}.*")
                     };
-                    sub.subscribe(
-                        &pat,
-                        Arc::new(move |_ev: Delivery| {
-                            g.fetch_add(1, Relaxed);
-                            async { Ok::<(), HandlerError>(()) }
-                        }),
-                        SubscriptionOptions {
-                            max_pending: Some(n + 1),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .unwrap();
+                    count_deliveries(&sub, &pat, &got, n).await;
                 }
                 subs.push(sub);
             }
-            let want = (n * 8) as u64;
-            let start = Instant::now();
-            let mut done = 0;
-            while done < n {
-                let k = 1000.min(n - done);
-                let futs = (0..k).map(|_| bus.publish(&ty, &d, &opts));
-                futures_util::future::join_all(futs).await;
-                done += k;
-            }
-            while got.load(Relaxed) < want && start.elapsed() < Duration::from_secs(120) {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            let s = start.elapsed().as_secs_f64();
+            let s = publish_until_delivered(&bus, &ty, &d, &opts, n, &got, (n * 8) as u64).await;
             println!(
                 r#"{{"scenario":"fanout","n":{n},"clients":8,"patterns_per_client":50,"delivered":{},"seconds":{s},"rate":{}}}"#,
                 got.load(Relaxed),

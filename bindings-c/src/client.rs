@@ -11,7 +11,7 @@ use event_bus::{Error, EventBusClient};
 
 use crate::callback::refuse_in_callback;
 use crate::status::{eb_status, guard, invalid};
-use crate::strings::{arg_str, check_json};
+use crate::strings::{arg_str, check_json, out_str};
 
 /// An event bus client (opaque). Created by eb_client_new, released by eb_client_free.
 /// The pointer is a handle: the library checks it against its live handles and refuses one that
@@ -49,6 +49,22 @@ pub(crate) fn lookup(p: *const eb_client) -> Result<EventBusClient, Error> {
         .get(&(p as usize))
         .cloned()
         .ok_or_else(|| invalid("client is not a live eb_client (already freed?)"))
+}
+
+/// The start of every function that answers through a `char **`: check `out` (named `what` in
+/// the error) and set it to NULL, then look up the client. In that order, so `*out` is NULL
+/// after any argument error.
+///
+/// # Safety
+/// `out` is NULL or a valid, writable `char **`.
+pub(crate) unsafe fn lookup_with_out(
+    p: *const eb_client,
+    out: *mut *mut c_char,
+    what: &str,
+) -> Result<EventBusClient, Error> {
+    // SAFETY: forwarded contract.
+    unsafe { out_str(out, what) }?;
+    lookup(p)
 }
 
 /// Remove a handle from the registry and release its memory; `None` when it was not live.

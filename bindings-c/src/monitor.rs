@@ -4,12 +4,12 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use event_bus::{Error, ErrorKind};
+use event_bus::{Error, ErrorKind, EventBusClient};
 
 use crate::callback::{eb_drop_fn, CallbackScope, Ctx};
-use crate::client::{eb_client, lookup};
+use crate::client::{eb_client, lookup, lookup_with_out};
 use crate::status::{eb_status, guard, invalid, set_last_error};
-use crate::strings::{give_string, out_str, to_c};
+use crate::strings::{give_string, to_c};
 
 /// A state-change callback: `state` is `connected`, `disconnected`, `reconnecting`, `gap` or
 /// `error`; `event_json` is the whole change as JSON (`{"type":...,"connection":...}`). Both are
@@ -49,17 +49,12 @@ pub unsafe extern "C" fn eb_health_check(
     client: *const eb_client,
     json_out: *mut *mut c_char,
 ) -> eb_status {
-    guard(|| {
-        // SAFETY: per contract.
-        unsafe { out_str(json_out, "json_out") }?;
-        let c = lookup(client)?;
-        let report = event_bus::runtime::block_on(async move { c.health_check().await });
-        let text = serde_json::to_string(&report)
-            .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-        // SAFETY: checked by out_str.
-        unsafe { give_string(json_out, &text) };
-        Ok(eb_status::EB_OK)
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        give_report(client, json_out, |c| {
+            event_bus::runtime::block_on(async move { c.health_check().await })
+        })
+    }
 }
 
 /// The client's statistics as JSON in `*json_out` (owned: free with eb_string_free): the TS
@@ -74,13 +69,26 @@ pub unsafe extern "C" fn eb_get_stats(
     client: *const eb_client,
     json_out: *mut *mut c_char,
 ) -> eb_status {
+    // SAFETY: forwarded contract.
+    unsafe { give_report(client, json_out, |c| c.stats()) }
+}
+
+/// Shared body of eb_health_check and eb_get_stats: the client's `report`, as JSON text in
+/// `*json_out`.
+///
+/// # Safety
+/// `json_out` is NULL or writable.
+unsafe fn give_report<T: serde::Serialize>(
+    client: *const eb_client,
+    json_out: *mut *mut c_char,
+    report: impl FnOnce(EventBusClient) -> T,
+) -> eb_status {
     guard(|| {
         // SAFETY: per contract.
-        unsafe { out_str(json_out, "json_out") }?;
-        let c = lookup(client)?;
-        let text = serde_json::to_string(&c.stats())
+        let c = unsafe { lookup_with_out(client, json_out, "json_out") }?;
+        let text = serde_json::to_string(&report(c))
             .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-        // SAFETY: checked by out_str.
+        // SAFETY: checked by lookup_with_out.
         unsafe { give_string(json_out, &text) };
         Ok(eb_status::EB_OK)
     })

@@ -8,9 +8,9 @@ use event_bus::{
 };
 use serde_json::value::RawValue;
 
-use crate::client::{eb_client, lookup};
+use crate::client::{eb_client, lookup, lookup_with_out};
 use crate::status::{eb_status, guard, invalid, status_of};
-use crate::strings::{arg_opt_str, arg_str, check_json, give_string, out_str};
+use crate::strings::{arg_opt_str, arg_str, check_json, give_string};
 
 /// Size of `eb_publish_result.event_id` (a UUID plus NUL fits with room to spare).
 pub const EB_ID_BUFFER_SIZE: usize = 40;
@@ -80,17 +80,26 @@ unsafe fn finish_publish(
     res
 }
 
+/// Where a function of the publish family sends: where the options say, or to the room, user
+/// or broadcast channel the function is named for (set over the options' own value).
+enum Route {
+    AsOptions,
+    /// `room` (NUL-terminated, read during the call).
+    Room(*const c_char),
+    /// `user_id` (NUL-terminated, read during the call).
+    User(*const c_char),
+    Broadcast,
+}
+
 /// Shared body of the publish family.
 ///
 /// # Safety
 /// Pointers as documented on eb_publish.
 unsafe fn publish_with(
     client: *mut eb_client,
-    event_type: *const c_char,
-    data_json: *const c_char,
-    options_json: *const c_char,
+    (event_type, data_json, options_json): (*const c_char, *const c_char, *const c_char),
     result_out: *mut eb_publish_result,
-    adjust: impl FnOnce(&mut PublishOptions) -> Result<(), Error>,
+    route: Route,
 ) -> eb_status {
     guard(|| {
         if !result_out.is_null() {
@@ -123,7 +132,16 @@ unsafe fn publish_with(
             }
             None => PublishOptions::default(),
         };
-        adjust(&mut opts)?;
+        match route {
+            Route::AsOptions => {}
+            // SAFETY: per contract.
+            Route::Room(room) => opts.room = Some(unsafe { arg_str(room, "room") }?.to_string()),
+            Route::User(user_id) => {
+                // SAFETY: per contract.
+                opts.user_id = Some(unsafe { arg_str(user_id, "user_id") }?.to_string())
+            }
+            Route::Broadcast => opts.broadcast = Some(true),
+        }
         let outcome =
             event_bus::runtime::block_on(async move { c.publish(&ty, &data, &opts).await });
         // SAFETY: per contract.
@@ -147,17 +165,9 @@ pub unsafe extern "C" fn eb_publish(
     options_json: *const c_char,
     result_out: *mut eb_publish_result,
 ) -> eb_status {
+    let event = (event_type, data_json, options_json);
     // SAFETY: forwarded contract.
-    unsafe {
-        publish_with(
-            client,
-            event_type,
-            data_json,
-            options_json,
-            result_out,
-            |_| Ok(()),
-        )
-    }
+    unsafe { publish_with(client, event, result_out, Route::AsOptions) }
 }
 
 /// As eb_publish, to channel `room:{room}`; a Socket.IO hub forwards it to the clients that
@@ -174,22 +184,9 @@ pub unsafe extern "C" fn eb_publish_to_room(
     options_json: *const c_char,
     result_out: *mut eb_publish_result,
 ) -> eb_status {
-    let adjust = |o: &mut PublishOptions| {
-        // SAFETY: per contract.
-        o.room = Some(unsafe { arg_str(room, "room") }?.to_string());
-        Ok(())
-    };
+    let event = (event_type, data_json, options_json);
     // SAFETY: forwarded contract.
-    unsafe {
-        publish_with(
-            client,
-            event_type,
-            data_json,
-            options_json,
-            result_out,
-            adjust,
-        )
-    }
+    unsafe { publish_with(client, event, result_out, Route::Room(room)) }
 }
 
 /// As eb_publish, to channel `user:{user_id}` (unless the options name a room).
@@ -205,22 +202,9 @@ pub unsafe extern "C" fn eb_publish_to_user(
     options_json: *const c_char,
     result_out: *mut eb_publish_result,
 ) -> eb_status {
-    let adjust = |o: &mut PublishOptions| {
-        // SAFETY: per contract.
-        o.user_id = Some(unsafe { arg_str(user_id, "user_id") }?.to_string());
-        Ok(())
-    };
+    let event = (event_type, data_json, options_json);
     // SAFETY: forwarded contract.
-    unsafe {
-        publish_with(
-            client,
-            event_type,
-            data_json,
-            options_json,
-            result_out,
-            adjust,
-        )
-    }
+    unsafe { publish_with(client, event, result_out, Route::User(user_id)) }
 }
 
 /// As eb_publish, to channel `broadcast` (unless the options name a room or user).
@@ -235,20 +219,9 @@ pub unsafe extern "C" fn eb_broadcast(
     options_json: *const c_char,
     result_out: *mut eb_publish_result,
 ) -> eb_status {
+    let event = (event_type, data_json, options_json);
     // SAFETY: forwarded contract.
-    unsafe {
-        publish_with(
-            client,
-            event_type,
-            data_json,
-            options_json,
-            result_out,
-            |o| {
-                o.broadcast = Some(true);
-                Ok(())
-            },
-        )
-    }
+    unsafe { publish_with(client, event, result_out, Route::Broadcast) }
 }
 
 /// Publishes several events, pipelined and in order. `items_json` is a JSON array of
@@ -268,8 +241,7 @@ pub unsafe extern "C" fn eb_publish_batch(
 ) -> eb_status {
     guard(|| {
         // SAFETY: per contract.
-        unsafe { out_str(results_json_out, "results_json_out") }?;
-        let c = lookup(client)?;
+        let c = unsafe { lookup_with_out(client, results_json_out, "results_json_out") }?;
         // SAFETY: per contract.
         let text = unsafe { arg_str(items_json, "items_json") }?;
         // Borrowed raw slices: the data and options text is used as given, not parsed into a
@@ -314,7 +286,7 @@ pub unsafe extern "C" fn eb_publish_batch(
             .collect();
         let text = serde_json::to_string(&arr)
             .map_err(|e| Error::new(ErrorKind::Internal, format!("results: {e}")))?;
-        // SAFETY: checked by out_str.
+        // SAFETY: checked by lookup_with_out.
         unsafe { give_string(results_json_out, &text) };
         let first = outcomes.into_iter().find_map(|o| o.err()).map(|f| f.error);
         match first {

@@ -4,9 +4,9 @@ use std::ffi::c_char;
 
 use serde_json::json;
 
-use crate::client::{eb_client, lookup};
+use crate::client::{eb_client, lookup, lookup_with_out};
 use crate::status::{eb_status, guard};
-use crate::strings::{arg_str, give_string, out_str};
+use crate::strings::{arg_str, give_string};
 
 /// Joins the Socket.IO room `room` on the hub and returns once the hub acknowledged it
 /// (`{success:true}`). The client then receives the events published to the room
@@ -71,12 +71,11 @@ pub unsafe extern "C" fn eb_get_room_members(
 ) -> eb_status {
     guard(|| {
         // SAFETY: per contract.
-        unsafe { out_str(members_json_out, "members_json_out") }?;
-        let c = lookup(client)?;
+        let c = unsafe { lookup_with_out(client, members_json_out, "members_json_out") }?;
         // SAFETY: per contract.
         let room = unsafe { arg_str(room, "room") }?.to_string();
         let members = event_bus::runtime::block_on(async move { c.get_room_members(&room).await })?;
-        // SAFETY: checked by out_str.
+        // SAFETY: checked by lookup_with_out.
         unsafe { give_string(members_json_out, &json!(members).to_string()) };
         Ok(eb_status::EB_OK)
     })

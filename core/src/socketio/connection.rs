@@ -20,6 +20,7 @@ use super::{lock, AckTx, Cmd, Ctx, NOT_CONNECTED};
 use crate::config::SocketIoSettings;
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Link, StateEvent};
+use crate::transport::reconnect::announce_attempt;
 
 /// How a session ended.
 enum End {
@@ -106,15 +107,10 @@ pub(super) async fn run(
         }
         attempt += 1;
         let delay = backoff(&ctx.settings, attempt);
-        ctx.emitter.emit(StateEvent::Reconnecting {
-            connection: Link::Socketio,
-            attempt,
-            delay: delay.as_millis() as u64,
-        });
-        let wake = tokio::time::Instant::now() + delay;
+        let mut due = announce_attempt(&ctx.emitter, Link::Socketio, attempt, delay);
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(wake) => break,
+                _ = &mut due => break,
                 c = cmds.recv() => if refuse(c) { return; },
             }
         }

@@ -1,6 +1,7 @@
 //! Brokers the client can run on: Redis pub/sub, or the in-process memory broker.
 
 pub(crate) mod memory;
+pub(crate) mod reconnect;
 pub(crate) mod redis;
 
 use std::sync::Arc;

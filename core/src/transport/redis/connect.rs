@@ -3,18 +3,21 @@
 //! Both links connect the same way: RESP3 (the subscriber needs push messages), a connect
 //! timeout, and `CLIENT SETNAME <service>:pub|sub` so an operator can tell the links apart in
 //! `CLIENT LIST`. While a link is down its supervisor retries forever with [`backoff`]; the
-//! failures of one outage are reported through [`ReconnectFailures`], and a TLS certificate
+//! attempts of one outage are counted and their failures reported by [`Reconnect`], and a TLS certificate
 //! the client does not trust is explained in plain words ([`explain_untrusted_certificate`]).
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Sleep;
 
 use super::Shared;
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Link, StateEvent};
+use crate::transport::reconnect::announce_attempt;
 
 /// The client for `info`, speaking RESP3.
 pub(super) fn client(info: redis::ConnectionInfo) -> Result<redis::Client> {
@@ -91,7 +94,7 @@ pub(super) async fn open_conn(
 }
 
 /// How long to wait before reconnect attempt `attempt` (1-based).
-pub(super) fn backoff(settings: &crate::config::Settings, attempt: u64) -> Duration {
+fn backoff(settings: &crate::config::Settings, attempt: u64) -> Duration {
     crate::state::reconnect_delay(
         settings.reconnect_delay,
         settings.reconnect_delay_max,
@@ -102,21 +105,66 @@ pub(super) fn backoff(settings: &crate::config::Settings, attempt: u64) -> Durat
 /// How often a reconnect that keeps failing for the same reason is reported again.
 const REPEAT_FAILURE_REPORT: Duration = Duration::from_secs(60);
 
-/// The failed reconnect attempts of one outage of one link. Each failure is logged, at warn
-/// for the first one, when the reason changes and at most once a minute otherwise (debug in
-/// between), and those are also emitted as `error` state events: an outage that lasts says why
-/// (a rotated password, a certificate no longer trusted) without flooding the log.
-pub(super) struct ReconnectFailures {
+/// How one reconnect attempt went.
+pub(super) enum Attempt {
+    /// Connected again: the new connection and its push messages.
+    Up(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>),
+    /// Failed (and reported); the next attempt follows its backoff.
+    Failed,
+    /// Shutdown came first.
+    Shutdown,
+}
+
+/// The reconnect attempts of one outage of one link, counted from 1: each waits out its
+/// [`backoff`] ([`Reconnect::announce`]) and then connects ([`Reconnect::connect`]). Each failure
+/// is logged, at warn for the first one, when the reason changes and at most once a minute
+/// otherwise (debug in between), and those are also emitted as `error` state events: an
+/// outage that lasts says why (a rotated password, a certificate no longer trusted) without
+/// flooding the log.
+pub(super) struct Reconnect {
     link: Link,
+    attempt: u64,
     last: Option<(Instant, String)>,
 }
 
-impl ReconnectFailures {
+impl Reconnect {
     pub(super) fn new(link: Link) -> Self {
-        ReconnectFailures { link, last: None }
+        Reconnect {
+            link,
+            attempt: 0,
+            last: None,
+        }
     }
 
-    pub(super) fn failed(&mut self, shared: &Shared, attempt: u64, e: Error) {
+    /// Count the next attempt and announce it; see [`announce_attempt`].
+    pub(super) fn announce(&mut self, shared: &Shared) -> Pin<Box<Sleep>> {
+        self.attempt += 1;
+        let delay = backoff(&shared.settings, self.attempt);
+        announce_attempt(&shared.emitter, self.link, self.attempt, delay)
+    }
+
+    /// Make the attempt, unless shutdown comes first; a failure is reported.
+    pub(super) async fn connect(
+        &mut self,
+        client: &redis::Client,
+        shared: &Shared,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Attempt {
+        let r = tokio::select! {
+            r = open_conn(client, shared, self.link) => r,
+            _ = shutdown.changed() => return Attempt::Shutdown,
+        };
+        match r {
+            Ok((conn, push)) => Attempt::Up(conn, push),
+            Err(e) => {
+                self.failed(shared, e);
+                Attempt::Failed
+            }
+        }
+    }
+
+    fn failed(&mut self, shared: &Shared, e: Error) {
+        let attempt = self.attempt;
         let message = explain_untrusted_certificate(e).to_string();
         let what = match self.link {
             Link::Publisher => "Redis publisher reconnect failed",

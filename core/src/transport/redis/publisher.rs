@@ -21,7 +21,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::connect::{backoff, is_connection_error, open_conn, ReconnectFailures};
+use super::connect::{is_connection_error, Attempt, Reconnect};
 use super::requests::{PubRequest, CANCELLED, PENDING, SENT};
 use super::{LinkState, Shared};
 use crate::error::{Error, ErrorKind};
@@ -49,6 +49,21 @@ fn fail_all(
         }
         r.answer(Err(err()));
     }
+}
+
+/// Shutdown: stop taking requests and fail everything still waiting (the offline queue and
+/// what is left in the channel) as closed, giving back the slots.
+fn fail_on_shutdown(
+    rx: &mut mpsc::Receiver<PubRequest>,
+    offline_q: &mut VecDeque<PubRequest>,
+    links: &LinkState,
+) {
+    rx.close();
+    let mut rest: Vec<PubRequest> = offline_q.drain(..).collect();
+    while let Ok(r) = rx.try_recv() {
+        rest.push(r);
+    }
+    fail_all(rest, links, Error::closed);
 }
 
 /// Drop the queued requests whose caller gave up (their slots were given back already).
@@ -106,15 +121,7 @@ pub(super) async fn run(
             .unwrap_or_else(|p| p.into_inner())
             .take();
         match exit {
-            Exit::Shutdown => {
-                rx.close();
-                let mut rest: Vec<PubRequest> = offline_q.drain(..).collect();
-                while let Ok(r) = rx.try_recv() {
-                    rest.push(r);
-                }
-                fail_all(rest, &links, Error::closed);
-                return;
-            }
+            Exit::Shutdown => return fail_on_shutdown(&mut rx, &mut offline_q, &links),
             Exit::Dead(reason) => {
                 shared.logger.warn(
                     "Redis publisher connection lost",
@@ -127,20 +134,12 @@ pub(super) async fn run(
             }
         }
         // Reconnect forever, holding publishes in the offline queue meanwhile.
-        let mut attempt = 0u64;
-        let mut failures = ReconnectFailures::new(Link::Publisher);
+        let mut retry = Reconnect::new(Link::Publisher);
         loop {
-            attempt += 1;
-            let delay = backoff(&shared.settings, attempt);
-            shared.emitter.emit(StateEvent::Reconnecting {
-                connection: Link::Publisher,
-                attempt,
-                delay: delay.as_millis() as u64,
-            });
-            let until = tokio::time::Instant::now() + delay;
+            let mut due = retry.announce(&shared);
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(until) => break,
+                    _ = &mut due => break,
                     r = rx.recv() => match r {
                         Some(req) => {
                             // Sent while the link still looked up: it now waits offline, so it
@@ -174,33 +173,18 @@ pub(super) async fn run(
                         }
                         None => return,
                     },
-                    _ = shutdown.changed() => {
-                        rx.close();
-                        let mut rest: Vec<PubRequest> = offline_q.drain(..).collect();
-                        while let Ok(r) = rx.try_recv() { rest.push(r); }
-                        fail_all(rest, &links, Error::closed);
-                        return;
-                    }
+                    _ = shutdown.changed() => return fail_on_shutdown(&mut rx, &mut offline_q, &links),
                 }
             }
             purge_cancelled(&mut offline_q);
-            let attempt_conn = tokio::select! {
-                r = open_conn(&client, &shared, Link::Publisher) => r,
-                _ = shutdown.changed() => {
-                    rx.close();
-                    let mut rest: Vec<PubRequest> = offline_q.drain(..).collect();
-                    while let Ok(r) = rx.try_recv() { rest.push(r); }
-                    fail_all(rest, &links, Error::closed);
-                    return;
-                }
-            };
-            match attempt_conn {
-                Ok((c, p)) => {
+            match retry.connect(&client, &shared, &mut shutdown).await {
+                Attempt::Up(c, p) => {
                     conn = c;
                     push = p;
                     break;
                 }
-                Err(e) => failures.failed(&shared, attempt, e),
+                Attempt::Failed => {}
+                Attempt::Shutdown => return fail_on_shutdown(&mut rx, &mut offline_q, &links),
             }
         }
         reconnected = true;

@@ -16,7 +16,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::connect::{backoff, is_connection_error, open_conn, ReconnectFailures};
+use super::connect::{is_connection_error, Attempt, Reconnect};
 use super::{LinkState, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Link, StateEvent};
@@ -278,20 +278,12 @@ pub(super) async fn run(
             reason,
         });
         drop(conn);
-        let mut attempt = 0u64;
-        let mut failures = ReconnectFailures::new(Link::Subscriber);
+        let mut retry = Reconnect::new(Link::Subscriber);
         loop {
-            attempt += 1;
-            let delay = backoff(s, attempt);
-            shared.emitter.emit(StateEvent::Reconnecting {
-                connection: Link::Subscriber,
-                attempt,
-                delay: delay.as_millis() as u64,
-            });
-            let until = tokio::time::Instant::now() + delay;
+            let mut due = retry.announce(&shared);
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep_until(until) => break,
+                    _ = &mut due => break,
                     c = ctl.recv() => match c {
                         // Offline: the registry already holds the change; resubscribe applies it.
                         Some(SubCtl::Sync(w)) => { let _ = w.send(Ok(())); }
@@ -300,17 +292,14 @@ pub(super) async fn run(
                     _ = shutdown.changed() => break 'outer,
                 }
             }
-            let r = tokio::select! {
-                r = open_conn(&client, &shared, Link::Subscriber) => r,
-                _ = shutdown.changed() => break 'outer,
-            };
-            match r {
-                Ok((c, p)) => {
+            match retry.connect(&client, &shared, &mut shutdown).await {
+                Attempt::Up(c, p) => {
                     conn = c;
                     push = p;
                     continue 'outer;
                 }
-                Err(e) => failures.failed(&shared, attempt, e),
+                Attempt::Failed => {}
+                Attempt::Shutdown => break 'outer,
             }
         }
     }
