@@ -357,11 +357,13 @@ static void test_bad_arguments(void) {
   CHECK_STATUS(eb_subscribe(c, NULL, NULL, rec_handler(), &r, NULL), EB_ERR_INVALID_ARGUMENT);
   CHECK(r.drops == 3);
   CHECK_STATUS(eb_subscribe(c, "ctest.x", "{\"concurrency\":\"many\"}", rec_handler(), &r, NULL),
+               EB_ERR_VALIDATION);
+  CHECK_STATUS(eb_subscribe(c, "ctest.x", "{\"concurrency\":", rec_handler(), &r, NULL),
                EB_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(eb_subscribe(c, "ctest.x", "{\"concurrency\":0}", rec_handler(), &r, NULL),
                EB_ERR_VALIDATION);
   CHECK_STATUS(eb_subscribe(c, "", NULL, rec_handler(), &r, NULL), EB_ERR_VALIDATION);
-  CHECK(r.drops == 6);
+  CHECK(r.drops == 7);
   CHECK_STATUS(eb_unsubscribe(c, NULL), EB_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(eb_unsubscribe(c, "no-such-id"), EB_ERR_NOT_FOUND);
   CHECK_STATUS(eb_on_state(c, NULL, &r, on_drop, NULL), EB_ERR_INVALID_ARGUMENT);
