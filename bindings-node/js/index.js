@@ -27,7 +27,6 @@
 'use strict';
 
 const { EventEmitter } = require('node:events');
-const { randomUUID } = require('node:crypto');
 const native = require('./native');
 
 // ---------------------------------------------------------------------------------------------
@@ -298,15 +297,6 @@ function checkRoom(room) {
   if (typeof room !== 'string') throw new ValidationError('Room name must be a string');
 }
 
-function failureResult(err) {
-  return {
-    success: false,
-    eventId: randomUUID(),
-    publishedAt: new Date().toISOString(),
-    error: { code: err.code || 'INTERNAL_ERROR', message: err.message || String(err), details: {} },
-  };
-}
-
 /**
  * Connected clients stay reachable until disconnect(), as an ioredis client is kept by its open
  * sockets. The native side's callbacks hold their client only weakly, so a client dropped after
@@ -514,10 +504,14 @@ class EventBusClient extends EventEmitter {
     return results;
   }
 
-  /** A publish refused before it reached the core (see preparePublish). */
+  /**
+   * A publish refused before it reached the core (see preparePublish): the core counts and
+   * logs it like any failed publish and makes its result.
+   */
   _jsFailure(err) {
-    this._logger.error('Failed to publish event', err);
-    return failureResult(err);
+    const code = (err && err.code) || 'VALIDATION_ERROR';
+    const message = (err && err.message) || String(err);
+    return JSON.parse(this._native.refusedPublish(code, message));
   }
 
   _flushPublishes() {

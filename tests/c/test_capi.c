@@ -367,7 +367,7 @@ static void test_bad_arguments(void) {
   CHECK_STATUS(eb_unsubscribe(c, NULL), EB_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(eb_unsubscribe(c, "no-such-id"), EB_ERR_NOT_FOUND);
   CHECK_STATUS(eb_on_state(c, NULL, &r, on_drop, NULL), EB_ERR_INVALID_ARGUMENT);
-  CHECK(r.drops == 7);
+  CHECK(r.drops == 8);
   CHECK_STATUS(eb_off_state(c, 987654), EB_ERR_NOT_FOUND);
   CHECK_STATUS(eb_health_check(c, NULL), EB_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(eb_get_room_members(c, "r", NULL), EB_ERR_INVALID_ARGUMENT);
