@@ -121,16 +121,26 @@ unsafe fn publish_with(
         let ty = unsafe { arg_str(event_type, "event_type") }?.to_string();
         // SAFETY: per contract.
         let data = unsafe { arg_str(data_json, "data_json") }?;
-        let data = RawValue::from_string(data.trim().to_string())
-            .map_err(|e| invalid(format!("data_json is not valid JSON: {e}")))?;
         // SAFETY: per contract.
         let opts = unsafe { arg_opt_str(options_json, "options_json") }?;
-        let mut opts = match opts {
-            Some(o) => {
-                check_json(o, "options_json")?;
-                PublishOptions::from_json(o)?
-            }
-            None => PublishOptions::default(),
+        // Data or options the core cannot read make a failed publish, counted and logged by
+        // the core like any other, with its result filled in.
+        let read = RawValue::from_string(data.trim().to_string())
+            .map_err(|e| invalid(format!("data_json is not valid JSON: {e}")))
+            .and_then(|data| {
+                let opts = match opts {
+                    Some(o) => {
+                        check_json(o, "options_json")?;
+                        PublishOptions::from_json(o)?
+                    }
+                    None => PublishOptions::default(),
+                };
+                Ok((data, opts))
+            });
+        let (data, mut opts) = match read {
+            Ok(read) => read,
+            // SAFETY: per contract.
+            Err(e) => return unsafe { finish_publish(result_out, Err(c.refused_publish(e))) },
         };
         match route {
             Route::AsOptions => {}
