@@ -14,9 +14,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString, PyTuple};
 use serde_json::value::RawValue;
 
-use crate::bridge::{AioHandler, BridgeInner, Dispatcher, Job, LoopBridge, SyncHandler};
 use crate::convert;
+use crate::dispatcher::Dispatcher;
 use crate::errors::{self, guard, BusError};
+use crate::handler::{Job, PyHandler};
+use crate::loop_bridge::{BridgeInner, LoopBridge};
 use crate::types::{PublishResult, Subscription};
 
 /// The message of an operation whose task ended without an answer: it panicked (tokio keeps
@@ -440,9 +442,9 @@ impl NativeClient {
             check_callable(handler)?;
             let json = sub_options_json(options)?;
             let opts = sub_options(json.as_deref())?;
-            let h: Arc<dyn Handler> = Arc::new(SyncHandler {
+            let h: Arc<dyn Handler> = Arc::new(PyHandler {
                 handler: Arc::new(handler.clone().unbind()),
-                dispatcher: self.dispatcher.clone(),
+                runner: self.dispatcher.clone(),
             });
             let c = self.core.clone();
             let info = errors::map(wait(
@@ -648,9 +650,9 @@ impl NativeClient {
             check_callable(handler)?;
             let json = sub_options_json(options)?;
             let opts = sub_options(json.as_deref())?;
-            let h: Arc<dyn Handler> = Arc::new(AioHandler {
+            let h: Arc<dyn Handler> = Arc::new(PyHandler {
                 handler: Arc::new(handler.clone().unbind()),
-                bridge: bridge.inner.clone(),
+                runner: bridge.inner.clone(),
             });
             let c = self.core.clone();
             resolve_later(

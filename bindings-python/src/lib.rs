@@ -3,8 +3,9 @@
 //! - [`client`]: `NativeClient`, blocking methods plus `*_async` variants that resolve asyncio
 //!   futures; the Python package (`bindings-python/python/event_bus/`) wraps it into
 //!   `event_bus.EventBusClient` and `event_bus.asyncio.EventBusClient`.
-//! - [`bridge`]: how events and results cross into Python in batches (dispatcher thread for
-//!   plain callables, one `call_soon_threadsafe` per batch for the asyncio loop).
+//! - [`handler`]: what a Python handler is to the core, and the jobs that cross into Python in
+//!   batches; they run on the blocking client's [`dispatcher`] thread or on an asyncio loop
+//!   ([`loop_bridge`], with [`aio_batch`] for in-order batches of coroutine handlers).
 //! - [`types`]: `Event`, `PublishResult`, `Subscription`.
 //! - [`errors`]: the exception hierarchy and the single core-error mapping.
 //! - [`convert`]: Python objects <-> JSON.
@@ -16,10 +17,13 @@ use event_bus::logging::{set_sink, LogRecord};
 use event_bus::LogLevel;
 use pyo3::prelude::*;
 
-mod bridge;
+mod aio_batch;
 mod client;
 mod convert;
+mod dispatcher;
 mod errors;
+mod handler;
+mod loop_bridge;
 mod types;
 
 /// `logging.getLogger("event_bus")`.
@@ -111,7 +115,7 @@ fn install_log_sink(py: Python<'_>) -> PyResult<()> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_class::<client::NativeClient>()?;
-    m.add_class::<bridge::LoopBridge>()?;
+    m.add_class::<loop_bridge::LoopBridge>()?;
     m.add_class::<types::Event>()?;
     m.add_class::<types::PublishResult>()?;
     m.add_class::<types::Subscription>()?;
