@@ -2,7 +2,8 @@
 //!
 //! - [`client`]: `NativeClient`, blocking methods plus `*_async` variants that resolve asyncio
 //!   futures; the Python package (`bindings-python/python/event_bus/`) wraps it into
-//!   `event_bus.EventBusClient` and `event_bus.asyncio.EventBusClient`.
+//!   `event_bus.EventBusClient` and `event_bus.asyncio.EventBusClient`; [`args`] converts
+//!   their arguments and results, [`run`] waits or resolves the futures.
 //! - [`handler`]: what a Python handler is to the core, and the jobs that cross into Python in
 //!   batches; they run on the blocking client's [`dispatcher`] thread or on an asyncio loop
 //!   ([`loop_bridge`], with [`aio_batch`] for in-order batches of coroutine handlers).
@@ -18,12 +19,14 @@ use event_bus::LogLevel;
 use pyo3::prelude::*;
 
 mod aio_batch;
+mod args;
 mod client;
 mod convert;
 mod dispatcher;
 mod errors;
 mod handler;
 mod loop_bridge;
+mod run;
 mod types;
 
 /// `logging.getLogger("event_bus")`.
