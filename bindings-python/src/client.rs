@@ -207,7 +207,7 @@ impl NativeClient {
                 .core
                 .on_state(Arc::new(move |ev: &event_bus::StateEvent| {
                     let v = serde_json::to_value(ev).unwrap_or_default();
-                    crate::host_call(|py| {
+                    crate::host::host_call(|py| {
                         let r = convert::to_py(py, &v).and_then(|d| callback.bind(py).call1((d,)));
                         if let Err(e) = r {
                             e.write_unraisable(py, None);

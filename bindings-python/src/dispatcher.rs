@@ -65,7 +65,7 @@ impl Dispatcher {
     /// Wait (detached, up to 100 ms) for the next job and take up to [`BATCH`] of those
     /// queued; empty when none came.
     fn next_batch(&self) -> Vec<Job> {
-        while crate::exiting() {
+        while crate::host::exiting() {
             // Interpreter finalizing: re-attaching would end this thread with
             // pthread_exit through Rust frames (an abort). Park until the process ends.
             std::thread::sleep(Duration::from_secs(3600));

@@ -137,7 +137,7 @@ pub fn describe(py: Python<'_>, e: &PyErr) -> String {
 /// The core logs a handler failure (rate-limited); the traceback goes to DEBUG for whoever
 /// wants it.
 pub fn log_traceback(py: Python<'_>, e: &PyErr) {
-    if let Some(lg) = crate::LOGGER.get() {
+    if let Some(lg) = crate::host::LOGGER.get() {
         let lg = lg.bind(py);
         if lg
             .call_method1("isEnabledFor", (10,))

@@ -163,7 +163,7 @@ impl BridgeInner {
     }
 
     fn wake(self: &Arc<Self>) {
-        let ok = crate::host_call(|py| {
+        let ok = crate::host::host_call(|py| {
             let r = self
                 .event_loop
                 .bind(py)
