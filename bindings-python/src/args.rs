@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use event_bus::{BatchItem, Handler, PublishOptions, PublishOutcome, SubscriptionOptions};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyMapping, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyMapping, PyString, PyTuple};
 use serde_json::value::RawValue;
 
 use crate::convert;
@@ -144,6 +144,16 @@ pub fn outcome(py: Python<'_>, o: PublishOutcome, raise: bool) -> PyResult<Py<Py
             .into_any())
         }
     }
+}
+
+/// The outcomes of a `publish_batch`, in order, each a `PublishResult` (a failure's exception
+/// in its `error`).
+pub fn outcome_list(py: Python<'_>, outcomes: Vec<PublishOutcome>) -> PyResult<Bound<'_, PyList>> {
+    let l = PyList::empty(py);
+    for o in outcomes {
+        l.append(outcome(py, o, false)?)?;
+    }
+    Ok(l)
 }
 
 /// One `publish_batch` item: a dict `{"type", "data", "options"}` or a tuple

@@ -7,13 +7,16 @@
 //! waiting and resolving futures in [`crate::run`], running handlers in
 //! [`crate::dispatcher`] (blocking) and [`crate::loop_bridge`] (asyncio).
 
+use std::future::Future;
 use std::sync::Arc;
 
-use event_bus::{BatchItem, EventBusClient};
+use event_bus::{BatchItem, EventBusClient, PublishOutcome};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::args::{batch_items, outcome, publish_options, raw_data, subscribe_args, text};
+use crate::args::{
+    batch_items, outcome, outcome_list, publish_options, raw_data, subscribe_args, text,
+};
 use crate::convert;
 use crate::dispatcher::Dispatcher;
 use crate::errors::{self, guard, BusError};
@@ -31,6 +34,20 @@ fn none(py: Python<'_>) -> Py<PyAny> {
 pub struct NativeClient {
     core: EventBusClient,
     dispatcher: Arc<Dispatcher>,
+}
+
+impl NativeClient {
+    /// Hand `items` to the core now, from the calling (the loop's) thread: publishes reach
+    /// Redis in the order they were made (the core encodes them on its own threads). The
+    /// future gives their outcomes.
+    fn queue(
+        &self,
+        py: Python<'_>,
+        items: Vec<BatchItem>,
+    ) -> impl Future<Output = Vec<PublishOutcome>> + Send + 'static {
+        let c = &self.core;
+        py.detach(|| c.queue_batch(items))
+    }
 }
 
 #[pymethods]
@@ -123,11 +140,7 @@ impl NativeClient {
             }
             let c = self.core.clone();
             let rs = wait(py, async move { c.publish_batch(&items).await })?;
-            let l = PyList::empty(py);
-            for r in rs {
-                l.append(outcome(py, r, false)?)?;
-            }
-            Ok(l)
+            outcome_list(py, rs)
         })
     }
 
@@ -286,10 +299,7 @@ impl NativeClient {
                 data: raw_data(data)?,
                 options: publish_options(options, kwargs)?,
             };
-            // Handed to the core now, from the loop's thread: publishes reach Redis in the
-            // order they were made (the core encodes them on its own threads).
-            let c = &self.core;
-            let queued = event_type.py().detach(|| c.queue_batch(vec![item]));
+            let queued = self.queue(event_type.py(), vec![item]);
             resolve_later(
                 bridge,
                 future,
@@ -317,16 +327,9 @@ impl NativeClient {
             if !self.core.is_connected() {
                 return Err(BusError::from(event_bus::Error::not_connected()).into());
             }
-            // Handed to the core now, from the loop's thread: publishes reach Redis in the
-            // order they were made (the core encodes them on its own threads).
-            let c = &self.core;
-            let queued = py.detach(|| c.queue_batch(items));
+            let queued = self.queue(py, items);
             resolve_later(bridge, future, queued, |py, rs| {
-                let l = PyList::empty(py);
-                for r in rs {
-                    l.append(outcome(py, r, false)?)?;
-                }
-                Ok(l.into_any().unbind())
+                Ok(outcome_list(py, rs)?.into_any().unbind())
             });
             Ok(())
         })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 
 use crate::errors;
-use crate::handler::{call_handler, failure, Job, Runner, BATCH};
+use crate::handler::{call_handler, failure, run_call, Job, Runner, BATCH};
 
 /// The queue of handler calls that the blocking client's dispatcher thread runs.
 pub struct Dispatcher {
@@ -105,11 +105,9 @@ fn run_job(py: Python<'_>, job: Job) {
             event,
             reply,
         } => {
-            if reply.is_closed() {
-                return; // timed out while queued: the core no longer waits for it
+            if let Some(r) = run_call(py, &handler, event, &reply) {
+                let _ = reply.send(r.map(|_| ()).map_err(|e| failure(py, &e)));
             }
-            let r = call_handler(py, &handler, event).map(|_| ());
-            let _ = reply.send(r.map_err(|e| failure(py, &e)));
         }
         Job::Batch {
             handler,

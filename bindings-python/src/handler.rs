@@ -114,6 +114,20 @@ pub fn call_handler<'py>(
     handler.bind(py).call1((ev,))
 }
 
+/// Run the handler of a [`Job::Call`]: what it returned, or `None` without running it when
+/// the call timed out while queued (the core no longer waits for its `reply`).
+pub fn run_call<'py>(
+    py: Python<'py>,
+    handler: &Py<PyAny>,
+    event: Delivery,
+    reply: &Reply,
+) -> Option<PyResult<Bound<'py, PyAny>>> {
+    if reply.is_closed() {
+        return None;
+    }
+    Some(call_handler(py, handler, event))
+}
+
 /// A handler's exception as the core's failure, its traceback logged at DEBUG.
 pub fn failure(py: Python<'_>, e: &PyErr) -> HandlerError {
     log_traceback(py, e);

@@ -18,7 +18,7 @@ use pyo3::types::PyString;
 
 use crate::aio_batch::{AioBatch, Flusher};
 use crate::errors;
-use crate::handler::{call_handler, describe, failure, log_traceback, Job, Reply, Runner, BATCH};
+use crate::handler::{describe, failure, log_traceback, run_call, Job, Reply, Runner, BATCH};
 
 /// What a [`LoopBridge`] shares with the handlers and operations that queue jobs on it.
 pub struct BridgeInner {
@@ -266,10 +266,10 @@ impl BridgeInner {
                 event,
                 reply,
             } => {
-                if reply.is_closed() {
-                    return; // timed out while queued: the core no longer waits for it
-                }
-                match call_handler(py, &handler, event) {
+                let Some(r) = run_call(py, &handler, event, &reply) else {
+                    return;
+                };
+                match r {
                     Err(e) => {
                         let _ = reply.send(Err(failure(py, &e)));
                     }
