@@ -1,4 +1,5 @@
-//! The objects handed to Python: `Event`, `PublishResult`, `Subscription`.
+//! The objects handed to Python: `Event`, `PublishResult`, `Subscription`; and
+//! `matches_pattern`, the glob rule subscriptions use.
 
 use std::sync::OnceLock;
 
@@ -244,4 +245,10 @@ impl Subscription {
             if self.active { "True" } else { "False" }
         )
     }
+}
+
+/// Redis glob match, byte for byte as Redis 7 (`photo.*` matches `photo.processing.started`).
+#[pyfunction]
+pub fn matches_pattern(pattern: &str, channel: &str) -> bool {
+    event_bus::matches_pattern(pattern, channel)
 }
