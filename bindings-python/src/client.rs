@@ -48,6 +48,25 @@ impl NativeClient {
         let c = &self.core;
         py.detach(|| c.queue_batch(items))
     }
+
+    /// A publish whose arguments could not be read (data JSON cannot carry, options the core
+    /// refused) is still a failed publish: the core counts and logs it, then the exception
+    /// goes to the caller.
+    fn refused<T>(&self, py: Python<'_>, read: PyResult<T>) -> PyResult<T> {
+        if let Err(e) = &read {
+            let value = e.value(py);
+            let kind = value
+                .getattr("code")
+                .and_then(|c| c.extract::<String>())
+                .ok()
+                .and_then(|c| event_bus::ErrorKind::from_code(&c))
+                .unwrap_or(event_bus::ErrorKind::InvalidArgument);
+            let message = value.str().map(|m| m.to_string()).unwrap_or_default();
+            self.core
+                .refused_publish(event_bus::Error::new(kind, message));
+        }
+        read
+    }
 }
 
 #[pymethods]
@@ -119,9 +138,16 @@ impl NativeClient {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         guard(|| {
-            let t = text(event_type, "event_type")?;
-            let d = raw_data(data)?;
-            let o = publish_options(options, kwargs)?;
+            let (t, d, o) = self.refused(
+                py,
+                (|| {
+                    Ok((
+                        text(event_type, "event_type")?,
+                        raw_data(data)?,
+                        publish_options(options, kwargs)?,
+                    ))
+                })(),
+            )?;
             let c = self.core.clone();
             let r = wait(py, async move { c.publish(&t, &d, &o).await })?;
             outcome(py, r, true)
@@ -294,11 +320,16 @@ impl NativeClient {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         guard(|| {
-            let item = BatchItem {
-                event_type: text(event_type, "event_type")?,
-                data: raw_data(data)?,
-                options: publish_options(options, kwargs)?,
-            };
+            let item = self.refused(
+                event_type.py(),
+                (|| {
+                    Ok(BatchItem {
+                        event_type: text(event_type, "event_type")?,
+                        data: raw_data(data)?,
+                        options: publish_options(options, kwargs)?,
+                    })
+                })(),
+            )?;
             let queued = self.queue(event_type.py(), vec![item]);
             resolve_later(
                 bridge,

@@ -342,3 +342,16 @@ def test_strings_that_need_escaping_round_trip(bus: event_bus.EventBusClient) ->
     }
     bus.publish("esc.x", tricky)
     assert got.get(timeout=5) == tricky
+
+
+def test_a_refused_publish_is_counted_by_the_core(bus: event_bus.EventBusClient) -> None:
+    """Data JSON cannot carry and options the core refuses are failed publishes, counted once,
+    whichever side found the problem."""
+    before = bus.get_stats()["eventsFailed"]
+    with pytest.raises(event_bus.ValidationError):
+        bus.publish("a.b", 1, trace_id=5)
+    with pytest.raises(event_bus.InvalidArgumentError):
+        bus.publish("a.b", {1, 2})
+    with pytest.raises(event_bus.ValidationError):
+        bus.publish("a b", 1)
+    assert bus.get_stats()["eventsFailed"] == before + 3
