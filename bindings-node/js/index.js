@@ -103,7 +103,7 @@ class Logger {
       return String(arg);
     });
     const text = [message, ...parts].join(' ');
-    const line = native.formatLogLine(String(this.level), level, String(this.serviceName), text, false);
+    const line = native.formatLogLine(String(this.level), level, String(this.serviceName), text, this._json === true);
     if (line === null) return;
     if (level === 'error') console.error(line);
     else if (level === 'warn') console.warn(line);
@@ -342,6 +342,8 @@ class EventBusClient extends EventEmitter {
       (config && config.logLevel) || 'info',
       (config && config.serviceName) || 'event-bus'
     );
+    // The client's own lines follow the config's format, as the core's do.
+    this._logger._json = Boolean(config && config.logFormat === 'json');
     this._handlers = new Map(); // slot -> handler
     this._subs = new Map(); // subscription id -> { sub, slot }
     this._nextSlot = 1;
