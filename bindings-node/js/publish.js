@@ -35,13 +35,18 @@ function preparePublish(eventType, data, options) {
 class PublishQueue {
   constructor(nativeClient) {
     this._native = nativeClient;
+    this._empty();
+    this._scheduled = false;
+  }
+
+  /** Start a new, empty set of arrays (the old ones belong to the native call made of them). */
+  _empty() {
     this._types = [];
     this._datas = [];
     this._opts = [];
     this._resolves = [];
     this._rejects = [];
     this._bytes = 0;
-    this._scheduled = false;
   }
 
   /** Queue one prepared publish (see preparePublish); its result settles `resolve`/`reject`. */
@@ -72,12 +77,7 @@ class PublishQueue {
     const opts = this._opts;
     const resolves = this._resolves;
     const rejects = this._rejects;
-    this._types = [];
-    this._datas = [];
-    this._opts = [];
-    this._resolves = [];
-    this._rejects = [];
-    this._bytes = 0;
+    this._empty();
     let promise;
     try {
       promise = this._native.publishMany(types, datas, opts);
