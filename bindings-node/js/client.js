@@ -169,7 +169,7 @@ class EventBusClient extends EventEmitter {
     const slots = [];
     events.forEach((item, i) => {
       try {
-        if (!item || typeof item !== 'object') throw new ValidationError('Event type must be a string');
+        if (!item || typeof item !== 'object') callNative(native.validateEventType, undefined);
         const type = item.type !== undefined ? item.type : item.eventType;
         const p = preparePublish(type, item.data, item.options);
         types.push(p.type);

@@ -10,7 +10,8 @@
  */
 'use strict';
 
-const { ValidationError, mapError } = require('./errors');
+const native = require('./native');
+const { mapError, callNative } = require('./errors');
 const { toJson, optionsJson } = require('./json');
 
 // The publishes queued in one tick go to the core in one native call once this many are
@@ -23,7 +24,8 @@ const EARLY_FLUSH_BYTES = 256 * 1024;
  * what cannot reach it (a type that is not a string, data or options JSON cannot carry).
  */
 function preparePublish(eventType, data, options) {
-  if (typeof eventType !== 'string') throw new ValidationError('Event type must be a string');
+  // A type that is not a string cannot cross as one: the core's rule says why.
+  if (typeof eventType !== 'string') callNative(native.validateEventType, eventType);
   const json = data === undefined || data === null ? 'null' : toJson(data, 'Event data');
   return { type: eventType, json, opts: optionsJson(options, 'Publish options', true) };
 }

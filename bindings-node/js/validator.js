@@ -1,13 +1,13 @@
 /**
  * EventValidator (the 1.0.0 class) and matchesPattern. The rules (envelope fields, sizes,
- * per-type data, Redis glob matching) run in the core; these wrappers only refuse what cannot
- * reach it (a value that is not a string where the rule takes a string, or is not JSON) and map
- * the core's error to a ValidationError.
+ * per-type data, Redis glob matching) run in the core, including the refusal of a value of the
+ * wrong type; these wrappers only refuse what cannot become JSON and map the core's error to a
+ * ValidationError.
  */
 'use strict';
 
 const native = require('./native');
-const { ValidationError, callNative } = require('./errors');
+const { callNative } = require('./errors');
 const { toJson } = require('./json');
 
 /** `matchesPattern(pattern, channel)`: Redis's glob semantics, byte for byte. */
@@ -26,10 +26,7 @@ class EventValidator {
     callNative(native.validateEvent, toJson(event, 'Event'), this.maxEventSize, this.maxDataSize);
   }
 
-  // The single-value rules take strings: a value of another type cannot reach the core.
-
   validateEventType(eventType) {
-    if (typeof eventType !== 'string') throw new ValidationError('Event type must be a string');
     callNative(native.validateEventType, eventType);
   }
 
@@ -38,12 +35,10 @@ class EventValidator {
   }
 
   validateTimestamp(timestamp) {
-    if (typeof timestamp !== 'string') throw new ValidationError('Timestamp must be a string');
     callNative(native.validateTimestamp, timestamp);
   }
 
   validateId(id, fieldName) {
-    if (typeof id !== 'string') throw new ValidationError(`${fieldName} must be a string`);
     callNative(native.validateId, id, String(fieldName));
   }
 

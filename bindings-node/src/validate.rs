@@ -4,6 +4,7 @@
 
 use event_bus::logging::LogRecord;
 use event_bus::{ErrorKind, EventValidator, LogLevel};
+use napi::bindgen_prelude::{Either, Unknown};
 use napi_derive::napi;
 use serde_json::Value;
 
@@ -70,32 +71,41 @@ pub fn validate_metadata(metadata_json: Option<String>) -> napi::Result<(), Code
     })
 }
 
-/// The event type rule.
-#[napi]
-pub fn validate_event_type(event_type: String) -> napi::Result<(), Code> {
+/// A JS argument as the core's rules see it: a string stays one; any other value only needs to
+/// be "not a string" for the rule to refuse it.
+fn as_value(v: Either<String, Unknown<'_>>) -> Value {
+    match v {
+        Either::A(s) => Value::String(s),
+        Either::B(_) => Value::Null,
+    }
+}
+
+/// The event type rule, on whatever value the caller passed (the core refuses a non-string).
+#[napi(ts_args_type = "eventType: unknown")]
+pub fn validate_event_type(event_type: Either<String, Unknown<'_>>) -> napi::Result<(), Code> {
     guard(|| {
         EventValidator::default()
-            .validate_event_type(&event_type)
+            .validate_event_type_value(&as_value(event_type))
             .map_err(|e| js_error(&e))
     })
 }
 
 /// The id rule (`traceId`, `userId`, `correlationId`); `field` names it in the message.
-#[napi]
-pub fn validate_id(id: String, field: String) -> napi::Result<(), Code> {
+#[napi(ts_args_type = "id: unknown, field: string")]
+pub fn validate_id(id: Either<String, Unknown<'_>>, field: String) -> napi::Result<(), Code> {
     guard(|| {
         EventValidator::default()
-            .validate_id(&id, &field)
+            .validate_id_value(&as_value(id), &field)
             .map_err(|e| js_error(&e))
     })
 }
 
-/// The timestamp rule.
-#[napi]
-pub fn validate_timestamp(timestamp: String) -> napi::Result<(), Code> {
+/// The timestamp rule, on whatever value the caller passed.
+#[napi(ts_args_type = "timestamp: unknown")]
+pub fn validate_timestamp(timestamp: Either<String, Unknown<'_>>) -> napi::Result<(), Code> {
     guard(|| {
         EventValidator::default()
-            .validate_timestamp(&timestamp)
+            .validate_timestamp_value(&as_value(timestamp))
             .map_err(|e| js_error(&e))
     })
 }

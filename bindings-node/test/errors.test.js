@@ -123,3 +123,20 @@ test('getStats().errorRate is the core snapshot\'s', async () => {
     await c.disconnect();
   }
 });
+
+test('the single-value validator rules refuse a value of the wrong type in the core', () => {
+  const v = new EventValidator();
+  for (const [fn, message] of [
+    [() => v.validateEventType(42), 'Event type must be a string'],
+    [() => v.validateEventType(undefined), 'Event type must be a string'],
+    [() => v.validateId({}, 'traceId'), 'traceId must be a string'],
+    [() => v.validateTimestamp(Date.now()), 'Timestamp must be a string'],
+  ]) {
+    const err = thrownBy(fn);
+    assert.ok(err instanceof ValidationError, String(err));
+    assert.equal(err.code, 'VALIDATION_ERROR');
+    assert.equal(err.message, message);
+  }
+  // The native functions themselves say it: no JS rule sits in front of them.
+  assert.equal(thrownBy(() => native.validateEventType(7)).message, 'Event type must be a string');
+});

@@ -71,6 +71,31 @@ impl EventValidator {
         Ok(())
     }
 
+    /// [`validate_event_type`](Self::validate_event_type) on any JSON value: one that is not a
+    /// string is refused with the TS message (faces hand over whatever the caller passed).
+    pub fn validate_event_type_value(&self, v: &Value) -> Result<()> {
+        match v {
+            Value::String(t) => self.validate_event_type(t),
+            _ => Err(Error::validation("Event type must be a string")),
+        }
+    }
+
+    /// [`validate_id`](Self::validate_id) on any JSON value.
+    pub fn validate_id_value(&self, v: &Value, field: &str) -> Result<()> {
+        match v {
+            Value::String(id) => self.validate_id(id, field),
+            _ => Err(Error::validation(format!("{field} must be a string"))),
+        }
+    }
+
+    /// [`validate_timestamp`](Self::validate_timestamp) on any JSON value.
+    pub fn validate_timestamp_value(&self, v: &Value) -> Result<()> {
+        match v {
+            Value::String(ts) => self.validate_timestamp(ts),
+            _ => Err(Error::validation("Timestamp must be a string")),
+        }
+    }
+
     /// Timestamp parseable and within 24 h in the past / 1 h in the future.
     pub fn validate_timestamp(&self, ts: &str) -> Result<()> {
         let parsed = chrono::DateTime::parse_from_rfc3339(ts)
@@ -160,10 +185,7 @@ impl EventValidator {
         if !truthy(ev.get("metadata")) {
             return Err(Error::validation("Event metadata is required"));
         }
-        match ev.get("type") {
-            Some(Value::String(t)) => self.validate_event_type(t)?,
-            _ => return Err(Error::validation("Event type must be a string")),
-        }
+        self.validate_event_type_value(ev.get("type").unwrap_or(&Value::Null))?;
         let Some(md) = ev.get("metadata").and_then(Value::as_object) else {
             return Err(Error::validation("Metadata source is required"));
         };
@@ -178,15 +200,10 @@ impl EventValidator {
                 "Metadata source must be a non-empty string",
             ));
         }
-        match md.get("timestamp") {
-            Some(Value::String(ts)) => self.validate_timestamp(ts)?,
-            _ => return Err(Error::validation("Timestamp must be a string")),
-        }
+        self.validate_timestamp_value(md.get("timestamp").unwrap_or(&Value::Null))?;
         for field in ["traceId", "userId", "correlationId"] {
-            match md.get(field) {
-                None => {}
-                Some(Value::String(id)) => self.validate_id(id, field)?,
-                Some(_) => return Err(Error::validation(format!("{field} must be a string"))),
+            if let Some(id) = md.get(field) {
+                self.validate_id_value(id, field)?;
             }
         }
         if matches!(md.get("version"), Some(v) if !v.is_string()) {
