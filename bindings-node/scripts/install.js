@@ -4,8 +4,9 @@
 // - In a source checkout (the workspace's Cargo.toml is next to package.json): build the native
 //   addon in release with cargo and copy it to bindings-node/event-bus.<platform>.node. An
 //   unchanged rebuild takes about a second, so this always runs and never serves a stale addon.
-// - In an installed tarball (`npm pack` output, no Rust sources): use the prebuilt addon it
-//   carries; fail with a clear message when there is none for this platform.
+// - In an installed package (no Rust sources): the prebuilt addon comes from this platform's
+//   package, @shared-infra/event-bus-<platform>, an optional dependency npm installs beside this
+//   one; fail with a clear message when it is missing.
 //
 // Flags: --force (same as default; kept for `npm run build`), --debug (debug profile).
 // Env: CARGO (cargo binary), CARGO_TARGET_DIR (honoured), EVENT_BUS_SKIP_BUILD=1 (do nothing).
@@ -13,14 +14,14 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { platformTriple } = require('../js/platform');
+const { PREBUILT, platformTriple, addonFile, platformPackage } = require('../js/platform');
 
 const pkgRoot = path.resolve(__dirname, '..', '..');
 const bindingDir = path.resolve(__dirname, '..');
 const args = new Set(process.argv.slice(2));
 const debug = args.has('--debug');
 const triple = platformTriple();
-const dest = path.join(bindingDir, `event-bus.${triple}.node`);
+const dest = path.join(bindingDir, addonFile(triple));
 const isCheckout = fs.existsSync(path.join(pkgRoot, 'Cargo.toml')) &&
   fs.existsSync(path.join(bindingDir, 'Cargo.toml'));
 
@@ -34,12 +35,21 @@ if (process.env.EVENT_BUS_SKIP_BUILD === '1') {
 }
 
 if (!isCheckout) {
-  if (fs.existsSync(dest)) {
-    log(`using the prebuilt addon ${path.basename(dest)}`);
+  const pkg = platformPackage(triple);
+  try {
+    log(`using the prebuilt addon from ${pkg} (${path.dirname(require.resolve(`${pkg}/package.json`))})`);
     process.exit(0);
+  } catch {
+    // Not installed: said below.
   }
-  log(`no prebuilt addon for ${triple} in this package and no Rust sources to build one.`);
-  log('Install from a source checkout (needs Rust >= 1.88) to build it.');
+  if (PREBUILT.some((p) => p.platform === triple)) {
+    log(`the prebuilt addon for ${triple} is in ${pkg}, which is not installed.`);
+    log('npm installs it as an optional dependency: do not install with --omit=optional (or');
+    log(`--no-optional), or install ${pkg} explicitly (from the registry or its tarball).`);
+  } else {
+    log(`no prebuilt addon for ${triple}; there are prebuilt addons for ${PREBUILT.map((p) => p.platform).join(', ')}.`);
+    log('Install from a source checkout (needs Rust >= 1.88) to build it.');
+  }
   process.exit(1);
 }
 
