@@ -5,6 +5,9 @@
 #   PREFIX=$HOME/.local scripts/build-c.sh  # install elsewhere
 #   scripts/build-c.sh --no-install         # build only
 #   scripts/build-c.sh --update-header      # also refresh the committed include/event_bus.h
+#   scripts/build-c.sh --target aarch64-unknown-linux-gnu --prefix DIR   # another target
+#                                           # (scripts/build-dist.sh sets CARGO_BUILD to
+#                                           # `cargo zigbuild` and its flags for that)
 #
 # Installs:
 #   $PREFIX/include/event_bus.h
@@ -27,6 +30,8 @@ ROOT=$PWD
 PREFIX=${PREFIX:-/usr/local}
 install=1
 update_header=0
+target=""
+CARGO_BUILD=${CARGO_BUILD:-cargo build}
 while [ $# -gt 0 ]; do
   a=$1; shift
   case $a in
@@ -34,17 +39,24 @@ while [ $# -gt 0 ]; do
     --update-header) update_header=1 ;;
     --prefix=*) PREFIX=${a#--prefix=} ;;
     --prefix) [ $# -gt 0 ] || { echo "build-c.sh: --prefix needs a directory" >&2; exit 2; }; PREFIX=$1; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --target=*) target=${a#--target=} ;;
+    --target) [ $# -gt 0 ] || { echo "build-c.sh: --target needs a triple" >&2; exit 2; }; target=$1; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "build-c.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-say "building the C library (cargo build --release -p event-bus-capi)"
+# A zigbuild target may carry a glibc version (x86_64-unknown-linux-gnu.2.17); cargo's output
+# directory is named without it.
+target_base=${target%%.[0-9]*}
+say "building the C library ($CARGO_BUILD --release -p event-bus-capi${target:+ --target $target})"
 msgs=$(mktemp)
 trap 'rm -f "$msgs"' EXIT
-cargo build --release -p event-bus-capi --message-format=json-render-diagnostics >"$msgs"
+# shellcheck disable=SC2086 # CARGO_BUILD is a command and its flags
+$CARGO_BUILD --release -p event-bus-capi ${target:+--target "$target"} \
+  --message-format=json-render-diagnostics >"$msgs"
 
 # Where build.rs wrote the header, and the library files, from cargo's JSON messages.
 out_dir=$(grep '"reason":"build-script-executed"' "$msgs" | grep 'event-bus-capi' |
@@ -52,8 +64,9 @@ out_dir=$(grep '"reason":"build-script-executed"' "$msgs" | grep 'event-bus-capi
 gen="$out_dir/event_bus.h"
 [ -f "$gen" ] || { echo "build-c.sh: generated header not found (out_dir=$out_dir)" >&2; exit 1; }
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-so="$target_dir/release/libevent_bus_capi.so"
-a="$target_dir/release/libevent_bus_capi.a"
+out="$target_dir/${target_base:+$target_base/}release"
+so="$out/libevent_bus_capi.so"
+a="$out/libevent_bus_capi.a"
 [ -f "$so" ] && [ -f "$a" ] || { echo "build-c.sh: $so / $a missing" >&2; exit 1; }
 echo "GENERATED_HEADER=$gen"
 
@@ -77,7 +90,7 @@ ln -sf "libevent_bus.so.$version" "$libdir/libevent_bus.so.$major"
 ln -sf "libevent_bus.so.$major" "$libdir/libevent_bus.so"
 install -m 0644 "$a" "$libdir/libevent_bus.a"
 cat >"$libdir/pkgconfig/event_bus.pc" <<EOF
-prefix=$PREFIX
+prefix=\${pcfiledir}/../..
 includedir=\${prefix}/include
 libdir=\${prefix}/lib
 
@@ -89,7 +102,7 @@ Libs: -L\${libdir} -levent_bus
 Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 EOF
 cat >"$libdir/pkgconfig/event_bus-static.pc" <<EOF
-prefix=$PREFIX
+prefix=\${pcfiledir}/../..
 includedir=\${prefix}/include
 libdir=\${prefix}/lib
 

@@ -3,13 +3,13 @@
 # and runs every suite against a real Redis (REDIS_URL or 127.0.0.1:6379, started if none).
 #
 #   scripts/test-all.sh            # everything
-#   SUITES="core node" scripts/test-all.sh   # a subset: lint core node python c cross
+#   SUITES="core node" scripts/test-all.sh   # a subset: lint core node python c cross dist
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib.sh
 
-SUITES=${SUITES:-"lint core node python c cross"}
+SUITES=${SUITES:-"lint core node python c cross dist"}
 export CARGO_TERM_COLOR=never
 passed=0; failed=0; failed_names=""
 
@@ -75,6 +75,16 @@ suite_c() {
 
 suite_cross() {
   PYTHON="$VENV/bin/python" bash tests/cross/run.sh
+}
+
+# The artifacts users install without Rust, for this machine (linux x86_64, glibc): built the way
+# scripts/build-dist.sh builds every platform's (zig, glibc 2.17), then the npm tarballs and the
+# wheel installed into a fresh directory and venv with no Rust on PATH, the C tarball used
+# through pkg-config, and a publish/subscribe round trip with each (scripts/check-dist.sh).
+# The other three Linux targets take about 25 more minutes: `scripts/build-dist.sh` builds and
+# checks all four.
+suite_dist() {
+  TARGETS=x86_64-unknown-linux-gnu DIST_DIR=target/dist-out bash scripts/build-dist.sh
 }
 
 ensure_tools && ensure_hub || { echo "setup: 0 passed, 1 failed"; exit 1; }
