@@ -26,8 +26,10 @@
 # strip the aarch64 static libraries), and what check-dist.sh runs
 # the builds with (qemu-user, musl, an arm64 Node from npm, an arm64 Python from Debian).
 #
-# Env: DIST_DIR (default dist), DIST_TOOLS, DIST_TARGET_DIR (cargo's, default target/dist: not
-# the test builds' directory, so the two never rebuild each other's files), TARGETS.
+# Env: DIST_DIR (default dist), DIST_TOOLS, DIST_TARGET_DIR (cargo's, default target/dist, with
+# one directory per face: sharing one, maturin's build and cargo-zigbuild's rebuilt each other's
+# crates, so an unchanged second run took as long as the first; and not the test builds'
+# directory, for the same reason), TARGETS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -46,7 +48,7 @@ ALL_TARGETS="x86_64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-
 TARGETS=${TARGETS:-$ALL_TARGETS}
 DIST_DIR=$(realpath -m "${DIST_DIR:-dist}")
 export DIST_TOOLS=$(realpath -m "${DIST_TOOLS:-target/dist-tools}")
-export CARGO_TARGET_DIR=$(realpath -m "${DIST_TARGET_DIR:-target/dist}")
+DIST_TARGET_DIR=$(realpath -m "${DIST_TARGET_DIR:-target/dist}")
 HOST=$(rustc -vV | sed -n 's/^host: //p')
 VERSION=$(node -p 'require("./package.json").version')
 start=$SECONDS
@@ -109,11 +111,11 @@ build_target() {
   local target=$1 platform stage
   platform=$(platform_of "$target")
   toolchain_for "$target"
-  local out="$CARGO_TARGET_DIR/$target/release"
+  local out="$DIST_TARGET_DIR/node/$target/release"
 
   log "[$target] Node addon ($CARGO zigbuild -p event-bus-node)"
   # shellcheck disable=SC2086
-  $CARGO zigbuild -q --release -p event-bus-node --target "$ZTARGET" $BUILD_STD
+  CARGO_TARGET_DIR="$DIST_TARGET_DIR/node" $CARGO zigbuild -q --release -p event-bus-node --target "$ZTARGET" $BUILD_STD
   stage="$DIST_DIR/.stage/npm-$platform"
   rm -rf "$stage"
   node bindings-node/scripts/dist-package.js platform "$platform" "$out/libevent_bus_node.so" "$stage"
@@ -124,14 +126,16 @@ build_target() {
   case $target in *-musl) compat=musllinux_1_2 ;; esac
   # shellcheck disable=SC2086
   PATH="$(dirname "$(command -v "$CARGO")"):$PATH" "$DIST_TOOLS/venv/bin/maturin" build -q --release \
-    --target "$target" --zig --compatibility "$compat" --out "$DIST_DIR/wheels" ${BUILD_STD:+-Z ${BUILD_STD#-Z}} 2>&1 |
+    --target "$target" --zig --compatibility "$compat" --out "$DIST_DIR/wheels" \
+    --target-dir "$DIST_TARGET_DIR/python" ${BUILD_STD:+-Z ${BUILD_STD#-Z}} 2>&1 |
     grep -v '^📦\|^🍹\|^🔗\|^🐍\|^💻\|^📡\|^⚠️  Warning: .*(crate-type\|^$' >&2 || true
   ls "$DIST_DIR"/wheels/*"${compat}_${target%%-*}".whl >/dev/null
 
   log "[$target] C library"
   stage="$DIST_DIR/.stage/c/event-bus-$VERSION-$target"
   rm -rf "$stage"
-  CARGO_BUILD="$CARGO zigbuild -q $BUILD_STD" bash scripts/build-c.sh --target "$ZTARGET" --prefix "$stage" >/dev/null
+  CARGO_TARGET_DIR="$DIST_TARGET_DIR/c" CARGO_BUILD="$CARGO zigbuild -q $BUILD_STD" \
+    bash scripts/build-c.sh --target "$ZTARGET" --prefix "$stage" >/dev/null
   # The static library keeps the standard library's debug information otherwise (about a
   # fifth of its size); the shared one is already stripped by the release profile.
   local strip=strip
