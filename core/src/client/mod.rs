@@ -232,6 +232,12 @@ impl EventBusClient {
                     }
                 }
             }
+            Endpoint::Sentinel(_) | Endpoint::Cluster(_) => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "redis.cluster and redis.sentinels are not supported yet by this build",
+                ))
+            }
         };
         let transport = Arc::new(transport);
         #[cfg(feature = "socketio")]
