@@ -220,8 +220,8 @@ impl EventBusClient {
             Endpoint::Memory(name) => {
                 Transport::Memory(MemoryTransport::connect(name, self.inner.registry.clone()))
             }
-            Endpoint::Redis(info) => {
-                match RedisTransport::connect((**info).clone(), shared).await {
+            Endpoint::Redis(_) | Endpoint::Sentinel(_) | Endpoint::Cluster(_) => {
+                match RedisTransport::connect(&s.endpoint, shared).await {
                     Ok(t) => Transport::Redis(t),
                     Err(e) => {
                         self.inner.logger.error(
@@ -231,12 +231,6 @@ impl EventBusClient {
                         return Err(e);
                     }
                 }
-            }
-            Endpoint::Sentinel(_) | Endpoint::Cluster(_) => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    "redis.cluster and redis.sentinels are not supported yet by this build",
-                ))
             }
         };
         let transport = Arc::new(transport);

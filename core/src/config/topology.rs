@@ -91,18 +91,51 @@ pub fn with_addr(info: &redis::ConnectionInfo, addr: &NodeAddr) -> redis::Connec
 /// refused, because ignoring them would connect somewhere the user did not mean. The text says
 /// what to do instead.
 const REFUSED_KEYS: &[(&str, &str)] = &[
-    ("path", "Unix sockets are not supported; give host and port or url"),
-    ("family", "the address family follows the host name; give an IP address to choose one"),
+    (
+        "path",
+        "Unix sockets are not supported; give host and port or url",
+    ),
+    (
+        "family",
+        "the address family follows the host name; give an IP address to choose one",
+    ),
     ("preferredSlaves", "only role \"master\" is supported"),
-    ("readOnly", "replicas are never read from: pub/sub goes to masters"),
-    ("scaleReads", "replicas are never read from: pub/sub goes to masters"),
-    ("redisOptions", "put the node options (username, password, tls) under redis directly"),
-    ("dnsLookup", "functions cannot be given in the config; use natMap"),
-    ("sentinel", "did you mean redis.sentinels (an array of {host, port})?"),
-    ("nodes", "did you mean redis.cluster (an array of seed nodes)?"),
-    ("startupNodes", "did you mean redis.cluster (an array of seed nodes)?"),
-    ("clusterNodes", "did you mean redis.cluster (an array of seed nodes)?"),
-    ("masterName", "did you mean redis.name (the master's name known to the sentinels)?"),
+    (
+        "readOnly",
+        "replicas are never read from: pub/sub goes to masters",
+    ),
+    (
+        "scaleReads",
+        "replicas are never read from: pub/sub goes to masters",
+    ),
+    (
+        "redisOptions",
+        "put the node options (username, password, tls) under redis directly",
+    ),
+    (
+        "dnsLookup",
+        "functions cannot be given in the config; use natMap",
+    ),
+    (
+        "sentinel",
+        "did you mean redis.sentinels (an array of {host, port})?",
+    ),
+    (
+        "nodes",
+        "did you mean redis.cluster (an array of seed nodes)?",
+    ),
+    (
+        "startupNodes",
+        "did you mean redis.cluster (an array of seed nodes)?",
+    ),
+    (
+        "clusterNodes",
+        "did you mean redis.cluster (an array of seed nodes)?",
+    ),
+    (
+        "masterName",
+        "did you mean redis.name (the master's name known to the sentinels)?",
+    ),
 ];
 
 /// ioredis tuning keys accepted and ignored without a warning (their jobs are done by this
@@ -261,7 +294,9 @@ fn addr_list(v: &Value, key: &str, default_port: u16) -> Result<Vec<NodeAddr>> {
         )));
     };
     if items.is_empty() {
-        return Err(config_err(format!("{key} is empty: give at least one node")));
+        return Err(config_err(format!(
+            "{key} is empty: give at least one node"
+        )));
     }
     items
         .iter()
@@ -328,9 +363,8 @@ fn node_addr(v: &Value, key: &str, default_port: u16) -> Result<NodeAddr> {
             let (host, port) = match rest.rsplit_once(':') {
                 Some((h, p)) => (
                     h,
-                    p.parse::<u16>().map_err(|_| {
-                        config_err(format!("{key} has an invalid port: \"{s}\""))
-                    })?,
+                    p.parse::<u16>()
+                        .map_err(|_| config_err(format!("{key} has an invalid port: \"{s}\"")))?,
                 ),
                 None => (rest, default_port),
             };
@@ -351,7 +385,11 @@ fn node_addr(v: &Value, key: &str, default_port: u16) -> Result<NodeAddr> {
 }
 
 fn cluster_endpoint(redis: &RedisConfig, sharded: bool) -> Result<(Endpoint, String)> {
-    let seeds = addr_list(redis.cluster.as_ref().unwrap_or(&Value::Null), "redis.cluster", 6379)?;
+    let seeds = addr_list(
+        redis.cluster.as_ref().unwrap_or(&Value::Null),
+        "redis.cluster",
+        6379,
+    )?;
     let mut nat_map = BTreeMap::new();
     match &redis.nat_map {
         None | Some(Value::Null) => {}
@@ -504,33 +542,60 @@ mod tests {
         assert_eq!(
             c.seeds,
             vec![
-                NodeAddr { host: "10.0.0.1".into(), port: 7000 },
-                NodeAddr { host: "10.0.0.2".into(), port: 7001 },
-                NodeAddr { host: "127.0.0.1".into(), port: 7002 },
+                NodeAddr {
+                    host: "10.0.0.1".into(),
+                    port: 7000
+                },
+                NodeAddr {
+                    host: "10.0.0.2".into(),
+                    port: 7001
+                },
+                NodeAddr {
+                    host: "127.0.0.1".into(),
+                    port: 7002
+                },
             ]
         );
         assert!(!c.sharded);
         assert_eq!(c.node.redis_settings().password(), Some("pw"));
         assert_eq!(
-            c.map(NodeAddr { host: "10.0.0.1".into(), port: 7000 }),
-            NodeAddr { host: "public.example".into(), port: 17000 }
+            c.map(NodeAddr {
+                host: "10.0.0.1".into(),
+                port: 7000
+            }),
+            NodeAddr {
+                host: "public.example".into(),
+                port: 17000
+            }
         );
         assert_eq!(
-            c.map(NodeAddr { host: "10.0.0.9".into(), port: 7000 }).host,
+            c.map(NodeAddr {
+                host: "10.0.0.9".into(),
+                port: 7000
+            })
+            .host,
             "10.0.0.9"
         );
     }
 
     #[test]
     fn tls_and_credentials_apply_to_every_node() {
-        let Endpoint::Cluster(c) =
-            endpoint(r#"{"cluster":["redis://h:1"],"tls":{"rejectUnauthorized":false},"username":"u"}"#)
-                .unwrap()
-        else {
+        let Endpoint::Cluster(c) = endpoint(
+            r#"{"cluster":["redis://h:1"],"tls":{"rejectUnauthorized":false},"username":"u"}"#,
+        )
+        .unwrap() else {
             panic!()
         };
-        let n = with_addr(&c.node, &NodeAddr { host: "other".into(), port: 9 });
-        assert!(matches!(n.addr(), redis::ConnectionAddr::TcpTls { host, port: 9, insecure: true, .. } if host == "other"));
+        let n = with_addr(
+            &c.node,
+            &NodeAddr {
+                host: "other".into(),
+                port: 9,
+            },
+        );
+        assert!(
+            matches!(n.addr(), redis::ConnectionAddr::TcpTls { host, port: 9, insecure: true, .. } if host == "other")
+        );
         assert_eq!(n.redis_settings().username(), Some("u"));
     }
 
@@ -544,7 +609,13 @@ mod tests {
             panic!("sentinel expected")
         };
         assert_eq!(s.name, "mymaster");
-        assert_eq!(s.sentinels[1], NodeAddr { host: "s2".into(), port: 26379 });
+        assert_eq!(
+            s.sentinels[1],
+            NodeAddr {
+                host: "s2".into(),
+                port: 26379
+            }
+        );
         assert_eq!(s.node.redis_settings().password(), Some("node-pw"));
         assert_eq!(s.node.redis_settings().db(), 3);
         assert_eq!(s.sentinel.redis_settings().password(), Some("sent-pw"));
@@ -554,22 +625,46 @@ mod tests {
     #[test]
     fn mixed_modes_name_both_keys() {
         let m = err(r#"{"cluster":["redis://h:1"],"sentinels":[{"host":"s"}],"name":"m"}"#);
-        assert!(m.contains("redis.cluster") && m.contains("redis.sentinels"), "{m}");
+        assert!(
+            m.contains("redis.cluster") && m.contains("redis.sentinels"),
+            "{m}"
+        );
         let m = err(r#"{"url":"redis://h:1","cluster":["redis://h:1"]}"#);
-        assert!(m.contains("redis.url") && m.contains("redis.cluster"), "{m}");
+        assert!(
+            m.contains("redis.url") && m.contains("redis.cluster"),
+            "{m}"
+        );
         let m = err(r#"{"url":"redis://h:1","sentinels":[{"host":"s"}],"name":"m"}"#);
-        assert!(m.contains("redis.url") && m.contains("redis.sentinels"), "{m}");
+        assert!(
+            m.contains("redis.url") && m.contains("redis.sentinels"),
+            "{m}"
+        );
         let m = err(r#"{"host":"h","cluster":["redis://h:1"]}"#);
-        assert!(m.contains("redis.host") && m.contains("redis.cluster"), "{m}");
+        assert!(
+            m.contains("redis.host") && m.contains("redis.cluster"),
+            "{m}"
+        );
         let m = err(r#"{"shardedPubSub":true}"#);
-        assert!(m.contains("redis.shardedPubSub") && m.contains("redis.cluster"), "{m}");
+        assert!(
+            m.contains("redis.shardedPubSub") && m.contains("redis.cluster"),
+            "{m}"
+        );
         let m = err(r#"{"shardedSubscribers":true}"#);
-        assert!(m.contains("redis.shardedSubscribers") && m.contains("redis.cluster"), "{m}");
+        assert!(
+            m.contains("redis.shardedSubscribers") && m.contains("redis.cluster"),
+            "{m}"
+        );
         let m = err(r#"{"natMap":{"1.2.3.4:1":{"host":"h","port":1}}}"#);
-        assert!(m.contains("redis.natMap") && m.contains("redis.cluster"), "{m}");
+        assert!(
+            m.contains("redis.natMap") && m.contains("redis.cluster"),
+            "{m}"
+        );
         for k in ["name", "role", "sentinelPassword", "sentinelUsername"] {
             let m = err(&format!(r#"{{"{k}":"x"}}"#));
-            assert!(m.contains(&format!("redis.{k}")) && m.contains("redis.sentinels"), "{m}");
+            assert!(
+                m.contains(&format!("redis.{k}")) && m.contains("redis.sentinels"),
+                "{m}"
+            );
         }
         let m = err(r#"{"sentinelTLS":true}"#);
         assert!(m.contains("redis.sentinelTLS"), "{m}");
@@ -592,7 +687,10 @@ mod tests {
     #[test]
     fn cluster_rules() {
         let m = err(r#"{"cluster":["redis://u:pw@h:1"]}"#);
-        assert!(m.contains("credentials go under redis") && !m.contains("pw@"), "{m}");
+        assert!(
+            m.contains("credentials go under redis") && !m.contains("pw@"),
+            "{m}"
+        );
         let m = err(r#"{"cluster":["h:1"]}"#);
         assert!(m.contains("redis.cluster[0]"), "{m}");
         let m = err(r#"{"cluster":[{"host":"h","port":70000}]}"#);
@@ -603,7 +701,8 @@ mod tests {
         assert!(m.contains("redis.db"), "{m}");
         let m = err(r#"{"cluster":["redis://h:1"],"natMap":{"nope":{"host":"h"}}}"#);
         assert!(m.contains("ip:port"), "{m}");
-        let m = err(r#"{"cluster":["redis://h:1"],"shardedPubSub":true,"shardedSubscribers":false}"#);
+        let m =
+            err(r#"{"cluster":["redis://h:1"],"shardedPubSub":true,"shardedSubscribers":false}"#);
         assert!(m.contains("disagree"), "{m}");
     }
 
@@ -618,7 +717,14 @@ mod tests {
 
     #[test]
     fn unhonoured_address_keys_are_refused() {
-        for k in ["path", "family", "scaleReads", "redisOptions", "sentinel", "nodes"] {
+        for k in [
+            "path",
+            "family",
+            "scaleReads",
+            "redisOptions",
+            "sentinel",
+            "nodes",
+        ] {
             let m = err(&format!(r#"{{"{k}":"x"}}"#));
             assert!(m.starts_with(&format!("redis.{k} is not supported")), "{m}");
         }

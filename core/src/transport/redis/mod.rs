@@ -16,6 +16,7 @@
 //!   catches half-open links.
 
 mod connect;
+mod locate;
 mod publisher;
 mod requests;
 mod subscriber;
@@ -31,7 +32,8 @@ use tokio::task::JoinHandle;
 use super::{LinkStatus, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::Link;
-use connect::{explain_untrusted_certificate, open_conn};
+use connect::explain_untrusted_certificate;
+use locate::Locator;
 pub(crate) use requests::Replies;
 use requests::{PubRequest, PUBLISH_CHANNEL};
 use subscriber::SubCtl;
@@ -43,6 +45,9 @@ struct LinkState {
     sub_up: AtomicBool,
     offline: AtomicUsize,
     pub_conn: Mutex<Option<MultiplexedConnection>>,
+    /// Bumped when the server the links use stops being the right one (the sentinels switched
+    /// the master): each link's serve loop sees the change and reconnects.
+    switch: watch::Sender<u64>,
 }
 
 /// The client's handle on the two links and their supervisor tasks.
@@ -59,14 +64,16 @@ impl RedisTransport {
     /// Open both connections (either failing fails the call: `connect()` reports it), then
     /// start the publisher and subscriber tasks that own them from here on.
     pub(crate) async fn connect(
-        info: redis::ConnectionInfo,
+        endpoint: &crate::config::Endpoint,
         shared: Arc<Shared>,
     ) -> Result<RedisTransport> {
-        let client = connect::client(info)?;
-        let (pconn, ppush) = open_conn(&client, &shared, Link::Publisher)
+        let locator = Arc::new(Locator::new(endpoint, &shared.settings.display_addr)?);
+        let (pconn, ppush) = locator
+            .open(&shared, Link::Publisher)
             .await
             .map_err(explain_untrusted_certificate)?;
-        let (sconn, spush) = open_conn(&client, &shared, Link::Subscriber)
+        let (sconn, spush) = locator
+            .open(&shared, Link::Subscriber)
             .await
             .map_err(explain_untrusted_certificate)?;
         let links = Arc::new(LinkState {
@@ -74,13 +81,23 @@ impl RedisTransport {
             sub_up: AtomicBool::new(true),
             offline: AtomicUsize::new(0),
             pub_conn: Mutex::new(Some(pconn.clone())),
+            switch: watch::channel(0).0,
         });
         let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
         let (sub_ctl, sub_rx) = mpsc::unbounded_channel();
         let (shutdown, shut_rx) = watch::channel(false);
         shared.stats.total_connections.fetch_add(2, Relaxed);
+        let mut tasks = Vec::new();
+        if locator.sentinel().is_some() {
+            tasks.push(crate::runtime::spawn(locate::watch_sentinels(
+                locator.clone(),
+                shared.clone(),
+                links.clone(),
+                shut_rx.clone(),
+            )));
+        }
         let p = crate::runtime::spawn(publisher::run(
-            client.clone(),
+            locator.clone(),
             pconn,
             ppush,
             pub_rx,
@@ -89,7 +106,7 @@ impl RedisTransport {
             shut_rx.clone(),
         ));
         let s = crate::runtime::spawn(subscriber::run(
-            client,
+            locator,
             sconn,
             spush,
             sub_rx,
@@ -102,7 +119,10 @@ impl RedisTransport {
             sub_ctl,
             links,
             shutdown,
-            tasks: tokio::sync::Mutex::new(vec![p, s]),
+            tasks: tokio::sync::Mutex::new({
+                tasks.extend([p, s]);
+                tasks
+            }),
             shared,
         })
     }

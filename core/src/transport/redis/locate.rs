@@ -1,0 +1,487 @@
+//! Where a link connects, asked again on every (re)connect: the one configured server, the
+//! master the sentinels name, or a node of a Redis Cluster.
+//!
+//! **Sentinel.** Each connect asks the sentinels in turn (`SENTINEL GET-MASTER-ADDR-BY-NAME`),
+//! connects to the address the first one that knows the master gives, and checks with `ROLE`
+//! that the node is a master before the link uses it; a node that is not is a failed attempt
+//! (the next one asks again). The [`watch_sentinels`] task keeps one connection to a sentinel
+//! subscribed to `+switch-master` and also compares the sentinel's answer with the master the
+//! links use every heartbeat interval (a `+switch-master` missed while its own connection was
+//! down must not leave the links on a demoted node). Either way it bumps the switch epoch,
+//! which makes both links reconnect, and so ask the sentinels again.
+//!
+//! **Cluster, classic pub/sub.** `PUBLISH`, `SUBSCRIBE` and `PSUBSCRIBE` work on any node: the
+//! cluster bus carries every message to every node. So each link holds one connection to one
+//! master, chosen from `CLUSTER NODES` read on every connect (from the nodes seen last, then
+//! the seeds), skipping nodes flagged failed and mapping addresses through `natMap`; a link
+//! whose node dies reconnects to another master. The `redis` crate's cluster client
+//! (`cluster-async`) is not used: it queues the requests of a dropped connection and sends them
+//! again, and a PUBLISH sent twice is a silent duplicate, which the publish outcome rules
+//! forbid (a publish in flight when its connection dies must end *outcome unknown*). Owning the
+//! write keeps those rules, the pipelining and the offline queue exactly as on one server.
+
+use std::sync::atomic::{AtomicUsize, Ordering::*};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::connect::{client, open_conn};
+use super::{LinkState, Shared};
+use crate::config::{with_addr, ClusterSettings, Endpoint, NodeAddr, SentinelSettings};
+use crate::error::{Error, ErrorKind, Result};
+use crate::state::{Link, StateEvent};
+
+/// How a link finds the server it connects to.
+pub(super) enum Locator {
+    /// One server.
+    Single {
+        client: Box<redis::Client>,
+        display: String,
+    },
+    /// The master the sentinels name.
+    Sentinel(Box<SentinelLocator>),
+    /// A master of a Redis Cluster.
+    Cluster(Box<ClusterLocator>),
+}
+
+pub(super) struct SentinelLocator {
+    cfg: SentinelSettings,
+    /// Index of the sentinel that answered last: asked first next time.
+    preferred: AtomicUsize,
+    /// The master the links connected to last, for the watcher to compare with.
+    current: Mutex<Option<NodeAddr>>,
+}
+
+pub(super) struct ClusterLocator {
+    cfg: ClusterSettings,
+    /// The masters seen in the last topology read, then the seeds: where the next read starts.
+    known: Mutex<Vec<NodeAddr>>,
+    /// Turns through the masters, so the two links (and a retry after a failed node) spread.
+    next: AtomicUsize,
+}
+
+impl Locator {
+    /// The locator for `endpoint` (a Redis endpoint of some kind).
+    pub(super) fn new(endpoint: &Endpoint, display: &str) -> Result<Locator> {
+        Ok(match endpoint {
+            Endpoint::Redis(info) => Locator::Single {
+                client: Box::new(client((**info).clone())?),
+                display: display.to_string(),
+            },
+            Endpoint::Sentinel(s) => Locator::Sentinel(Box::new(SentinelLocator {
+                cfg: (**s).clone(),
+                preferred: AtomicUsize::new(0),
+                current: Mutex::new(None),
+            })),
+            Endpoint::Cluster(c) => Locator::Cluster(Box::new(ClusterLocator {
+                known: Mutex::new(c.seeds.clone()),
+                cfg: (**c).clone(),
+                next: AtomicUsize::new(0),
+            })),
+            Endpoint::Memory(_) => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "the memory broker has no Redis locator",
+                ))
+            }
+        })
+    }
+
+    /// Find the server and open `link`'s connection to it (named, RESP3, push messages on the
+    /// receiver).
+    pub(super) async fn open(
+        &self,
+        shared: &Shared,
+        link: Link,
+    ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+        match self {
+            Locator::Single { client, display } => open_conn(client, display, shared, link).await,
+            Locator::Sentinel(s) => s.open(shared, link).await,
+            Locator::Cluster(c) => c.open(shared, link).await,
+        }
+    }
+
+    pub(super) fn sentinel(&self) -> Option<&SentinelLocator> {
+        match self {
+            Locator::Sentinel(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A short-lived RESP3 connection to `info` for a query (topology, master address).
+async fn query_conn(
+    info: redis::ConnectionInfo,
+    timeout: Duration,
+) -> std::result::Result<MultiplexedConnection, String> {
+    let c = client(info).map_err(|e| e.to_string())?;
+    let cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    match tokio::time::timeout(
+        timeout + Duration::from_millis(100),
+        c.get_multiplexed_async_connection_with_config(&cfg),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
+    }
+}
+
+/// The first element of a `ROLE` reply: `master`, `slave`, `sentinel`.
+async fn role(conn: &mut MultiplexedConnection) -> std::result::Result<String, String> {
+    let v: Value = redis::cmd("ROLE")
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    match v {
+        Value::Array(items) => match items.first() {
+            Some(Value::BulkString(b)) => Ok(String::from_utf8_lossy(b).into_owned()),
+            Some(Value::SimpleString(s)) => Ok(s.clone()),
+            other => Err(format!("unexpected ROLE reply {other:?}")),
+        },
+        other => Err(format!("unexpected ROLE reply {other:?}")),
+    }
+}
+
+impl SentinelLocator {
+    fn display(&self) -> String {
+        format!("master {} via sentinels", self.cfg.name)
+    }
+
+    /// Ask the sentinels, in turn from the one that answered last, for the master's address.
+    async fn master_addr(&self, timeout: Duration) -> Result<NodeAddr> {
+        let n = self.cfg.sentinels.len();
+        let first = self.preferred.load(Relaxed) % n;
+        let mut why = Vec::new();
+        for k in 0..n {
+            let i = (first + k) % n;
+            let s = &self.cfg.sentinels[i];
+            match self.ask(s, timeout).await {
+                Ok(addr) => {
+                    self.preferred.store(i, Relaxed);
+                    return Ok(addr);
+                }
+                Err(e) => why.push(format!("{s}: {e}")),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "No sentinel gave the address of master {} ({})",
+                self.cfg.name,
+                why.join("; ")
+            ),
+        ))
+    }
+
+    async fn ask(&self, s: &NodeAddr, timeout: Duration) -> std::result::Result<NodeAddr, String> {
+        let mut conn = query_conn(with_addr(&self.cfg.sentinel, s), timeout).await?;
+        sentinel_master(&mut conn, &self.cfg.name).await
+    }
+
+    async fn open(
+        &self,
+        shared: &Shared,
+        link: Link,
+    ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+        let timeout = shared.settings.connect_timeout;
+        let addr = self.master_addr(timeout).await?;
+        let display = format!("{addr} ({})", self.display());
+        let c = client(with_addr(&self.cfg.node, &addr))?;
+        let (mut conn, push) = open_conn(&c, &display, shared, link).await?;
+        match tokio::time::timeout(timeout, role(&mut conn)).await {
+            Ok(Ok(r)) if r == "master" => {}
+            Ok(Ok(r)) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "{addr}, named by the sentinels as master {}, reports role {r}; asking \
+                         the sentinels again",
+                        self.cfg.name
+                    ),
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("ROLE on {addr} failed: {e}"),
+                ))
+            }
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("no reply to ROLE from {addr}"),
+                ))
+            }
+        }
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr);
+        Ok((conn, push))
+    }
+
+    fn current(&self) -> Option<NodeAddr> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// `SENTINEL GET-MASTER-ADDR-BY-NAME name` on a sentinel connection.
+async fn sentinel_master(
+    conn: &mut MultiplexedConnection,
+    name: &str,
+) -> std::result::Result<NodeAddr, String> {
+    let v: Option<(String, String)> = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(name)
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (host, port) = v.ok_or_else(|| format!("does not know master {name}"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("gave an invalid port {port:?}"))?;
+    Ok(NodeAddr { host, port })
+}
+
+/// Keep a connection to a sentinel subscribed to `+switch-master`, and check the master every
+/// heartbeat interval; when the sentinels name another master than the links use, bump
+/// `links.switch` so both links reconnect (and ask the sentinels again). Runs until shutdown.
+pub(super) async fn watch_sentinels(
+    locator: Arc<Locator>,
+    shared: Arc<Shared>,
+    links: Arc<LinkState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(loc) = locator.sentinel() else {
+        return;
+    };
+    let s = &shared.settings;
+    let every = s.heartbeat_interval.unwrap_or(Duration::from_secs(5));
+    let name = loc.cfg.name.clone();
+    let switched = |to: NodeAddr, how: &str| {
+        if loc.current().is_some_and(|c| c != to) {
+            shared.logger.warn(
+                "Redis master switched: both connections move to the new master",
+                &[
+                    ("master", name.clone()),
+                    ("to", to.to_string()),
+                    ("seen", how.into()),
+                ],
+            );
+            shared.emitter.emit(StateEvent::Error {
+                connection: Link::Publisher,
+                message: format!("Sentinel switched master {name} to {to}; reconnecting"),
+            });
+            links.switch.send_modify(|e| *e += 1);
+        }
+    };
+    let mut attempt = 0u32;
+    loop {
+        let n = loc.cfg.sentinels.len();
+        let i = (loc.preferred.load(Relaxed) + attempt as usize) % n;
+        let addr = loc.cfg.sentinels[i].clone();
+        let served = async {
+            let (tx, mut push) = mpsc::unbounded_channel();
+            let info = with_addr(&loc.cfg.sentinel, &addr);
+            let c = client(info).map_err(|e| e.to_string())?;
+            let cfg = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(s.connect_timeout))
+                .set_response_timeout(Some(s.connect_timeout))
+                .set_push_sender(tx);
+            let mut conn = c
+                .get_multiplexed_async_connection_with_config(&cfg)
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = redis::cmd("CLIENT")
+                .arg("SETNAME")
+                .arg(super::connect::conn_name(&s.service_name, "sentinel"))
+                .query_async::<()>(&mut conn)
+                .await;
+            conn.subscribe("+switch-master")
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    p = push.recv() => match p {
+                        None => return Err("connection closed".to_string()),
+                        Some(pi) if pi.kind == PushKind::Disconnection => return Err("connection closed".into()),
+                        Some(pi) if pi.kind == PushKind::Message => {
+                            // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+                            let text = match pi.data.get(1) {
+                                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                                _ => continue,
+                            };
+                            let parts: Vec<&str> = text.split(' ').collect();
+                            if let [m, _, _, host, port] = parts[..] {
+                                if m == name {
+                                    if let Ok(port) = port.parse() {
+                                        switched(NodeAddr { host: host.into(), port }, "+switch-master");
+                                    }
+                                }
+                            }
+                        }
+                        Some(_) => {}
+                    },
+                    _ = ticker.tick() => {
+                        let r = tokio::time::timeout(s.connect_timeout, sentinel_master(&mut conn, &name)).await;
+                        match r {
+                            Ok(Ok(to)) => switched(to, "sentinel query"),
+                            Ok(Err(e)) => return Err(e),
+                            Err(_) => return Err("no reply from the sentinel".into()),
+                        }
+                    }
+                }
+            }
+        };
+        let r: std::result::Result<(), String> = tokio::select! {
+            r = served => r,
+            _ = shutdown.changed() => return,
+        };
+        if let Err(e) = r {
+            shared.logger.debug(
+                "Sentinel watch connection lost; trying the next sentinel",
+                &[("sentinel", addr.to_string()), ("error", e)],
+            );
+        }
+        attempt = attempt.wrapping_add(1);
+        let delay = crate::state::reconnect_delay(
+            s.reconnect_delay,
+            s.reconnect_delay_max,
+            (attempt as u64 / n as u64).max(1),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+impl ClusterLocator {
+    /// Read the masters from the first known node that answers `CLUSTER NODES`.
+    async fn masters(&self, timeout: Duration) -> Result<Vec<NodeAddr>> {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut why = Vec::new();
+        for addr in &known {
+            let r = async {
+                let mut conn = query_conn(with_addr(&self.cfg.node, addr), timeout).await?;
+                let text: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(parse_cluster_nodes(&text))
+            }
+            .await;
+            match r {
+                Ok(masters) if !masters.is_empty() => {
+                    let masters: Vec<NodeAddr> =
+                        masters.into_iter().map(|a| self.cfg.map(a)).collect();
+                    let mut next = masters.clone();
+                    for s in &self.cfg.seeds {
+                        if !next.contains(s) {
+                            next.push(s.clone());
+                        }
+                    }
+                    *self.known.lock().unwrap_or_else(|p| p.into_inner()) = next;
+                    return Ok(masters);
+                }
+                Ok(_) => why.push(format!("{addr}: no healthy master listed")),
+                Err(e) => why.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "No Redis Cluster node answered CLUSTER NODES ({})",
+                why.join("; ")
+            ),
+        ))
+    }
+
+    async fn open(
+        &self,
+        shared: &Shared,
+        link: Link,
+    ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+        let masters = self.masters(shared.settings.connect_timeout).await?;
+        let addr = &masters[self.next.fetch_add(1, Relaxed) % masters.len()];
+        let c = client(with_addr(&self.cfg.node, addr))?;
+        open_conn(&c, &format!("{addr} (cluster master)"), shared, link).await
+    }
+}
+
+/// The healthy masters in `CLUSTER NODES` output that serve slots, as announced (`ip:port`),
+/// in slot order.
+fn parse_cluster_nodes(text: &str) -> Vec<NodeAddr> {
+    let mut out: Vec<(u32, NodeAddr)> = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 {
+            continue;
+        }
+        let flags: Vec<&str> = f[2].split(',').collect();
+        if !flags.contains(&"master")
+            || flags
+                .iter()
+                .any(|x| matches!(*x, "fail" | "fail?" | "noaddr" | "handshake"))
+        {
+            continue;
+        }
+        // The first slot range, to order the masters; a master without slots is skipped.
+        let Some(first_slot) = f
+            .get(8)
+            .and_then(|r| r.split('-').next()?.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let addr = f[1].split('@').next().unwrap_or("");
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            continue;
+        };
+        let (Ok(port), false) = (port.parse::<u16>(), host.is_empty()) else {
+            continue;
+        };
+        out.push((
+            first_slot,
+            NodeAddr {
+                host: host.to_string(),
+                port,
+            },
+        ));
+    }
+    out.sort_by_key(|(s, _)| *s);
+    out.into_iter().map(|(_, a)| a).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_nodes_healthy_masters_in_slot_order() {
+        let text = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
+292f 127.0.0.1:30003@40003,host3 master - 0 1426238318243 3 connected 10923-16383
+6ec2 127.0.0.1:30005@40005 master,fail - 0 1426238316232 5 connected
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460
+aaaa :0@0 master,noaddr - 0 0 1 connected 0-1
+";
+        let got: Vec<String> = parse_cluster_nodes(text)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            ["127.0.0.1:30001", "127.0.0.1:30002", "127.0.0.1:30003"]
+        );
+    }
+}
