@@ -31,10 +31,14 @@ usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 # Is something listening on 127.0.0.1:$1?
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# N free ports (each with port+10000 free too when $2 = bus), consecutive when possible.
+# A random first port. 20000-22700 keeps a cluster node's bus port (+10000) below the usual
+# ephemeral range (32768 and up), where an outgoing connection may hold it.
+random_base() { echo $((20000 + RANDOM % 2700)); }
+
+# N free ports (each with port+10000 free too when $2 = bus), consecutive.
 free_ports() {
   local n=$1 bus=${2:-} base tries=0 p ok out
-  base=${REDIS_TOPOLOGY_PORT:-$((20000 + RANDOM % 25000))}
+  base=${REDIS_TOPOLOGY_PORT:-$(random_base)}
   while :; do
     tries=$((tries + 1)); [ $tries -gt 200 ] && die "no free ports found"
     out=(); ok=1
@@ -45,7 +49,7 @@ free_ports() {
       out+=($p)
     done
     if [ $ok = 1 ]; then echo "${out[@]}"; return; fi
-    base=$((20000 + RANDOM % 25000))
+    base=$(random_base)
   done
 }
 
@@ -97,6 +101,10 @@ cluster_ready() {
     cli "$p" cluster info | grep -q 'cluster_state:ok' || return 1
     cli "$p" cluster info | grep -q 'cluster_slots_assigned:16384' || return 1
     [ "$(cli "$p" cluster nodes | grep -c slave)" = 3 ] || return 1
+    # A replica can only take over once it has synced (failover refuses one without data).
+    if cli "$p" role | head -1 | grep -q slave; then
+      cli "$p" info replication | grep -q master_link_status:up || return 1
+    fi
   done
 }
 
@@ -109,6 +117,7 @@ start_cluster() {
 cluster-enabled yes
 cluster-config-file $dir/node-$p/nodes.conf
 cluster-node-timeout 1500
+cluster-replica-validity-factor 0
 EOF
     launch "$dir" "node-$p" "$p" cluster-node
     nodes+=("127.0.0.1:$p")
@@ -200,12 +209,17 @@ case $1 in
     ready=0
     trap '[ $ready = 1 ] || stop_all "$dir"' EXIT
     trap 'exit 1' INT TERM
-    case $kind in
-      cluster) start_cluster "$dir" ;;
-      sentinel) start_sentinel "$dir" ;;
-      *) usage ;;
-    esac
-    ready=1
+    case $kind in cluster | sentinel) ;; *) usage ;; esac
+    # A port can be taken between the check and the bind: up to 3 tries on fresh ports.
+    for try in 1 2 3; do
+      if ( "start_$kind" "$dir" ); then ready=1; break; fi
+      stop_all "$dir"
+      rm -rf "${dir:?}"/node-* "${dir:?}"/master-* "${dir:?}"/replica-* "${dir:?}"/sentinel-* "$dir/pids.stopped"
+      : >"$dir/pids"
+      unset REDIS_TOPOLOGY_PORT
+      echo "redis-topology: start failed (try $try of 3)" >&2
+    done
+    [ $ready = 1 ] || die "could not start the $kind"
     cat "$dir/env"
     ;;
   stop)

@@ -28,7 +28,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::connect::{client, open_conn};
+use super::connect::{client, conn_name, open_conn};
 use super::{LinkState, Shared};
 use crate::config::{with_addr, ClusterSettings, Endpoint, NodeAddr, SentinelSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -112,25 +112,34 @@ impl Locator {
     }
 }
 
-/// A short-lived RESP3 connection to `info` for a query (topology, master address).
+/// A short-lived RESP3 connection to `info` for a query (topology, master address), named
+/// `<service>:topology` like every other connection of the client.
 async fn query_conn(
     info: redis::ConnectionInfo,
-    timeout: Duration,
+    shared: &Shared,
 ) -> std::result::Result<MultiplexedConnection, String> {
+    let timeout = shared.settings.connect_timeout;
     let c = client(info).map_err(|e| e.to_string())?;
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));
-    match tokio::time::timeout(
+    let mut conn = match tokio::time::timeout(
         timeout + Duration::from_millis(100),
         c.get_multiplexed_async_connection_with_config(&cfg),
     )
     .await
     {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("timed out after {} ms", timeout.as_millis())),
-    }
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("timed out after {} ms", timeout.as_millis())),
+    };
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(conn_name(&shared.settings.service_name, "topology"))
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
 }
 
 /// The first element of a `ROLE` reply: `master`, `slave`, `sentinel`.
@@ -155,14 +164,14 @@ impl SentinelLocator {
     }
 
     /// Ask the sentinels, in turn from the one that answered last, for the master's address.
-    async fn master_addr(&self, timeout: Duration) -> Result<NodeAddr> {
+    async fn master_addr(&self, shared: &Shared) -> Result<NodeAddr> {
         let n = self.cfg.sentinels.len();
         let first = self.preferred.load(Relaxed) % n;
         let mut why = Vec::new();
         for k in 0..n {
             let i = (first + k) % n;
             let s = &self.cfg.sentinels[i];
-            match self.ask(s, timeout).await {
+            match self.ask(s, shared).await {
                 Ok(addr) => {
                     self.preferred.store(i, Relaxed);
                     return Ok(addr);
@@ -180,8 +189,8 @@ impl SentinelLocator {
         ))
     }
 
-    async fn ask(&self, s: &NodeAddr, timeout: Duration) -> std::result::Result<NodeAddr, String> {
-        let mut conn = query_conn(with_addr(&self.cfg.sentinel, s), timeout).await?;
+    async fn ask(&self, s: &NodeAddr, shared: &Shared) -> std::result::Result<NodeAddr, String> {
+        let mut conn = query_conn(with_addr(&self.cfg.sentinel, s), shared).await?;
         sentinel_master(&mut conn, &self.cfg.name).await
     }
 
@@ -191,7 +200,7 @@ impl SentinelLocator {
         link: Link,
     ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
         let timeout = shared.settings.connect_timeout;
-        let addr = self.master_addr(timeout).await?;
+        let addr = self.master_addr(shared).await?;
         let display = format!("{addr} ({})", self.display());
         let c = client(with_addr(&self.cfg.node, &addr))?;
         let (mut conn, push) = open_conn(&c, &display, shared, link).await?;
@@ -301,7 +310,7 @@ pub(super) async fn watch_sentinels(
                 .map_err(|e| e.to_string())?;
             let _ = redis::cmd("CLIENT")
                 .arg("SETNAME")
-                .arg(super::connect::conn_name(&s.service_name, "sentinel"))
+                .arg(conn_name(&s.service_name, "sentinel"))
                 .query_async::<()>(&mut conn)
                 .await;
             conn.subscribe("+switch-master")
@@ -366,12 +375,12 @@ pub(super) async fn watch_sentinels(
 
 impl ClusterLocator {
     /// Read the masters from the first known node that answers `CLUSTER NODES`.
-    async fn masters(&self, timeout: Duration) -> Result<Vec<NodeAddr>> {
+    async fn masters(&self, shared: &Shared) -> Result<Vec<NodeAddr>> {
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut why = Vec::new();
         for addr in &known {
             let r = async {
-                let mut conn = query_conn(with_addr(&self.cfg.node, addr), timeout).await?;
+                let mut conn = query_conn(with_addr(&self.cfg.node, addr), shared).await?;
                 let text: String = redis::cmd("CLUSTER")
                     .arg("NODES")
                     .query_async(&mut conn)
@@ -411,7 +420,7 @@ impl ClusterLocator {
         shared: &Shared,
         link: Link,
     ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
-        let masters = self.masters(shared.settings.connect_timeout).await?;
+        let masters = self.masters(shared).await?;
         let addr = &masters[self.next.fetch_add(1, Relaxed) % masters.len()];
         let c = client(with_addr(&self.cfg.node, addr))?;
         open_conn(&c, &format!("{addr} (cluster master)"), shared, link).await
