@@ -183,6 +183,13 @@ fn socketio_settings(
     }))
 }
 
+impl Settings {
+    /// Sharded pub/sub on a cluster (`redis.shardedPubSub`): exact channels only.
+    pub fn sharded_pub_sub(&self) -> bool {
+        matches!(&self.endpoint, Endpoint::Cluster(c) if c.sharded)
+    }
+}
+
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")

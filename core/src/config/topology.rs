@@ -421,13 +421,6 @@ fn cluster_endpoint(redis: &RedisConfig, sharded: bool) -> Result<(Endpoint, Str
             )))
         }
     }
-    if sharded {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            "redis.shardedPubSub (sharded pub/sub, SSUBSCRIBE/SPUBLISH) is not supported yet: \
-             leave it out to use classic pub/sub on the cluster",
-        ));
-    }
     if redis.db.is_some_and(|db| db != 0) {
         return Err(config_err(
             "redis.db cannot be combined with redis.cluster: a Redis Cluster has only db 0",
@@ -707,12 +700,15 @@ mod tests {
     }
 
     #[test]
-    fn sharded_pub_sub_is_not_supported_yet() {
-        let Err(e) = endpoint(r#"{"cluster":["redis://h:1"],"shardedPubSub":true}"#) else {
-            panic!("sharded pub/sub was accepted")
-        };
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
-        assert!(e.message().contains("not supported"), "{e}");
+    fn sharded_pub_sub_and_its_alias() {
+        for k in ["shardedPubSub", "shardedSubscribers"] {
+            let Endpoint::Cluster(c) =
+                endpoint(&format!(r#"{{"cluster":["redis://h:1"],"{k}":true}}"#)).unwrap()
+            else {
+                panic!("cluster expected")
+            };
+            assert!(c.sharded, "{k}");
+        }
     }
 
     #[test]

@@ -374,8 +374,38 @@ pub(super) async fn watch_sentinels(
 }
 
 impl ClusterLocator {
-    /// Read the masters from the first known node that answers `CLUSTER NODES`.
+    /// `redis.shardedPubSub`.
+    pub(super) fn sharded(&self) -> bool {
+        self.cfg.sharded
+    }
+
+    /// The masters in slot order (see [`ClusterLocator::slot_map`]).
     async fn masters(&self, shared: &Shared) -> Result<Vec<NodeAddr>> {
+        let map = self.slot_map(shared).await?;
+        let mut out: Vec<NodeAddr> = Vec::new();
+        for (_, _, a) in map.ranges {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Open `link`'s connection to the cluster node `addr` (named, RESP3).
+    pub(super) async fn open_node(
+        &self,
+        shared: &Shared,
+        link: Link,
+        addr: &NodeAddr,
+    ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+        let c = client(with_addr(&self.cfg.node, addr))?;
+        open_conn(&c, &format!("{addr} (cluster master)"), shared, link).await
+    }
+
+    /// Read which healthy master serves which slots from the first known node that answers
+    /// `CLUSTER NODES` (addresses through `natMap`); the masters seen become the first nodes
+    /// asked next time.
+    pub(super) async fn slot_map(&self, shared: &Shared) -> Result<SlotMap> {
         let known = self.known.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut why = Vec::new();
         for addr in &known {
@@ -390,17 +420,24 @@ impl ClusterLocator {
             }
             .await;
             match r {
-                Ok(masters) if !masters.is_empty() => {
-                    let masters: Vec<NodeAddr> =
-                        masters.into_iter().map(|a| self.cfg.map(a)).collect();
-                    let mut next = masters.clone();
+                Ok(ranges) if !ranges.is_empty() => {
+                    let ranges: Vec<(u16, u16, NodeAddr)> = ranges
+                        .into_iter()
+                        .map(|(a, b, n)| (a, b, self.cfg.map(n)))
+                        .collect();
+                    let mut next: Vec<NodeAddr> = Vec::new();
+                    for (_, _, n) in &ranges {
+                        if !next.contains(n) {
+                            next.push(n.clone());
+                        }
+                    }
                     for s in &self.cfg.seeds {
                         if !next.contains(s) {
                             next.push(s.clone());
                         }
                     }
                     *self.known.lock().unwrap_or_else(|p| p.into_inner()) = next;
-                    return Ok(masters);
+                    return Ok(SlotMap { ranges });
                 }
                 Ok(_) => why.push(format!("{addr}: no healthy master listed")),
                 Err(e) => why.push(format!("{addr}: {e}")),
@@ -427,10 +464,52 @@ impl ClusterLocator {
     }
 }
 
-/// The healthy masters in `CLUSTER NODES` output that serve slots, as announced (`ip:port`),
-/// in slot order.
-fn parse_cluster_nodes(text: &str) -> Vec<NodeAddr> {
-    let mut out: Vec<(u32, NodeAddr)> = Vec::new();
+/// Which master serves which slot.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SlotMap {
+    /// `(first, last, master)`, sorted.
+    ranges: Vec<(u16, u16, NodeAddr)>,
+}
+
+impl SlotMap {
+    /// The master serving `slot`, if any.
+    pub(super) fn owner(&self, slot: u16) -> Option<&NodeAddr> {
+        self.ranges
+            .iter()
+            .find(|(a, b, _)| *a <= slot && slot <= *b)
+            .map(|(_, _, n)| n)
+    }
+}
+
+/// The cluster slot of a channel (or key): CRC16 (XMODEM) of the hash tag (the text between
+/// the first `{` and the next `}`, when not empty) or of the whole name, modulo 16384.
+pub(super) fn slot(name: &[u8]) -> u16 {
+    let key = match name.iter().position(|&b| b == b'{') {
+        Some(open) => match name[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &name[open + 1..open + 1 + len],
+            _ => name,
+        },
+        None => name,
+    };
+    let mut crc: u16 = 0;
+    for &b in key {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+/// The slot ranges of the healthy masters in `CLUSTER NODES` output, with their addresses as
+/// announced (`ip:port`), sorted by slot. Slots being imported or migrated (`[...]`) count for
+/// the node that serves them now.
+fn parse_cluster_nodes(text: &str) -> Vec<(u16, u16, NodeAddr)> {
+    let mut out: Vec<(u16, u16, NodeAddr)> = Vec::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() < 8 {
@@ -444,13 +523,6 @@ fn parse_cluster_nodes(text: &str) -> Vec<NodeAddr> {
         {
             continue;
         }
-        // The first slot range, to order the masters; a master without slots is skipped.
-        let Some(first_slot) = f
-            .get(8)
-            .and_then(|r| r.split('-').next()?.parse::<u32>().ok())
-        else {
-            continue;
-        };
         let addr = f[1].split('@').next().unwrap_or("");
         let Some((host, port)) = addr.rsplit_once(':') else {
             continue;
@@ -458,16 +530,22 @@ fn parse_cluster_nodes(text: &str) -> Vec<NodeAddr> {
         let (Ok(port), false) = (port.parse::<u16>(), host.is_empty()) else {
             continue;
         };
-        out.push((
-            first_slot,
-            NodeAddr {
-                host: host.to_string(),
-                port,
-            },
-        ));
+        let node = NodeAddr {
+            host: host.to_string(),
+            port,
+        };
+        for r in &f[8..] {
+            if r.starts_with('[') {
+                continue;
+            }
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            if let (Ok(a), Ok(b)) = (a.parse::<u16>(), b.parse::<u16>()) {
+                out.push((a, b, node.clone()));
+            }
+        }
     }
-    out.sort_by_key(|(s, _)| *s);
-    out.into_iter().map(|(_, a)| a).collect()
+    out.sort_by_key(|(a, _, _)| *a);
+    out
 }
 
 #[cfg(test)]
@@ -486,11 +564,29 @@ aaaa :0@0 master,noaddr - 0 0 1 connected 0-1
 ";
         let got: Vec<String> = parse_cluster_nodes(text)
             .iter()
-            .map(|a| a.to_string())
+            .map(|(a, b, n)| format!("{a}-{b}@{n}"))
             .collect();
         assert_eq!(
             got,
-            ["127.0.0.1:30001", "127.0.0.1:30002", "127.0.0.1:30003"]
+            [
+                "0-5460@127.0.0.1:30001",
+                "5461-10922@127.0.0.1:30002",
+                "10923-16383@127.0.0.1:30003"
+            ]
         );
+        let map = SlotMap {
+            ranges: parse_cluster_nodes(text),
+        };
+        assert_eq!(map.owner(5461).unwrap().port, 30002);
+    }
+
+    #[test]
+    fn slots_as_redis_computes_them() {
+        // CLUSTER KEYSLOT on Redis 7.0.
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"bar"), 5061);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_eq!(slot(b"foo{}{bar}"), 8363);
+        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
     }
 }

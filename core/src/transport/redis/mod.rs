@@ -19,6 +19,7 @@ mod connect;
 mod locate;
 mod publisher;
 mod requests;
+mod sharded;
 mod subscriber;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
@@ -68,6 +69,11 @@ impl RedisTransport {
         shared: Arc<Shared>,
     ) -> Result<RedisTransport> {
         let locator = Arc::new(Locator::new(endpoint, &shared.settings.display_addr)?);
+        if let Locator::Cluster(c) = &*locator {
+            if c.sharded() {
+                return Self::connect_sharded(locator.clone(), shared).await;
+            }
+        }
         let (pconn, ppush) = locator
             .open(&shared, Link::Publisher)
             .await
@@ -123,6 +129,56 @@ impl RedisTransport {
                 tasks.extend([p, s]);
                 tasks
             }),
+            shared,
+        })
+    }
+
+    /// Sharded pub/sub: the slot map must be readable and a master reachable (or `connect()`
+    /// fails, naming the nodes tried); the tasks then open a connection per master they need.
+    async fn connect_sharded(locator: Arc<Locator>, shared: Arc<Shared>) -> Result<RedisTransport> {
+        let Locator::Cluster(c) = &*locator else {
+            unreachable!("checked by the caller")
+        };
+        let map = c.slot_map(&shared).await?;
+        let first = map
+            .owner(0)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::Connection, "no master serves slot 0"))?;
+        let (pconn, _push) = c
+            .open_node(&shared, Link::Publisher, &first)
+            .await
+            .map_err(explain_untrusted_certificate)?;
+        let links = Arc::new(LinkState {
+            pub_up: AtomicBool::new(true),
+            sub_up: AtomicBool::new(true),
+            offline: AtomicUsize::new(0),
+            pub_conn: Mutex::new(Some(pconn)),
+            switch: watch::channel(0).0,
+        });
+        let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
+        let (sub_ctl, sub_rx) = mpsc::unbounded_channel();
+        let (shutdown, shut_rx) = watch::channel(false);
+        shared.stats.total_connections.fetch_add(2, Relaxed);
+        let p = crate::runtime::spawn(sharded::run_publisher(
+            locator.clone(),
+            pub_rx,
+            shared.clone(),
+            links.clone(),
+            shut_rx.clone(),
+        ));
+        let s = crate::runtime::spawn(sharded::run_subscriber(
+            locator,
+            sub_rx,
+            shared.clone(),
+            links.clone(),
+            shut_rx,
+        ));
+        Ok(RedisTransport {
+            pub_tx,
+            sub_ctl,
+            links,
+            shutdown,
+            tasks: tokio::sync::Mutex::new(vec![p, s]),
             shared,
         })
     }
