@@ -190,6 +190,26 @@ async fn pattern_and_exact_subscriptions_over_all_slot_ranges_get_each_event_onc
         assert!(masters.contains(&p[0]) && masters.contains(&q[0]));
         assert_ne!(p[0], q[0], "{s}: both links on one node");
     }
+    // getStats().topology says where each link is; healthCheck() PINGs every master.
+    let topo = serde_json::to_value(subscriber.stats()).unwrap()["topology"].clone();
+    assert_eq!(topo["mode"], "cluster");
+    let mut got_masters: Vec<String> = serde_json::from_value(topo["masters"].clone()).unwrap();
+    got_masters.sort();
+    let mut want_masters = masters.clone();
+    want_masters.sort();
+    assert_eq!(got_masters, want_masters);
+    assert_eq!(
+        topo["connections"]["subscriber"],
+        serde_json::json!(where_named(&all, &format!("{sub_service}:sub")))
+    );
+    let health = serde_json::to_value(subscriber.health_check().await).unwrap();
+    assert_eq!(health["status"], "healthy", "{health}");
+    let nodes = health["checks"]["redis"]["details"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(nodes.len(), 3, "{health}");
+    assert!(nodes.iter().all(|n| n["status"] == "pass"), "{health}");
     publish_and_check_once(&publisher, &subs, 0, 20).await;
     // The subscriber's own publisher reaches its own subscriptions too.
     publish_and_check_once(&subscriber, &subs, 1, 5).await;
@@ -291,6 +311,24 @@ async fn sigkill_of_a_master(victim: &str) {
     // Resubscribed (the registry's four keys) and delivering: each event once.
     tokio::time::sleep(Duration::from_millis(500)).await;
     publish_and_check_once(&publisher, &subs, 1, 20).await;
+    // The link that lost its node counts a failover and no longer uses the dead node.
+    let moved = if victim == "pub" {
+        &publisher
+    } else {
+        &subscriber
+    };
+    let st = serde_json::to_value(moved.stats()).unwrap();
+    assert!(st["failovers"].as_u64().unwrap() >= 1, "{st}");
+    let link = if victim == "pub" {
+        "publisher"
+    } else {
+        "subscriber"
+    };
+    assert_ne!(
+        st["topology"]["connections"][link][0],
+        serde_json::json!(node),
+        "{st}"
+    );
     publisher.disconnect().await.unwrap();
     subscriber.disconnect().await.unwrap();
 }

@@ -240,6 +240,28 @@ async fn failover_moves_both_links(how: &str) {
     assert_eq!(after, (0..50).collect::<Vec<_>>(), "each once, in order");
     assert!(states.has("gap"), "{:?}", states.names());
     assert!(subscriber.stats().reconnects >= 1);
+    // getStats().topology names the new master for both links; the switch was counted when
+    // the watcher saw it (a SIGKILL may also be seen as a plain reconnect first).
+    let st = serde_json::to_value(subscriber.stats()).unwrap();
+    assert_eq!(st["topology"]["mode"], "sentinel");
+    assert_eq!(st["topology"]["masters"], serde_json::json!([new]), "{st}");
+    assert_eq!(
+        st["topology"]["connections"]["publisher"],
+        serde_json::json!([new])
+    );
+    assert_eq!(
+        st["topology"]["connections"]["subscriber"],
+        serde_json::json!([new])
+    );
+    if how == "command" {
+        assert!(st["failovers"].as_u64().unwrap() >= 1, "{st}");
+    }
+    let health = serde_json::to_value(subscriber.health_check().await).unwrap();
+    let nodes = health["checks"]["redis"]["details"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(nodes.len(), 4, "three sentinels and the master: {health}");
     // The publisher's own background publishes never failed silently: any failure has a kind.
     assert!(outcomes.0.lock().unwrap().keys().all(|k| k == "ok"
         || k == ErrorKind::OutcomeUnknown.code()

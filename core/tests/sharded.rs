@@ -269,6 +269,16 @@ async fn a_slot_migrated_under_a_live_subscription_keeps_delivering() {
         .collect();
     assert_eq!(got, (0..20).collect::<Vec<_>>(), "each once, in order");
     assert!(states.has("gap"), "{:?}", states.names());
+    // The moved channel and the redirected publish are counted; the subscriber is on dst.
+    assert!(subscriber.stats().redirects >= 1);
+    assert!(publisher.stats().redirects >= 1);
+    let st = serde_json::to_value(subscriber.stats()).unwrap();
+    assert_eq!(st["topology"]["mode"], "cluster-sharded");
+    assert_eq!(
+        st["topology"]["connections"]["subscriber"],
+        serde_json::json!([dst]),
+        "{st}"
+    );
     publisher.disconnect().await.unwrap();
     subscriber.disconnect().await.unwrap();
 }

@@ -33,9 +33,16 @@ use super::{LinkState, Shared};
 use crate::config::{with_addr, ClusterSettings, Endpoint, NodeAddr, SentinelSettings};
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Link, StateEvent};
+use crate::stats::{ConnectionNodes, TopologySnapshot};
 
-/// How a link finds the server it connects to.
-pub(super) enum Locator {
+/// How a link finds the server it connects to, and which node(s) each link uses now.
+pub(super) struct Locator {
+    kind: Kind,
+    /// Publisher's node(s), subscriber's node(s) (`host:port`), for `getStats().topology`.
+    in_use: [Mutex<Vec<String>>; 2],
+}
+
+enum Kind {
     /// One server.
     Single {
         client: Box<redis::Client>,
@@ -61,25 +68,35 @@ pub(super) struct ClusterLocator {
     known: Mutex<Vec<NodeAddr>>,
     /// Turns through the masters, so the two links (and a retry after a failed node) spread.
     next: AtomicUsize,
+    /// The masters of the last slot map read, by slot.
+    masters: Mutex<Vec<NodeAddr>>,
+}
+
+fn link_index(link: Link) -> usize {
+    match link {
+        Link::Publisher => 0,
+        _ => 1,
+    }
 }
 
 impl Locator {
     /// The locator for `endpoint` (a Redis endpoint of some kind).
     pub(super) fn new(endpoint: &Endpoint, display: &str) -> Result<Locator> {
-        Ok(match endpoint {
-            Endpoint::Redis(info) => Locator::Single {
+        let kind = match endpoint {
+            Endpoint::Redis(info) => Kind::Single {
                 client: Box::new(client((**info).clone())?),
                 display: display.to_string(),
             },
-            Endpoint::Sentinel(s) => Locator::Sentinel(Box::new(SentinelLocator {
+            Endpoint::Sentinel(s) => Kind::Sentinel(Box::new(SentinelLocator {
                 cfg: (**s).clone(),
                 preferred: AtomicUsize::new(0),
                 current: Mutex::new(None),
             })),
-            Endpoint::Cluster(c) => Locator::Cluster(Box::new(ClusterLocator {
+            Endpoint::Cluster(c) => Kind::Cluster(Box::new(ClusterLocator {
                 known: Mutex::new(c.seeds.clone()),
                 cfg: (**c).clone(),
                 next: AtomicUsize::new(0),
+                masters: Mutex::new(Vec::new()),
             })),
             Endpoint::Memory(_) => {
                 return Err(Error::new(
@@ -87,6 +104,10 @@ impl Locator {
                     "the memory broker has no Redis locator",
                 ))
             }
+        };
+        Ok(Locator {
+            kind,
+            in_use: Default::default(),
         })
     }
 
@@ -97,18 +118,144 @@ impl Locator {
         shared: &Shared,
         link: Link,
     ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
-        match self {
-            Locator::Single { client, display } => open_conn(client, display, shared, link).await,
-            Locator::Sentinel(s) => s.open(shared, link).await,
-            Locator::Cluster(c) => c.open(shared, link).await,
-        }
+        let (conn, push, node) = match &self.kind {
+            Kind::Single { client, display } => {
+                let (c, p) = open_conn(client, display, shared, link).await?;
+                let node = display.split("://").last().unwrap_or(display).to_string();
+                (c, p, node)
+            }
+            Kind::Sentinel(s) => s.open(shared, link).await?,
+            Kind::Cluster(c) => {
+                let (conn, push, node) = c.open(shared, link).await?;
+                // A link that lands on another node than before moved because its node failed.
+                let before = self.in_use[link_index(link)]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                if !before.is_empty() && before != [node.clone()] {
+                    shared.stats.failovers.fetch_add(1, Relaxed);
+                }
+                (conn, push, node)
+            }
+        };
+        self.set_in_use(link, vec![node]);
+        Ok((conn, push))
+    }
+
+    /// Record the node(s) `link` uses now.
+    pub(super) fn set_in_use(&self, link: Link, nodes: Vec<String>) {
+        *self.in_use[link_index(link)]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = nodes;
     }
 
     pub(super) fn sentinel(&self) -> Option<&SentinelLocator> {
-        match self {
-            Locator::Sentinel(s) => Some(s),
+        match &self.kind {
+            Kind::Sentinel(s) => Some(s),
             _ => None,
         }
+    }
+
+    pub(super) fn cluster(&self) -> Option<&ClusterLocator> {
+        match &self.kind {
+            Kind::Cluster(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// `getStats().topology`.
+    pub(super) fn topology(&self) -> TopologySnapshot {
+        let in_use = |i: usize| {
+            self.in_use[i]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        };
+        let connections = ConnectionNodes {
+            publisher: in_use(0),
+            subscriber: in_use(1),
+        };
+        let strings = |v: &[NodeAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        match &self.kind {
+            Kind::Single { display, .. } => {
+                let node = display.split("://").last().unwrap_or(display).to_string();
+                TopologySnapshot {
+                    mode: "single".into(),
+                    nodes: vec![node.clone()],
+                    masters: vec![node],
+                    connections,
+                }
+            }
+            Kind::Sentinel(s) => {
+                let master: Vec<String> = s.current().iter().map(|a| a.to_string()).collect();
+                let mut nodes = strings(&s.cfg.sentinels);
+                nodes.extend(master.iter().cloned());
+                TopologySnapshot {
+                    mode: "sentinel".into(),
+                    nodes,
+                    masters: master,
+                    connections,
+                }
+            }
+            Kind::Cluster(c) => TopologySnapshot {
+                mode: if c.cfg.sharded {
+                    "cluster-sharded".into()
+                } else {
+                    "cluster".into()
+                },
+                nodes: strings(&c.known.lock().unwrap_or_else(|p| p.into_inner())),
+                masters: strings(&c.masters.lock().unwrap_or_else(|p| p.into_inner())),
+                connections,
+            },
+        }
+    }
+
+    /// The servers a health check PINGs one by one: the sentinels and the master, or the
+    /// cluster's masters (a single server is checked through the publisher connection).
+    pub(super) fn nodes_to_check(&self) -> Vec<(NodeAddr, redis::ConnectionInfo)> {
+        match &self.kind {
+            Kind::Single { .. } => Vec::new(),
+            Kind::Sentinel(s) => {
+                let mut out: Vec<(NodeAddr, redis::ConnectionInfo)> = s
+                    .cfg
+                    .sentinels
+                    .iter()
+                    .map(|a| (a.clone(), with_addr(&s.cfg.sentinel, a)))
+                    .collect();
+                if let Some(m) = s.current() {
+                    out.push((m.clone(), with_addr(&s.cfg.node, &m)));
+                }
+                out
+            }
+            Kind::Cluster(c) => c
+                .masters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|a| (a.clone(), with_addr(&c.cfg.node, a)))
+                .collect(),
+        }
+    }
+}
+
+/// PING `info`'s server over a short-lived named connection (bounded by 2 s): the round trip.
+pub(super) async fn ping_node(
+    info: redis::ConnectionInfo,
+    shared: &Shared,
+) -> std::result::Result<Duration, String> {
+    let start = std::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut conn = query_conn(info, shared).await?;
+        redis::cmd("PING")
+            .query_async::<Value>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match r {
+        Ok(Ok(_)) => Ok(start.elapsed()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err("no reply within 2000 ms".into()),
     }
 }
 
@@ -198,7 +345,11 @@ impl SentinelLocator {
         &self,
         shared: &Shared,
         link: Link,
-    ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+    ) -> Result<(
+        MultiplexedConnection,
+        mpsc::UnboundedReceiver<PushInfo>,
+        String,
+    )> {
         let timeout = shared.settings.connect_timeout;
         let addr = self.master_addr(shared).await?;
         let display = format!("{addr} ({})", self.display());
@@ -229,8 +380,8 @@ impl SentinelLocator {
                 ))
             }
         }
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr);
-        Ok((conn, push))
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
+        Ok((conn, push, addr.to_string()))
     }
 
     fn current(&self) -> Option<NodeAddr> {
@@ -288,6 +439,7 @@ pub(super) async fn watch_sentinels(
                 connection: Link::Publisher,
                 message: format!("Sentinel switched master {name} to {to}; reconnecting"),
             });
+            shared.stats.failovers.fetch_add(1, Relaxed);
             links.switch.send_modify(|e| *e += 1);
         }
     };
@@ -437,6 +589,13 @@ impl ClusterLocator {
                         }
                     }
                     *self.known.lock().unwrap_or_else(|p| p.into_inner()) = next;
+                    let mut masters: Vec<NodeAddr> = Vec::new();
+                    for (_, _, n) in &ranges {
+                        if !masters.contains(n) {
+                            masters.push(n.clone());
+                        }
+                    }
+                    *self.masters.lock().unwrap_or_else(|p| p.into_inner()) = masters;
                     return Ok(SlotMap { ranges });
                 }
                 Ok(_) => why.push(format!("{addr}: no healthy master listed")),
@@ -456,11 +615,15 @@ impl ClusterLocator {
         &self,
         shared: &Shared,
         link: Link,
-    ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+    ) -> Result<(
+        MultiplexedConnection,
+        mpsc::UnboundedReceiver<PushInfo>,
+        String,
+    )> {
         let masters = self.masters(shared).await?;
         let addr = &masters[self.next.fetch_add(1, Relaxed) % masters.len()];
-        let c = client(with_addr(&self.cfg.node, addr))?;
-        open_conn(&c, &format!("{addr} (cluster master)"), shared, link).await
+        let (conn, push) = self.open_node(shared, link, addr).await?;
+        Ok((conn, push, addr.to_string()))
     }
 }
 

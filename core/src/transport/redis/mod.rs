@@ -59,6 +59,7 @@ pub(crate) struct RedisTransport {
     shutdown: watch::Sender<bool>,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
     shared: Arc<Shared>,
+    locator: Arc<Locator>,
 }
 
 impl RedisTransport {
@@ -69,7 +70,7 @@ impl RedisTransport {
         shared: Arc<Shared>,
     ) -> Result<RedisTransport> {
         let locator = Arc::new(Locator::new(endpoint, &shared.settings.display_addr)?);
-        if let Locator::Cluster(c) = &*locator {
+        if let Some(c) = locator.cluster() {
             if c.sharded() {
                 return Self::connect_sharded(locator.clone(), shared).await;
             }
@@ -112,7 +113,7 @@ impl RedisTransport {
             shut_rx.clone(),
         ));
         let s = crate::runtime::spawn(subscriber::run(
-            locator,
+            locator.clone(),
             sconn,
             spush,
             sub_rx,
@@ -130,13 +131,14 @@ impl RedisTransport {
                 tasks
             }),
             shared,
+            locator,
         })
     }
 
     /// Sharded pub/sub: the slot map must be readable and a master reachable (or `connect()`
     /// fails, naming the nodes tried); the tasks then open a connection per master they need.
     async fn connect_sharded(locator: Arc<Locator>, shared: Arc<Shared>) -> Result<RedisTransport> {
-        let Locator::Cluster(c) = &*locator else {
+        let Some(c) = locator.cluster() else {
             unreachable!("checked by the caller")
         };
         let map = c.slot_map(&shared).await?;
@@ -167,7 +169,7 @@ impl RedisTransport {
             shut_rx.clone(),
         ));
         let s = crate::runtime::spawn(sharded::run_subscriber(
-            locator,
+            locator.clone(),
             sub_rx,
             shared.clone(),
             links.clone(),
@@ -180,7 +182,24 @@ impl RedisTransport {
             shutdown,
             tasks: tokio::sync::Mutex::new(vec![p, s]),
             shared,
+            locator,
         })
+    }
+
+    /// `getStats().topology`.
+    pub(crate) fn topology(&self) -> crate::stats::TopologySnapshot {
+        self.locator.topology()
+    }
+
+    /// One PING per server of a cluster or Sentinel setup (none for a single server, which
+    /// [`RedisTransport::ping`] covers): `(node, round trip or why not)`, checked concurrently.
+    pub(crate) async fn node_checks(&self) -> Vec<(String, std::result::Result<Duration, String>)> {
+        let nodes = self.locator.nodes_to_check();
+        let shared = &self.shared;
+        futures_util::future::join_all(nodes.into_iter().map(|(addr, info)| async move {
+            (addr.to_string(), locate::ping_node(info, shared).await)
+        }))
+        .await
     }
 
     /// Whether each link is up right now.

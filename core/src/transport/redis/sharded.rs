@@ -43,10 +43,15 @@ use crate::subscription::Key;
 const MAX_REDIRECTS: usize = 3;
 
 fn cluster(locator: &Locator) -> &ClusterLocator {
-    match locator {
-        Locator::Cluster(c) => c,
-        _ => unreachable!("sharded pub/sub runs on a cluster locator"),
-    }
+    locator
+        .cluster()
+        .expect("sharded pub/sub runs on a cluster locator")
+}
+
+fn names(nodes: impl Iterator<Item = NodeAddr>) -> Vec<String> {
+    let mut v: Vec<String> = nodes.map(|n| n.to_string()).collect();
+    v.sort();
+    v
 }
 
 fn backoff(shared: &Shared, attempt: u64) -> Duration {
@@ -85,6 +90,7 @@ pub(super) async fn run_publisher(
     let mut failures = 0u64;
     let mut batch: Vec<PubRequest> = Vec::with_capacity(s.batch_size);
     loop {
+        locator.set_in_use(Link::Publisher, names(conns.keys().cloned()));
         if !waiting.is_empty() {
             waiting.retain(|r| r.state().load(Acquire) == PENDING);
         }
@@ -134,6 +140,7 @@ pub(super) async fn run_publisher(
                     None => match loc.open_node(&shared, Link::Publisher, &node).await {
                         Ok((c, _push)) => {
                             conns.insert(node.clone(), c.clone());
+                            locator.set_in_use(Link::Publisher, names(conns.keys().cloned()));
                             // Health PINGs go through a live publisher connection.
                             *links.pub_conn.lock().unwrap_or_else(|p| p.into_inner()) =
                                 Some(c.clone());
@@ -187,6 +194,7 @@ pub(super) async fn run_publisher(
                             match v {
                                 Value::Int(k) => r.answer(Ok(k.max(0) as u64)),
                                 v if is_redirect(&v) && hops < MAX_REDIRECTS => {
+                                    shared.stats.redirects.fetch_add(1, Relaxed);
                                     redirected = true;
                                     todo.push((r, hops + 1));
                                 }
@@ -481,6 +489,7 @@ pub(super) async fn run_subscriber(
     let mut retry_at: Option<tokio::time::Instant> = None;
     links.sub_up.store(true, Release);
     loop {
+        locator.set_in_use(Link::Subscriber, names(st.nodes.keys().cloned()));
         if dirty && retry_at.is_none_or(|t| t <= tokio::time::Instant::now()) {
             match tokio::time::timeout(s.connect_timeout, reconcile(loc, &shared, &mut st)).await {
                 Ok(Ok(())) => {
@@ -572,6 +581,7 @@ pub(super) async fn run_subscriber(
                             _ => continue,
                         };
                         if st.nodes[&node].channels.contains(&ch) {
+                            shared.stats.redirects.fetch_add(1, Relaxed);
                             shared.logger.info(
                                 "Redis moved a sharded channel's slot; subscribing on its new owner",
                                 &[("channel", ch), ("from", node.to_string())],
