@@ -282,3 +282,65 @@ async fn a_slot_migrated_under_a_live_subscription_keeps_delivering() {
     publisher.disconnect().await.unwrap();
     subscriber.disconnect().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_a_channels_owner_moves_the_subscription_to_the_promoted_replica() {
+    let t = Topology::start("cluster");
+    let masters = t.addrs("REDIS_CLUSTER_MASTERS");
+    let all = t.addrs("REDIS_CLUSTER_NODES");
+    let ch = unique("shk.chan");
+    let slot = keyslot(&masters[0], &ch);
+    let old = owner(&masters[0], slot);
+    let subscriber =
+        EventBusClient::from_json(&sharded_config(&masters, &unique("shk-sub"))).unwrap();
+    let publisher =
+        EventBusClient::from_json(&sharded_config(&masters, &unique("shk-pub"))).unwrap();
+    subscriber.connect().await.unwrap();
+    publisher.connect().await.unwrap();
+    let states = StateLog::attach(&subscriber);
+    let col = Collector::new();
+    subscriber
+        .subscribe(&ch, col.handler(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(shardnumsub(&old, &ch), 1);
+    t.kill(common::topology::port(&old));
+    let alive: Vec<String> = all.iter().filter(|n| **n != old).cloned().collect();
+    // The replica takes the slot over, and the subscription follows it there.
+    let new_owner = || {
+        let o = owner(&alive[0], slot);
+        (o != old).then_some(o)
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || new_owner().is_some()).await,
+        "no failover of {old}"
+    );
+    let new = new_owner().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || shardnumsub(&new, &ch) == 1).await,
+        "not resubscribed on {new}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || states.has("gap")).await,
+        "{:?}",
+        states.names()
+    );
+    // Every publish from here is delivered once (the publisher finds the new owner too).
+    for n in 0..20u64 {
+        let r = publisher
+            .publish(&ch, &raw(&format!(r#"{{"n":{n}}}"#)), &Default::default())
+            .await
+            .unwrap_or_else(|f| panic!("publish {n} after the failover: {}", f.error));
+        assert_eq!(r.delivered_to, 1, "publish {n}");
+    }
+    assert_eq!(col.wait_for(20, Duration::from_secs(20)).await, 20);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got: Vec<u64> = col
+        .all()
+        .iter()
+        .filter_map(|d| d.data()["n"].as_u64())
+        .collect();
+    assert_eq!(got, (0..20).collect::<Vec<_>>(), "each once, in order");
+    publisher.disconnect().await.unwrap();
+    subscriber.disconnect().await.unwrap();
+}
