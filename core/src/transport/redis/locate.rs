@@ -32,7 +32,7 @@ use super::connect::{client, conn_name, open_conn};
 use super::{LinkState, Shared};
 use crate::config::{with_addr, ClusterSettings, Endpoint, NodeAddr, SentinelSettings};
 use crate::error::{Error, ErrorKind, Result};
-use crate::state::{Link, StateEvent};
+use crate::state::Link;
 use crate::stats::{ConnectionNodes, TopologySnapshot};
 
 /// How a link finds the server it connects to, and which node(s) each link uses now.
@@ -435,10 +435,6 @@ pub(super) async fn watch_sentinels(
                     ("seen", how.into()),
                 ],
             );
-            shared.emitter.emit(StateEvent::Error {
-                connection: Link::Publisher,
-                message: format!("Sentinel switched master {name} to {to}; reconnecting"),
-            });
             shared.stats.failovers.fetch_add(1, Relaxed);
             links.switch.send_modify(|e| *e += 1);
         }
