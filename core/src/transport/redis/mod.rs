@@ -146,15 +146,19 @@ impl RedisTransport {
             .owner(0)
             .cloned()
             .ok_or_else(|| Error::new(ErrorKind::Connection, "no master serves slot 0"))?;
-        let (pconn, _push) = c
-            .open_node(&shared, Link::Publisher, &first)
-            .await
-            .map_err(explain_untrusted_certificate)?;
+        // Reachable and accepting our credentials (the tasks connect per node from here).
+        drop(
+            c.open_node(&shared, Link::Publisher, &first)
+                .await
+                .map_err(explain_untrusted_certificate)?,
+        );
         let links = Arc::new(LinkState {
             pub_up: AtomicBool::new(true),
             sub_up: AtomicBool::new(true),
             offline: AtomicUsize::new(0),
-            pub_conn: Mutex::new(Some(pconn)),
+            // Sharded pub/sub has a connection per node, none of them "the" publisher's:
+            // `ping` asks a master directly.
+            pub_conn: Mutex::new(None),
             switch: watch::channel(0).0,
         });
         let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
@@ -220,7 +224,8 @@ impl RedisTransport {
         rx.await.map_err(|_| Error::closed())?
     }
 
-    /// PING through the publisher connection (bounded by 2 s): the round trip.
+    /// PING through the publisher connection (sharded pub/sub: a master, directly), bounded by
+    /// 2 s: the round trip.
     pub(crate) async fn ping(&self) -> Result<Duration> {
         let conn = self
             .links
@@ -229,6 +234,18 @@ impl RedisTransport {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(mut conn) = conn else {
+            // Sharded pub/sub holds a connection per node, none of them "the" publisher's: a
+            // cluster master answering is what the check is about.
+            if self.locator.cluster().is_some_and(|c| c.sharded()) {
+                if let Some((node, info)) = self.locator.nodes_to_check().into_iter().next() {
+                    return locate::ping_node(info, &self.shared).await.map_err(|e| {
+                        Error::new(
+                            ErrorKind::Connection,
+                            format!("Redis PING to {node} failed: {e}"),
+                        )
+                    });
+                }
+            }
             return Err(Error::new(
                 ErrorKind::Connection,
                 "Redis publisher connection is down; reconnecting",
