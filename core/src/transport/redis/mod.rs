@@ -198,8 +198,13 @@ impl RedisTransport {
     /// One PING per server of a cluster or Sentinel setup (none for a single server, which
     /// [`RedisTransport::ping`] covers): `(node, round trip or why not)`, checked concurrently.
     pub(crate) async fn node_checks(&self) -> Vec<(String, std::result::Result<Duration, String>)> {
-        let nodes = self.locator.nodes_to_check();
         let shared = &self.shared;
+        if let Some(c) = self.locator.cluster() {
+            // The masters now, not those of the last (re)connect: a failover since then
+            // changed them. A failed read keeps the last map; the PINGs then say why.
+            let _ = c.slot_map(shared).await;
+        }
+        let nodes = self.locator.nodes_to_check();
         futures_util::future::join_all(nodes.into_iter().map(|(addr, info)| async move {
             (addr.to_string(), locate::ping_node(info, shared).await)
         }))
