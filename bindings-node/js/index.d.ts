@@ -552,6 +552,26 @@ export interface EventBusStats {
   reconnects?: number;
   /** Added in 2.0: events skipped by subscription filters. */
   eventsFiltered?: number;
+  /**
+   * Added in 2.0: failovers followed (a master switch announced by the sentinels, or a
+   * cluster connection moved to another node because its node failed).
+   */
+  failovers?: number;
+  /** Added in 2.0: sharded pub/sub publishes resent after MOVED/ASK and channels resubscribed after a slot move. */
+  redirects?: number;
+  /** Added in 2.0: where the client is connected (absent before `connect()`). */
+  topology?: TopologyStats;
+}
+
+/** Added in 2.0: `getStats().topology`. */
+export interface TopologyStats {
+  mode: 'single' | 'sentinel' | 'cluster' | 'cluster-sharded' | 'memory';
+  /** Every server known (`host:port`): the server, the sentinels and the master, or the cluster's masters and seeds. */
+  nodes: string[];
+  /** The master(s): the server, the one the sentinels name, or the cluster's, by slot. */
+  masters: string[];
+  /** The node(s) each connection uses now (sharded pub/sub: one per master it needs). */
+  connections: { publisher: string[]; subscriber: string[] };
 }
 
 export interface MemoryUsage {

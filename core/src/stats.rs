@@ -40,6 +40,8 @@ pub struct Stats {
     pub(crate) total_subscriptions: AtomicU64,
     pub(crate) total_connections: AtomicU64,
     pub(crate) filtered: AtomicU64,
+    pub(crate) failovers: AtomicU64,
+    pub(crate) redirects: AtomicU64,
     latency: Mutex<LatencyRing>,
     rate: Mutex<RateWindow>,
 }
@@ -135,6 +137,39 @@ pub struct StatsSnapshot {
     pub events_filtered: u64,
     /// Process memory, like Node's `process.memoryUsage()` (rss from /proc; heap fields 0).
     pub memory_usage: MemoryUsage,
+    /// Failovers followed: a master switch announced by the sentinels, or a cluster link that
+    /// moved to another node because its node failed.
+    pub failovers: u64,
+    /// Sharded pub/sub: publishes sent again after `MOVED`/`ASK`, and channels subscribed again
+    /// after their slot moved.
+    pub redirects: u64,
+    /// Where the client is connected (absent before `connect()`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology: Option<TopologySnapshot>,
+}
+
+/// `getStats().topology`: the servers the client knows and which ones its connections use.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologySnapshot {
+    /// `single`, `sentinel`, `cluster`, `cluster-sharded` or `memory`.
+    pub mode: String,
+    /// Every server the client knows of (`host:port`): the server; the sentinels; the cluster
+    /// masters last read and the seeds.
+    pub nodes: Vec<String>,
+    /// The masters: the server; the one the sentinels name; the cluster's, by slot.
+    pub masters: Vec<String>,
+    /// The node(s) each connection uses right now.
+    pub connections: ConnectionNodes,
+}
+
+/// Which node each link is connected to (sharded pub/sub uses one per master it needs).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ConnectionNodes {
+    /// The publisher link's node(s).
+    pub publisher: Vec<String>,
+    /// The subscriber link's node(s).
+    pub subscriber: Vec<String>,
 }
 
 /// `MemoryUsage`.
@@ -216,6 +251,8 @@ impl Stats {
             events_failed: failed,
             total_subscriptions: self.total_subscriptions.load(Relaxed),
             total_connections: self.total_connections.load(Relaxed),
+            failovers: self.failovers.load(Relaxed),
+            redirects: self.redirects.load(Relaxed),
             average_latency: avg,
             p95_latency: p95,
             p99_latency: p99,

@@ -63,7 +63,7 @@ fn the_ts_config_shape_with_ioredis_fields_is_accepted() {
         Endpoint::Redis(info) => {
             assert_eq!(info.redis_settings().db(), 2);
         }
-        Endpoint::Memory(_) => panic!("redis expected"),
+        _ => panic!("redis expected"),
     }
     let sio = s.socketio.expect("client config resolved");
     assert_eq!(sio.url, "http://hub:3000");

@@ -125,7 +125,7 @@ async fn the_client_names_each_unknown_key_once() {
         },
     )));
     let bus = event_bus::EventBusClient::from_json(
-        r#"{"serviceName":"unknown-keys-test","transport":"memory","redis":{"sentinels":[]}}"#,
+        r#"{"serviceName":"unknown-keys-test","transport":"memory","redis":{"retryStrategyName":"x"}}"#,
     )
     .unwrap();
     bus.connect().await.unwrap();
@@ -150,7 +150,7 @@ async fn the_client_names_each_unknown_key_once() {
     assert_eq!(
         unknown,
         vec![
-            "Unknown config key 'redis.sentinels' ignored: it has no effect",
+            "Unknown config key 'redis.retryStrategyName' ignored: it has no effect",
             "Unknown publish option key 'tarceId' ignored: it has no effect",
             "Unknown subscription option key 'timout' ignored: it has no effect",
         ],

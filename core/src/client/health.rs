@@ -107,7 +107,17 @@ impl EventBusClient {
                 let ping = t.ping().await;
                 let dur = start.elapsed().as_secs_f64() * 1000.0;
                 let both = links.publisher_up && links.subscriber_up;
+                let nodes = t.node_checks().await;
+                let down: Vec<String> = nodes
+                    .iter()
+                    .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n} ({e})")))
+                    .collect();
                 let (st, msg, overall) = match (&ping, both) {
+                    (Ok(_), true) if !down.is_empty() => (
+                        "warn",
+                        format!("Redis nodes not answering: {}", down.join(", ")),
+                        "degraded",
+                    ),
                     (Ok(_), true) => ("pass", "Redis connection healthy".to_string(), "healthy"),
                     (Ok(_), false) => (
                         "warn",
@@ -130,6 +140,10 @@ impl EventBusClient {
                             "publisher": if links.publisher_up { "up" } else { "reconnecting" },
                             "subscriber": if links.subscriber_up { "up" } else { "reconnecting" },
                             "address": self.inner.settings.display_addr,
+                            "nodes": nodes.iter().map(|(n, r)| match r {
+                                Ok(d) => json!({"node": n, "status": "pass", "duration": d.as_secs_f64() * 1000.0}),
+                                Err(e) => json!({"node": n, "status": "fail", "message": e}),
+                            }).collect::<Vec<_>>(),
                         }
                     }),
                 );
@@ -171,6 +185,7 @@ impl EventBusClient {
             s.active_rooms = sio.state().rooms().len() as u64;
             s.active_connections += u64::from(sio.state().is_up());
         }
+        s.topology = self.transport().map(|t| t.topology());
         s.uptime = self.uptime();
         s
     }

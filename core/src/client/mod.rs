@@ -220,8 +220,8 @@ impl EventBusClient {
             Endpoint::Memory(name) => {
                 Transport::Memory(MemoryTransport::connect(name, self.inner.registry.clone()))
             }
-            Endpoint::Redis(info) => {
-                match RedisTransport::connect((**info).clone(), shared).await {
+            Endpoint::Redis(_) | Endpoint::Sentinel(_) | Endpoint::Cluster(_) => {
+                match RedisTransport::connect(&s.endpoint, shared).await {
                     Ok(t) => Transport::Redis(t),
                     Err(e) => {
                         self.inner.logger.error(
@@ -370,6 +370,16 @@ impl EventBusClient {
             return Err(Error::validation("Subscription pattern cannot be empty"));
         }
         let s = &self.inner.settings;
+        if s.sharded_pub_sub() && crate::glob::is_pattern(pattern) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "sharded pub/sub has no patterns: \"{pattern}\" cannot be subscribed with \
+                     redis.shardedPubSub; subscribe to exact channels, or leave shardedPubSub \
+                     off to use classic cluster pub/sub (PSUBSCRIBE)"
+                ),
+            ));
+        }
         let policy = Policy::new(&options, s.default_max_retries, s.default_retry_delay)?;
         self.warn_unknown_keys("subscription option", &options.unknown_keys);
         let entry = self.inner.registry.add(pattern, handler, options, policy);

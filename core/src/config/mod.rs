@@ -18,8 +18,10 @@ use crate::input;
 
 mod redis;
 mod settings;
+mod topology;
 
 pub use settings::{Endpoint, Settings, SioTransport, SocketIoSettings};
+pub use topology::{with_addr, ClusterSettings, NodeAddr, SentinelSettings};
 
 /// Log verbosity, as the TS package's `LogLevel` (`debug` | `info` | `warn` | `error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
@@ -194,6 +196,38 @@ pub struct RedisConfig {
     /// ioredis option accepted and ignored.
     #[serde(default)]
     pub retry_delay_on_failover: Option<Value>,
+    /// Redis Cluster seed nodes: `[{host, port}, ...]` or `["redis://host:port", ...]`.
+    /// `username`, `password` and `tls` apply to every node.
+    #[serde(default)]
+    pub cluster: Option<Value>,
+    /// Cluster only: `{"ip:port": {host, port}}`, the address to dial for one the cluster
+    /// announces (as ioredis's `natMap`).
+    #[serde(default)]
+    pub nat_map: Option<Value>,
+    /// Cluster only: sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`; exact channels only).
+    #[serde(default)]
+    pub sharded_pub_sub: Option<bool>,
+    /// ioredis's name for `shardedPubSub`.
+    #[serde(default)]
+    pub sharded_subscribers: Option<bool>,
+    /// Redis Sentinel servers: `[{host, port}, ...]` (port default 26379).
+    #[serde(default)]
+    pub sentinels: Option<Value>,
+    /// With `sentinels`: the master's name as the sentinels know it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// With `sentinels`: the sentinels' ACL user.
+    #[serde(default)]
+    pub sentinel_username: Option<String>,
+    /// With `sentinels`: the sentinels' password (never logged, never shown by `Debug`).
+    #[serde(default)]
+    pub sentinel_password: Option<String>,
+    /// With `sentinels`: TLS to the sentinels, as `tls`.
+    #[serde(default, rename = "sentinelTLS")]
+    pub sentinel_tls: Option<Value>,
+    /// With `sentinels`: `"master"` (the only role supported).
+    #[serde(default)]
+    pub role: Option<String>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -206,6 +240,13 @@ impl fmt::Debug for RedisConfig {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("db", &self.db)
             .field("tls", &self.tls)
+            .field("cluster", &self.cluster)
+            .field("sentinels", &self.sentinels)
+            .field("name", &self.name)
+            .field(
+                "sentinel_password",
+                &self.sentinel_password.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -345,6 +386,9 @@ impl EventBusConfig {
                 !TS_IGNORED_SECTIONS
                     .iter()
                     .any(|s| k == s || k.starts_with(&format!("{s}.")))
+                    && !topology::IOREDIS_TUNING_KEYS
+                        .iter()
+                        .any(|t| k.strip_prefix("redis.") == Some(t))
             })
             .collect();
         Ok(config)

@@ -17,7 +17,7 @@ struct TlsOptions {
 }
 
 /// JSON type names for messages.
-fn json_type(v: &Value) -> &'static str {
+pub(super) fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::redis::redis_endpoint;
+use super::topology::{refuse_unhonoured, topology_endpoint, ClusterSettings, SentinelSettings};
 use super::{ClientConfig, EventBusConfig, LogLevel, RedisConfig, TransportKind, WebSocketConfig};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -15,6 +16,10 @@ pub enum Endpoint {
     Redis(Box<redis::ConnectionInfo>),
     /// The in-process broker of this name.
     Memory(String),
+    /// A master found through Redis Sentinel.
+    Sentinel(Box<SentinelSettings>),
+    /// A Redis Cluster.
+    Cluster(Box<ClusterSettings>),
 }
 
 /// The config with every default applied; what the client actually runs on.
@@ -178,6 +183,13 @@ fn socketio_settings(
     }))
 }
 
+impl Settings {
+    /// Sharded pub/sub on a cluster (`redis.shardedPubSub`): exact channels only.
+    pub fn sharded_pub_sub(&self) -> bool {
+        matches!(&self.endpoint, Endpoint::Cluster(c) if c.sharded)
+    }
+}
+
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Settings")
@@ -204,6 +216,7 @@ impl EventBusConfig {
                 ))
             }
         };
+        refuse_unhonoured(&self.unknown_keys)?;
         let memory_by_transport = self.transport == Some(TransportKind::Memory);
         let redis = match (&self.redis, memory_by_transport) {
             (Some(r), _) => r.clone(),
@@ -233,6 +246,8 @@ impl EventBusConfig {
                 Endpoint::Memory(name.to_string()),
                 format!("memory://{name}"),
             )
+        } else if let Some(topology) = topology_endpoint(&redis)? {
+            topology
         } else {
             redis_endpoint(&redis)?
         };

@@ -83,6 +83,25 @@ impl Transport {
         }
     }
 
+    /// Where the client is connected, for `getStats()`.
+    pub(crate) fn topology(&self) -> crate::stats::TopologySnapshot {
+        match self {
+            Transport::Redis(r) => r.topology(),
+            Transport::Memory(_) => crate::stats::TopologySnapshot {
+                mode: "memory".into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Per-server PINGs of a cluster or Sentinel setup, for `healthCheck()`.
+    pub(crate) async fn node_checks(&self) -> Vec<(String, std::result::Result<Duration, String>)> {
+        match self {
+            Transport::Redis(r) => r.node_checks().await,
+            Transport::Memory(_) => Vec::new(),
+        }
+    }
+
     pub(crate) fn links(&self) -> LinkStatus {
         match self {
             Transport::Redis(r) => r.links(),

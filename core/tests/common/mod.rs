@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod topology;
+
 use event_bus::{Delivery, EventBusClient, HandlerError, StateEvent};
 use serde_json::value::RawValue;
 

@@ -14,6 +14,7 @@ use redis::{AsyncConnectionConfig, PushInfo};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
 
+use super::locate::Locator;
 use super::Shared;
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Link, StateEvent};
@@ -31,7 +32,7 @@ pub(super) fn client(info: redis::ConnectionInfo) -> Result<redis::Client> {
     })
 }
 
-fn conn_name(service: &str, suffix: &str) -> String {
+pub(super) fn conn_name(service: &str, suffix: &str) -> String {
     // CLIENT SETNAME refuses spaces and newlines.
     let clean: String = service
         .chars()
@@ -45,9 +46,11 @@ pub(super) fn is_connection_error(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
 }
 
-/// Open one link's connection: its push messages arrive on the returned receiver.
+/// Open one link's connection to `client`'s server (`display` names it in messages): its push
+/// messages arrive on the returned receiver.
 pub(super) async fn open_conn(
     client: &redis::Client,
+    display: &str,
     shared: &Shared,
     link: Link,
 ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
@@ -60,7 +63,7 @@ pub(super) async fn open_conn(
     let connect_err = |e: redis::RedisError| {
         Error::new(
             ErrorKind::Connection,
-            format!("Failed to connect to Redis at {}", s.display_addr),
+            format!("Failed to connect to Redis at {display}"),
         )
         .with_source(e)
     };
@@ -73,8 +76,7 @@ pub(super) async fn open_conn(
         Error::new(
             ErrorKind::Connection,
             format!(
-                "Failed to connect to Redis at {}: timed out after {} ms",
-                s.display_addr,
+                "Failed to connect to Redis at {display}: timed out after {} ms",
                 s.connect_timeout.as_millis()
             ),
         )
@@ -146,12 +148,12 @@ impl Reconnect {
     /// Make the attempt, unless shutdown comes first; a failure is reported.
     pub(super) async fn connect(
         &mut self,
-        client: &redis::Client,
+        locator: &Locator,
         shared: &Shared,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Attempt {
         let r = tokio::select! {
-            r = open_conn(client, shared, self.link) => r,
+            r = locator.open(shared, self.link) => r,
             _ = shutdown.changed() => return Attempt::Shutdown,
         };
         match r {

@@ -16,8 +16,10 @@
 //!   catches half-open links.
 
 mod connect;
+mod locate;
 mod publisher;
 mod requests;
+mod sharded;
 mod subscriber;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
@@ -31,7 +33,8 @@ use tokio::task::JoinHandle;
 use super::{LinkStatus, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::Link;
-use connect::{explain_untrusted_certificate, open_conn};
+use connect::explain_untrusted_certificate;
+use locate::Locator;
 pub(crate) use requests::Replies;
 use requests::{PubRequest, PUBLISH_CHANNEL};
 use subscriber::SubCtl;
@@ -43,6 +46,9 @@ struct LinkState {
     sub_up: AtomicBool,
     offline: AtomicUsize,
     pub_conn: Mutex<Option<MultiplexedConnection>>,
+    /// Bumped when the server the links use stops being the right one (the sentinels switched
+    /// the master): each link's serve loop sees the change and reconnects.
+    switch: watch::Sender<u64>,
 }
 
 /// The client's handle on the two links and their supervisor tasks.
@@ -53,20 +59,28 @@ pub(crate) struct RedisTransport {
     shutdown: watch::Sender<bool>,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
     shared: Arc<Shared>,
+    locator: Arc<Locator>,
 }
 
 impl RedisTransport {
     /// Open both connections (either failing fails the call: `connect()` reports it), then
     /// start the publisher and subscriber tasks that own them from here on.
     pub(crate) async fn connect(
-        info: redis::ConnectionInfo,
+        endpoint: &crate::config::Endpoint,
         shared: Arc<Shared>,
     ) -> Result<RedisTransport> {
-        let client = connect::client(info)?;
-        let (pconn, ppush) = open_conn(&client, &shared, Link::Publisher)
+        let locator = Arc::new(Locator::new(endpoint, &shared.settings.display_addr)?);
+        if let Some(c) = locator.cluster() {
+            if c.sharded() {
+                return Self::connect_sharded(locator.clone(), shared).await;
+            }
+        }
+        let (pconn, ppush) = locator
+            .open(&shared, Link::Publisher)
             .await
             .map_err(explain_untrusted_certificate)?;
-        let (sconn, spush) = open_conn(&client, &shared, Link::Subscriber)
+        let (sconn, spush) = locator
+            .open(&shared, Link::Subscriber)
             .await
             .map_err(explain_untrusted_certificate)?;
         let links = Arc::new(LinkState {
@@ -74,13 +88,23 @@ impl RedisTransport {
             sub_up: AtomicBool::new(true),
             offline: AtomicUsize::new(0),
             pub_conn: Mutex::new(Some(pconn.clone())),
+            switch: watch::channel(0).0,
         });
         let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
         let (sub_ctl, sub_rx) = mpsc::unbounded_channel();
         let (shutdown, shut_rx) = watch::channel(false);
         shared.stats.total_connections.fetch_add(2, Relaxed);
+        let mut tasks = Vec::new();
+        if locator.sentinel().is_some() {
+            tasks.push(crate::runtime::spawn(locate::watch_sentinels(
+                locator.clone(),
+                shared.clone(),
+                links.clone(),
+                shut_rx.clone(),
+            )));
+        }
         let p = crate::runtime::spawn(publisher::run(
-            client.clone(),
+            locator.clone(),
             pconn,
             ppush,
             pub_rx,
@@ -89,7 +113,7 @@ impl RedisTransport {
             shut_rx.clone(),
         ));
         let s = crate::runtime::spawn(subscriber::run(
-            client,
+            locator.clone(),
             sconn,
             spush,
             sub_rx,
@@ -102,9 +126,89 @@ impl RedisTransport {
             sub_ctl,
             links,
             shutdown,
+            tasks: tokio::sync::Mutex::new({
+                tasks.extend([p, s]);
+                tasks
+            }),
+            shared,
+            locator,
+        })
+    }
+
+    /// Sharded pub/sub: the slot map must be readable and a master reachable (or `connect()`
+    /// fails, naming the nodes tried); the tasks then open a connection per master they need.
+    async fn connect_sharded(locator: Arc<Locator>, shared: Arc<Shared>) -> Result<RedisTransport> {
+        let Some(c) = locator.cluster() else {
+            unreachable!("checked by the caller")
+        };
+        let map = c.slot_map(&shared).await?;
+        let first = map
+            .owner(0)
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::Connection, "no master serves slot 0"))?;
+        // Reachable and accepting our credentials (the tasks connect per node from here).
+        drop(
+            c.open_node(&shared, Link::Publisher, &first)
+                .await
+                .map_err(explain_untrusted_certificate)?,
+        );
+        let links = Arc::new(LinkState {
+            pub_up: AtomicBool::new(true),
+            sub_up: AtomicBool::new(true),
+            offline: AtomicUsize::new(0),
+            // Sharded pub/sub has a connection per node, none of them "the" publisher's:
+            // `ping` asks a master directly.
+            pub_conn: Mutex::new(None),
+            switch: watch::channel(0).0,
+        });
+        let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
+        let (sub_ctl, sub_rx) = mpsc::unbounded_channel();
+        let (shutdown, shut_rx) = watch::channel(false);
+        shared.stats.total_connections.fetch_add(2, Relaxed);
+        let p = crate::runtime::spawn(sharded::run_publisher(
+            locator.clone(),
+            pub_rx,
+            shared.clone(),
+            links.clone(),
+            shut_rx.clone(),
+        ));
+        let s = crate::runtime::spawn(sharded::run_subscriber(
+            locator.clone(),
+            sub_rx,
+            shared.clone(),
+            links.clone(),
+            shut_rx,
+        ));
+        Ok(RedisTransport {
+            pub_tx,
+            sub_ctl,
+            links,
+            shutdown,
             tasks: tokio::sync::Mutex::new(vec![p, s]),
             shared,
+            locator,
         })
+    }
+
+    /// `getStats().topology`.
+    pub(crate) fn topology(&self) -> crate::stats::TopologySnapshot {
+        self.locator.topology()
+    }
+
+    /// One PING per server of a cluster or Sentinel setup (none for a single server, which
+    /// [`RedisTransport::ping`] covers): `(node, round trip or why not)`, checked concurrently.
+    pub(crate) async fn node_checks(&self) -> Vec<(String, std::result::Result<Duration, String>)> {
+        let shared = &self.shared;
+        if let Some(c) = self.locator.cluster() {
+            // The masters now, not those of the last (re)connect: a failover since then
+            // changed them. A failed read keeps the last map; the PINGs then say why.
+            let _ = c.slot_map(shared).await;
+        }
+        let nodes = self.locator.nodes_to_check();
+        futures_util::future::join_all(nodes.into_iter().map(|(addr, info)| async move {
+            (addr.to_string(), locate::ping_node(info, shared).await)
+        }))
+        .await
     }
 
     /// Whether each link is up right now.
@@ -125,7 +229,8 @@ impl RedisTransport {
         rx.await.map_err(|_| Error::closed())?
     }
 
-    /// PING through the publisher connection (bounded by 2 s): the round trip.
+    /// PING through the publisher connection (sharded pub/sub: a master, directly), bounded by
+    /// 2 s: the round trip.
     pub(crate) async fn ping(&self) -> Result<Duration> {
         let conn = self
             .links
@@ -134,6 +239,18 @@ impl RedisTransport {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(mut conn) = conn else {
+            // Sharded pub/sub holds a connection per node, none of them "the" publisher's: a
+            // cluster master answering is what the check is about.
+            if self.locator.cluster().is_some_and(|c| c.sharded()) {
+                if let Some((node, info)) = self.locator.nodes_to_check().into_iter().next() {
+                    return locate::ping_node(info, &self.shared).await.map_err(|e| {
+                        Error::new(
+                            ErrorKind::Connection,
+                            format!("Redis PING to {node} failed: {e}"),
+                        )
+                    });
+                }
+            }
             return Err(Error::new(
                 ErrorKind::Connection,
                 "Redis publisher connection is down; reconnecting",

@@ -22,6 +22,7 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::connect::{is_connection_error, Attempt, Reconnect};
+use super::locate::Locator;
 use super::requests::{PubRequest, CANCELLED, PENDING, SENT};
 use super::{LinkState, Shared};
 use crate::error::{Error, ErrorKind};
@@ -75,7 +76,7 @@ fn purge_cancelled(q: &mut VecDeque<PubRequest>) {
 /// (holding publishes in the offline queue meanwhile), until shutdown.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
-    client: redis::Client,
+    locator: Arc<Locator>,
     mut conn: MultiplexedConnection,
     mut push: mpsc::UnboundedReceiver<PushInfo>,
     mut rx: mpsc::Receiver<PubRequest>,
@@ -177,7 +178,7 @@ pub(super) async fn run(
                 }
             }
             purge_cancelled(&mut offline_q);
-            match retry.connect(&client, &shared, &mut shutdown).await {
+            match retry.connect(&locator, &shared, &mut shutdown).await {
                 Attempt::Up(c, p) => {
                     conn = c;
                     push = p;
@@ -231,6 +232,7 @@ async fn serve_publisher(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let mut last_io = Instant::now();
+    let mut switch = links.switch.subscribe();
     loop {
         tokio::select! {
             biased;
@@ -238,6 +240,11 @@ async fn serve_publisher(
                 // Pipelines already written get their replies (bounded by the publish timeout).
                 while in_flight.next().await.is_some() {}
                 return Exit::Shutdown;
+            }
+            // The server stopped being the master: what is in flight gets its replies (or ends
+            // outcome unknown), what follows waits offline for the new master.
+            _ = switch.changed() => {
+                return drain_dead(in_flight, "the sentinels switched the master".into()).await
             }
             p = push.recv() => match p {
                 None => return drain_dead(in_flight, "connection closed".into()).await,

@@ -17,6 +17,7 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::connect::{is_connection_error, Attempt, Reconnect};
+use super::locate::Locator;
 use super::{LinkState, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Link, StateEvent};
@@ -160,7 +161,7 @@ async fn reconcile_timed(
 /// until the connection dies, then reconnect, until shutdown.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
-    client: redis::Client,
+    locator: Arc<Locator>,
     mut conn: MultiplexedConnection,
     mut push: mpsc::UnboundedReceiver<PushInfo>,
     mut ctl: mpsc::UnboundedReceiver<SubCtl>,
@@ -211,10 +212,12 @@ pub(super) async fn run(
             // Whether anything arrived since the last tick (a flag, not a clock read per
             // message): a tick that finds none PINGs.
             let mut heard = false;
+            let mut switch = links.switch.subscribe();
             reason = Some(loop {
                 tokio::select! {
                     biased;
                     _ = shutdown.changed() => break 'outer,
+                    _ = switch.changed() => break "the sentinels switched the master".to_string(),
                     p = push.recv() => match p {
                         None => break "connection closed".to_string(),
                         Some(pi) => {
@@ -292,7 +295,7 @@ pub(super) async fn run(
                     _ = shutdown.changed() => break 'outer,
                 }
             }
-            match retry.connect(&client, &shared, &mut shutdown).await {
+            match retry.connect(&locator, &shared, &mut shutdown).await {
                 Attempt::Up(c, p) => {
                     conn = c;
                     push = p;
