@@ -329,6 +329,13 @@ async fn sigkill_of_a_master(victim: &str) {
         serde_json::json!(node),
         "{st}"
     );
+    // Both clients are healthy again, and check the new masters, not the dead node.
+    for bus in [&publisher, &subscriber] {
+        let h = serde_json::to_value(bus.health_check().await).unwrap();
+        assert_eq!(h["status"], "healthy", "{h}");
+        let nodes = h["checks"]["redis"]["details"]["nodes"].to_string();
+        assert!(!nodes.contains(&node), "{nodes}");
+    }
     publisher.disconnect().await.unwrap();
     subscriber.disconnect().await.unwrap();
 }

@@ -262,6 +262,8 @@ async fn failover_moves_both_links(how: &str) {
         .unwrap()
         .clone();
     assert_eq!(nodes.len(), 4, "three sentinels and the master: {health}");
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert!(nodes.iter().all(|n| n["status"] == "pass"), "{health}");
     // The publisher's own background publishes never failed silently: any failure has a kind.
     assert!(outcomes.0.lock().unwrap().keys().all(|k| k == "ok"
         || k == ErrorKind::OutcomeUnknown.code()

@@ -341,6 +341,20 @@ async fn sigkill_of_a_channels_owner_moves_the_subscription_to_the_promoted_repl
         .filter_map(|d| d.data()["n"].as_u64())
         .collect();
     assert_eq!(got, (0..20).collect::<Vec<_>>(), "each once, in order");
+    // Healthy again: every master answers, and the dead node is no longer one of them.
+    for bus in [&publisher, &subscriber] {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..60 {
+            last = serde_json::to_value(bus.health_check().await).unwrap();
+            if last["status"] == "healthy" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(last["status"], "healthy", "{last}");
+        let nodes = last["checks"]["redis"]["details"]["nodes"].to_string();
+        assert!(!nodes.contains(&old), "{nodes}");
+    }
     publisher.disconnect().await.unwrap();
     subscriber.disconnect().await.unwrap();
 }

@@ -146,15 +146,19 @@ impl RedisTransport {
             .owner(0)
             .cloned()
             .ok_or_else(|| Error::new(ErrorKind::Connection, "no master serves slot 0"))?;
-        let (pconn, _push) = c
-            .open_node(&shared, Link::Publisher, &first)
-            .await
-            .map_err(explain_untrusted_certificate)?;
+        // Reachable and accepting our credentials (the tasks connect per node from here).
+        drop(
+            c.open_node(&shared, Link::Publisher, &first)
+                .await
+                .map_err(explain_untrusted_certificate)?,
+        );
         let links = Arc::new(LinkState {
             pub_up: AtomicBool::new(true),
             sub_up: AtomicBool::new(true),
             offline: AtomicUsize::new(0),
-            pub_conn: Mutex::new(Some(pconn)),
+            // Sharded pub/sub has a connection per node, none of them "the" publisher's:
+            // `ping` asks a master directly.
+            pub_conn: Mutex::new(None),
             switch: watch::channel(0).0,
         });
         let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
@@ -194,8 +198,13 @@ impl RedisTransport {
     /// One PING per server of a cluster or Sentinel setup (none for a single server, which
     /// [`RedisTransport::ping`] covers): `(node, round trip or why not)`, checked concurrently.
     pub(crate) async fn node_checks(&self) -> Vec<(String, std::result::Result<Duration, String>)> {
-        let nodes = self.locator.nodes_to_check();
         let shared = &self.shared;
+        if let Some(c) = self.locator.cluster() {
+            // The masters now, not those of the last (re)connect: a failover since then
+            // changed them. A failed read keeps the last map; the PINGs then say why.
+            let _ = c.slot_map(shared).await;
+        }
+        let nodes = self.locator.nodes_to_check();
         futures_util::future::join_all(nodes.into_iter().map(|(addr, info)| async move {
             (addr.to_string(), locate::ping_node(info, shared).await)
         }))
@@ -220,7 +229,8 @@ impl RedisTransport {
         rx.await.map_err(|_| Error::closed())?
     }
 
-    /// PING through the publisher connection (bounded by 2 s): the round trip.
+    /// PING through the publisher connection (sharded pub/sub: a master, directly), bounded by
+    /// 2 s: the round trip.
     pub(crate) async fn ping(&self) -> Result<Duration> {
         let conn = self
             .links
@@ -229,6 +239,18 @@ impl RedisTransport {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let Some(mut conn) = conn else {
+            // Sharded pub/sub holds a connection per node, none of them "the" publisher's: a
+            // cluster master answering is what the check is about.
+            if self.locator.cluster().is_some_and(|c| c.sharded()) {
+                if let Some((node, info)) = self.locator.nodes_to_check().into_iter().next() {
+                    return locate::ping_node(info, &self.shared).await.map_err(|e| {
+                        Error::new(
+                            ErrorKind::Connection,
+                            format!("Redis PING to {node} failed: {e}"),
+                        )
+                    });
+                }
+            }
             return Err(Error::new(
                 ErrorKind::Connection,
                 "Redis publisher connection is down; reconnecting",

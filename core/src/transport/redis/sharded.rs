@@ -141,9 +141,6 @@ pub(super) async fn run_publisher(
                         Ok((c, _push)) => {
                             conns.insert(node.clone(), c.clone());
                             locator.set_in_use(Link::Publisher, names(conns.keys().cloned()));
-                            // Health PINGs go through a live publisher connection.
-                            *links.pub_conn.lock().unwrap_or_else(|p| p.into_inner()) =
-                                Some(c.clone());
                             c
                         }
                         Err(e) => {
