@@ -5,6 +5,9 @@
 #
 # Uses Redis at REDIS_URL or 127.0.0.1:6379; without one it starts a private redis-server on a
 # free port. Builds what it needs on first run (Node addon, Python package, C library).
+#
+#   DEMO_REDIS=cluster scripts/demo.sh   # the same pipeline on a private Redis Cluster (3 masters
+#                                        # + 3 replicas, scripts/redis-topology.sh), stopped at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -12,15 +15,36 @@ ROOT=$PWD
 
 PIDS=()
 REDIS_PRIVATE_PID=""
+CLUSTER_DIR=""
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   if [ -n "$REDIS_PRIVATE_PID" ]; then kill "$REDIS_PRIVATE_PID" 2>/dev/null || true; fi
+  if [ -n "$CLUSTER_DIR" ]; then
+    bash scripts/redis-topology.sh stop "$CLUSTER_DIR" >/dev/null 2>&1 || true
+    rm -rf "$CLUSTER_DIR"
+  fi
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 
 # --- Redis -------------------------------------------------------------------------------
-ensure_redis --private
-log "using Redis at $REDIS_URL"
+case ${DEMO_REDIS:-single} in
+  single)
+    ensure_redis --private
+    WHERE="Redis at $REDIS_URL"
+    ;;
+  cluster)
+    CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/event-bus-demo-cluster-XXXXXX")
+    log "starting a private Redis Cluster (3 masters + 3 replicas) in $CLUSTER_DIR"
+    bash scripts/redis-topology.sh start cluster "$CLUSTER_DIR" >/dev/null
+    # Every service gets the cluster's nodes as seeds (REDIS_CLUSTER_NODES, host:port,...).
+    export REDIS_CLUSTER_NODES
+    REDIS_CLUSTER_NODES=$(sed -n 's/^REDIS_CLUSTER_NODES=//p' "$CLUSTER_DIR/env")
+    WHERE="the Redis Cluster at $REDIS_CLUSTER_NODES"
+    ;;
+  *) log "DEMO_REDIS is single (default) or cluster, not '$DEMO_REDIS'"; exit 2 ;;
+esac
+log "using $WHERE"
 
 # --- Build what is missing ---------------------------------------------------------------
 if ! node -e "require('./')" >/dev/null 2>&1; then
@@ -59,5 +83,5 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 sleep 0.2
-if [ "$status" -eq 0 ]; then log "demo finished: Node -> Python -> C and back, through Redis at $REDIS_URL"; fi
+if [ "$status" -eq 0 ]; then log "demo finished: Node -> Python -> C and back, through $WHERE"; fi
 exit $status

@@ -5,6 +5,8 @@
 # example through pkg-config, and runs the tests under valgrind (zero errors, zero leaks).
 # The room tests (tests/c/test_rooms.c) start the Socket.IO test hub
 # (tests/fixtures/socketio-hub/hub.js) with node; its node_modules are installed if missing.
+# The cluster tests (tests/c/test_cluster.c) start a private Redis Cluster and a Sentinel setup
+# with scripts/redis-topology.sh (redis-server and redis-cli needed) and stop them at exit.
 #
 #   scripts/test-c.sh                # needs Redis at REDIS_URL or 127.0.0.1:6379 (started if none)
 #   VALGRIND=0 scripts/test-c.sh     # without valgrind (faster)
@@ -66,7 +68,7 @@ soname_is_set() {
 
 compile() {
   rm -f "$BUILD"/test_capi "$BUILD"/test_capi_cpp "$BUILD"/test_rooms* "$BUILD"/test_symbols* \
-        "$BUILD"/notifier
+        "$BUILD"/test_cluster* "$BUILD"/notifier
   $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_capi.c -o "$BUILD/test_capi" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CXX -std=c++17 $WARN -x c++ tests/c/test_capi.c -o "$BUILD/test_capi_cpp" \
@@ -74,6 +76,10 @@ compile() {
   $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_rooms.c -o "$BUILD/test_rooms" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CXX -std=c++17 $WARN -D_GNU_SOURCE -x c++ tests/c/test_rooms.c -o "$BUILD/test_rooms_cpp" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_cluster.c -o "$BUILD/test_cluster" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CXX -std=c++17 $WARN -D_GNU_SOURCE -x c++ tests/c/test_cluster.c -o "$BUILD/test_cluster_cpp" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CC -std=c11 $WARN tests/c/test_symbols.c -o "$BUILD/test_symbols" \
       $(pkg-config --cflags --libs event_bus) $RPATH &&
@@ -137,6 +143,16 @@ run_rooms_cpp() {
   fi
 }
 
+# The cluster and Sentinel tests (private topologies from scripts/redis-topology.sh; the
+# program stops them at exit). Run once, as C: the C++ build is compiled only.
+run_cluster() {
+  if [ "${VALGRIND:-1}" = 0 ]; then
+    "$BUILD/test_cluster"
+  else
+    "${VG[@]}" "$BUILD/test_cluster"
+  fi
+}
+
 # The example receives an event published by a raw Redis client (the wire format, no library).
 example_runs() {
   command -v redis-cli >/dev/null || { echo "    (redis-cli missing: example only compiled)"; return 0; }
@@ -168,6 +184,7 @@ step "C tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_tests
 step "C tests compiled as C++$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_tests_cpp
 step "C room tests (Socket.IO hub)$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_rooms
 step "C room tests compiled as C++$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_rooms_cpp
+step "C cluster and Sentinel tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_cluster
 step "example receives an event" example_runs
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

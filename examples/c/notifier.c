@@ -6,7 +6,8 @@
  * the photo and its thumbnail count; stops on demo.shutdown, Ctrl-C / SIGTERM, or after
  * EB_NOTIFIER_MAX_EVENTS completed events, and prints its stats. With DEMO_RUN set, only the
  * events of that demo run count (data.run == $DEMO_RUN) and it gives up after 5 minutes
- * without the run's demo.shutdown. Uses REDIS_URL or redis://127.0.0.1:6379.
+ * without the run's demo.shutdown. Uses REDIS_URL or redis://127.0.0.1:6379, or a Redis
+ * Cluster when REDIS_CLUSTER_NODES is set (host:port,... as scripts/redis-topology.sh writes it).
  *
  * Build (after scripts/build-c.sh installed the library under PREFIX):
  *   export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
@@ -139,8 +140,27 @@ int main(void) {
 
   if (url == NULL || url[0] == '\0') url = "redis://127.0.0.1:6379";
   if (run != NULL && run[0] != '\0') demo_run = run;
-  snprintf(config, sizeof config,
-           "{\"serviceName\":\"c-notifier\",\"redis\":{\"url\":\"%s\"},\"logLevel\":\"warn\"}", url);
+  const char *cluster = getenv("REDIS_CLUSTER_NODES");
+  if (cluster != NULL && cluster[0] != '\0') {
+    /* Seeds "redis://a","redis://b",... from "a,b,...". */
+    char seeds[768] = "";
+    size_t len = 0;
+    for (const char *p = cluster; *p != '\0' && len < sizeof seeds;) {
+      size_t n = strcspn(p, ",");
+      len += (size_t)snprintf(seeds + len, sizeof seeds - len, "%s\"redis://%.*s\"", len ? "," : "", (int)n, p);
+      p += n;
+      if (*p == ',') p++;
+    }
+    if (len >= sizeof seeds) {
+      fprintf(stderr, "[notifier] REDIS_CLUSTER_NODES is too long\n");
+      return 1;
+    }
+    snprintf(config, sizeof config,
+             "{\"serviceName\":\"c-notifier\",\"redis\":{\"cluster\":[%s]},\"logLevel\":\"warn\"}", seeds);
+  } else {
+    snprintf(config, sizeof config,
+             "{\"serviceName\":\"c-notifier\",\"redis\":{\"url\":\"%s\"},\"logLevel\":\"warn\"}", url);
+  }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
 

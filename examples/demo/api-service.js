@@ -6,13 +6,15 @@
 const { EventBusClient } = require('../..');
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+// REDIS_CLUSTER_NODES (host:port,... as scripts/redis-topology.sh writes it): a Redis Cluster.
+const CLUSTER = process.env.REDIS_CLUSTER_NODES;
 const PHOTOS = Number(process.env.DEMO_PHOTOS || 3);
 const RUN = process.env.DEMO_RUN || 'demo';
 
 async function main() {
   const bus = new EventBusClient({
     serviceName: 'photo-api-service',
-    redis: { url: REDIS_URL },
+    redis: CLUSTER ? { cluster: CLUSTER.split(',').map((a) => `redis://${a}`) } : { url: REDIS_URL },
     logLevel: 'warn',
   });
   await bus.connect();

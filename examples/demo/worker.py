@@ -14,6 +14,9 @@ from datetime import datetime, timezone
 import event_bus
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+# REDIS_CLUSTER_NODES (host:port,... as scripts/redis-topology.sh writes it): a Redis Cluster.
+CLUSTER = os.environ.get("REDIS_CLUSTER_NODES")
+REDIS = {"cluster": [f"redis://{a}" for a in CLUSTER.split(",")]} if CLUSTER else {"url": REDIS_URL}
 RUN = os.environ.get("DEMO_RUN", "demo")
 
 
@@ -24,7 +27,7 @@ def now_iso() -> str:
 def main() -> int:
     stop = threading.Event()
     with event_bus.EventBusClient(
-        {"serviceName": "photo-worker", "redis": {"url": REDIS_URL}, "logLevel": "warn"}
+        {"serviceName": "photo-worker", "redis": REDIS, "logLevel": "warn"}
     ) as bus:
 
         def on_uploaded(event: event_bus.Event) -> None:

@@ -3,7 +3,8 @@
  *
  *   participant FACE RUN PLAN OUT READY GO
  *
- * Connects (REDIS_URL or redis://127.0.0.1:6379), subscribes every pattern of the plan, writes
+ * Connects (CROSS_REDIS, the `redis` config section as JSON text, e.g. a cluster's seeds; else
+ * REDIS_URL or redis://127.0.0.1:6379), subscribes every pattern of the plan, writes
  * READY, waits for GO, publishes the face's plan items in order (eb_publish, one at a time, with
  * the plan's own `data` / `options` JSON text), collects every event whose data.run is RUN until
  * it has `expected` of them (or `timeoutMs`), writes them as JSON lines
@@ -209,9 +210,16 @@ int main(int argc, char **argv) {
     buf_json_string(&config, name.p);
     free(name.p);
   }
-  buf_puts(&config, ",\"redis\":{\"url\":");
-  buf_json_string(&config, url);
-  buf_puts(&config, "},\"logLevel\":\"error\"}");
+  const char *redis = getenv("CROSS_REDIS");
+  if (redis && *redis) {
+    buf_puts(&config, ",\"redis\":");
+    buf_puts(&config, redis);
+  } else {
+    buf_puts(&config, ",\"redis\":{\"url\":");
+    buf_json_string(&config, url);
+    buf_puts(&config, "}");
+  }
+  buf_puts(&config, ",\"logLevel\":\"error\"}");
 
   eb_client *client = NULL;
   eb_status rc = eb_client_new(config.p, &client);

@@ -8,7 +8,9 @@ const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
-  const bus = new EventBusClient({ serviceName: `xl-${face}`, redis: { url: process.env.REDIS_URL || 'redis://127.0.0.1:6379' }, logLevel: 'error' });
+  // CROSS_REDIS: the `redis` config section as JSON (a cluster's seeds, ...); else REDIS_URL.
+  const redis = process.env.CROSS_REDIS ? JSON.parse(process.env.CROSS_REDIS) : { url: process.env.REDIS_URL || 'redis://127.0.0.1:6379' };
+  const bus = new EventBusClient({ serviceName: `xl-${face}`, redis, logLevel: 'error' });
   await bus.connect();
   const out = [];
   const onEvent = (event) => {

@@ -31,8 +31,10 @@ def main(argv: list[str]) -> int:
         with lock:
             out.append(rec)
 
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
-    bus = event_bus.EventBusClient({"serviceName": f"xl-{face}", "redis": {"url": url}, "logLevel": "error"})
+    # CROSS_REDIS: the `redis` config section as JSON (a cluster's seeds, ...); else REDIS_URL.
+    redis = json.loads(os.environ["CROSS_REDIS"]) if os.environ.get("CROSS_REDIS") else {
+        "url": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")}
+    bus = event_bus.EventBusClient({"serviceName": f"xl-{face}", "redis": redis, "logLevel": "error"})
     bus.connect()
     try:
         for pattern in plan["patterns"]:

@@ -6,6 +6,11 @@
 #   tests/cross/run.sh                          # all faces: node python c raw
 #   CROSS_FACES="c node raw" tests/cross/run.sh # a subset (said in the output, never implied)
 #   PYTHON=/path/to/python tests/cross/run.sh   # default .venv/bin/python (needs event_bus, redis)
+#   CROSS_CLUSTER=0 tests/cross/run.sh          # skip the Redis Cluster round
+#
+# Then, when node, python and c are all among the faces, the same protocol on a private Redis
+# Cluster (scripts/redis-topology.sh, stopped on exit): a Node publisher, Python and C
+# subscribers (Node receives too), classic cluster pub/sub; each event once at each.
 #
 # Needs Redis at REDIS_URL or 127.0.0.1:6379 (started if none). A face that is asked for but
 # whose conformance runner file is missing fails the run ("raw", the unchanged TS service, has
@@ -70,4 +75,21 @@ else
   log "conformance table: no face of CROSS_FACES has a runner"
   conformance=1
 fi
-[ $cross = 0 ] && [ $conformance = 0 ]
+cluster=0
+if [ "${CROSS_CLUSTER:-1}" != 0 ] && has_face node && has_face python && has_face c; then
+  log "cross-language on a Redis Cluster (Node publishes; Python and C subscribe)"
+  CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/event-bus-cross-cluster-XXXXXX")
+  trap 'bash scripts/redis-topology.sh stop "$CLUSTER_DIR" >/dev/null 2>&1; rm -rf "$CLUSTER_DIR"' EXIT
+  trap 'exit 1' INT TERM
+  if bash scripts/redis-topology.sh start cluster "$CLUSTER_DIR" >/dev/null; then
+    seed=$(sed -n 's/^REDIS_CLUSTER_MASTERS=\([^,]*\).*/\1/p' "$CLUSTER_DIR/env")
+    # REDIS_URL names a closed port: a participant that ignored CROSS_REDIS would fail, not pass.
+    REDIS_URL=redis://127.0.0.1:1 CROSS_FACES="node python c" CROSS_PUBLISHERS=node \
+      CROSS_LABEL="cross-language on a Redis Cluster" \
+      CROSS_REDIS="{\"cluster\":[\"redis://$seed\"]}" "$PYTHON" tests/cross/run.py
+    cluster=$?
+  else
+    echo "FAIL could not start the cluster"; cluster=1
+  fi
+fi
+[ $cross = 0 ] && [ $conformance = 0 ] && [ $cluster = 0 ]
