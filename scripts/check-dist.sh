@@ -242,6 +242,15 @@ check_c() {
       else
         fail "c $target: $out"; row "$tgz" FAILED "$info"
       fi ;;
+    aarch64-unknown-linux-gnu)
+      arm64_root
+      # shellcheck disable=SC2086
+      if out=$(zig cc -target "$zt" tests/dist/roundtrip.c -o "$exe" $cflags \
+                 -L"$prefix/lib" -levent_bus -Wl,-rpath,"$prefix/lib" 2>&1 && arm64 "$exe" 2>&1); then
+        row "$tgz" ran "$info; qemu-aarch64: ${out##*$'\n'}"
+      else
+        fail "c $target: $out"; row "$tgz" FAILED "$info"
+      fi ;;
     *-musl)
       # A program linked to the shared library, run by musl's loader.
       local arch=${target%%-*} via=""
@@ -257,6 +266,7 @@ check_c() {
       else
         fail "c $target: $out"; row "$tgz" FAILED "$info"
       fi ;;
+    *) fail "c $target: no way to check this target"; row "$tgz" FAILED "$info" ;;
   esac
 }
 
