@@ -128,7 +128,7 @@ build_target() {
   PATH="$(dirname "$(command -v "$CARGO")"):$PATH" "$DIST_TOOLS/venv/bin/maturin" build -q --release \
     --target "$target" --zig --compatibility "$compat" --out "$DIST_DIR/wheels" \
     --target-dir "$DIST_TARGET_DIR/python" ${BUILD_STD:+-Z ${BUILD_STD#-Z}} 2>&1 |
-    grep -v '^📦\|^🍹\|^🔗\|^🐍\|^💻\|^📡\|^⚠️  Warning: .*(crate-type\|^$' >&2 || true
+    grep -v '^📦\|^🍹\|^🔗\|^🐍\|^💻\|^📡\|^⚠️  Warning: .*(crate-type\|build-backend. in pyproject\|^$' >&2 || true
   ls "$DIST_DIR"/wheels/*"${compat}_${target%%-*}".whl >/dev/null
 
   log "[$target] C library"

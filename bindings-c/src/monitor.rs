@@ -59,8 +59,9 @@ pub unsafe extern "C" fn eb_health_check(
 
 /// The client's statistics as JSON in `*json_out` (owned: free with eb_string_free): the TS
 /// `EventBusStats` fields plus `eventsDropped`, `invalidMessages`, `reconnects`, latency
-/// percentiles. `activeRooms` counts the rooms joined through eb_join_room; `activeConnections`
-/// counts the hub connection too (3 with Redis and the hub up).
+/// percentiles, `topology` (mode, nodes, masters, the node each connection uses), `failovers`
+/// and `redirects`. `activeRooms` counts the rooms joined through eb_join_room;
+/// `activeConnections` counts the hub connection too (3 with Redis and the hub up).
 ///
 /// # Safety
 /// `json_out` is NULL or writable.
