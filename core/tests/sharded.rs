@@ -84,6 +84,17 @@ fn myid(node: &str) -> String {
         .unwrap()
 }
 
+/// Publish `{"n": 0..count}` on `ch`, each awaited and received by exactly one subscriber.
+async fn publish_numbered(publisher: &EventBusClient, ch: &str, count: u64, when: &str) {
+    for n in 0..count {
+        let r = publisher
+            .publish(ch, &raw(&format!(r#"{{"n":{n}}}"#)), &Default::default())
+            .await
+            .unwrap_or_else(|f| panic!("publish {n} {when}: {}", f.error));
+        assert_eq!(r.delivered_to, 1, "publish {n} {when}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn channels_are_subscribed_on_their_owners_and_patterns_are_refused() {
     let t = Topology::start("cluster");
@@ -141,11 +152,7 @@ async fn channels_are_subscribed_on_their_owners_and_patterns_are_refused() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (ch, col) in channels.iter().zip(&cols) {
-        let got: Vec<u64> = col
-            .all()
-            .iter()
-            .map(|d| d.data()["n"].as_u64().unwrap())
-            .collect();
+        let got = col.numbers();
         assert_eq!(
             got,
             (0..20).collect::<Vec<_>>(),
@@ -253,20 +260,10 @@ async fn a_slot_migrated_under_a_live_subscription_keeps_delivering() {
     assert_eq!(shardnumsub(&src, &ch), 0);
     assert_eq!(owner(&dst, slot), dst);
     // Publishes go to the new owner (the first one after the move is redirected) and arrive.
-    for n in 0..20u64 {
-        let r = publisher
-            .publish(&ch, &raw(&format!(r#"{{"n":{n}}}"#)), &Default::default())
-            .await
-            .unwrap_or_else(|f| panic!("publish {n} after the migration: {}", f.error));
-        assert_eq!(r.delivered_to, 1, "publish {n}");
-    }
+    publish_numbered(&publisher, &ch, 20, "after the migration").await;
     assert_eq!(col.wait_for(21, Duration::from_secs(20)).await, 21);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let got: Vec<u64> = col
-        .all()
-        .iter()
-        .filter_map(|d| d.data()["n"].as_u64())
-        .collect();
+    let got = col.numbers();
     assert_eq!(got, (0..20).collect::<Vec<_>>(), "each once, in order");
     assert!(states.has("gap"), "{:?}", states.names());
     // The moved channel and the redirected publish are counted; the subscriber is on dst.
@@ -326,20 +323,10 @@ async fn sigkill_of_a_channels_owner_moves_the_subscription_to_the_promoted_repl
         states.names()
     );
     // Every publish from here is delivered once (the publisher finds the new owner too).
-    for n in 0..20u64 {
-        let r = publisher
-            .publish(&ch, &raw(&format!(r#"{{"n":{n}}}"#)), &Default::default())
-            .await
-            .unwrap_or_else(|f| panic!("publish {n} after the failover: {}", f.error));
-        assert_eq!(r.delivered_to, 1, "publish {n}");
-    }
+    publish_numbered(&publisher, &ch, 20, "after the failover").await;
     assert_eq!(col.wait_for(20, Duration::from_secs(20)).await, 20);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let got: Vec<u64> = col
-        .all()
-        .iter()
-        .filter_map(|d| d.data()["n"].as_u64())
-        .collect();
+    let got = col.numbers();
     assert_eq!(got, (0..20).collect::<Vec<_>>(), "each once, in order");
     // Healthy again: every master answers, and the dead node is no longer one of them.
     for bus in [&publisher, &subscriber] {

@@ -307,12 +307,26 @@ static bool stats_have(const eb_client *c, const char *needle) {
   return found;
 }
 
+/* Publish {"c":k,"n":n} on ch[k] for n < per, round by round over the three channels; each
+ * reply must be `delivered_to` receivers unless that is -1. */
+static void publish_rounds(eb_client *pub, char ch[3][96], int per, long delivered_to) {
+  char data[64];
+  for (int n = 0; n < per; n++) {
+    for (int k = 0; k < 3; k++) {
+      eb_publish_result r;
+      snprintf(data, sizeof data, "{\"c\":%d,\"n\":%d}", k, n);
+      CHECK_OK(eb_publish(pub, ch[k], data, NULL, &r));
+      if (delivered_to >= 0) CHECK((long)r.delivered_to == delivered_to);
+    }
+  }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Tests                                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 
 static void test_cluster_classic_all_slot_ranges_each_event_once(void) {
-  char seed[64], prefix[64], ch[3][96], owner[3][128], pat[80], data[64];
+  char seed[64], prefix[64], ch[3][96], owner[3][128], pat[80];
   CHECK(list_item(t_cluster.masters, 0, seed, sizeof seed) == 0);
   h_unique(prefix, sizeof prefix, "cclu");
   CHECK(channels_on_every_master(seed, prefix, ch, owner) == 0);
@@ -325,13 +339,7 @@ static void test_cluster_classic_all_slot_ranges_each_event_once(void) {
     for (int k = 0; k < 3; k++) CHECK_OK(eb_subscribe(sub, ch[k], NULL, COLLECT, &exact[k], NULL));
     snprintf(pat, sizeof pat, "%s.*", prefix);
     CHECK_OK(eb_subscribe(sub, pat, NULL, COLLECT, &pattern, NULL));
-    for (int n = 0; n < per; n++) {
-      for (int k = 0; k < 3; k++) {
-        eb_publish_result r;
-        snprintf(data, sizeof data, "{\"c\":%d,\"n\":%d}", k, n);
-        CHECK_OK(eb_publish(pub, ch[k], data, NULL, &r));
-      }
-    }
+    publish_rounds(pub, ch, per, -1);
     CHECK(h_wait_at_least(&pattern.count, 3 * per, WAIT_MS) >= 3 * per);
     for (int k = 0; k < 3; k++) CHECK(h_wait_at_least(&exact[k].count, per, WAIT_MS) >= per);
     settle();
@@ -345,7 +353,7 @@ out:
 }
 
 static void test_cluster_sharded_owner_and_pattern_refused(void) {
-  char seed[64], prefix[64], ch[3][96], owner[3][128], pat[80], data[64];
+  char seed[64], prefix[64], ch[3][96], owner[3][128], pat[80];
   CHECK(list_item(t_cluster.masters, 0, seed, sizeof seed) == 0);
   h_unique(prefix, sizeof prefix, "cshd");
   CHECK(channels_on_every_master(seed, prefix, ch, owner) == 0);
@@ -372,14 +380,7 @@ static void test_cluster_sharded_owner_and_pattern_refused(void) {
       }
     }
     CHECK(stats_have(sub, "\"mode\":\"cluster-sharded\""));
-    for (int n = 0; n < per; n++) {
-      for (int k = 0; k < 3; k++) {
-        eb_publish_result r;
-        snprintf(data, sizeof data, "{\"c\":%d,\"n\":%d}", k, n);
-        CHECK_OK(eb_publish(pub, ch[k], data, NULL, &r));
-        CHECK(r.delivered_to == 1);
-      }
-    }
+    publish_rounds(pub, ch, per, 1);
     for (int k = 0; k < 3; k++) CHECK(h_wait_at_least(&cols[k].count, per, WAIT_MS) >= per);
     settle();
     for (int k = 0; k < 3; k++) CHECK(once_each(&cols[k], 3, k, per));

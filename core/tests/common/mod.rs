@@ -490,6 +490,16 @@ impl Collector {
         self.got.lock().unwrap().clone()
     }
 
+    /// The `data.n` of every event that has one, in arrival order.
+    pub fn numbers(&self) -> Vec<u64> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|d| d.data()["n"].as_u64())
+            .collect()
+    }
+
     /// Wait until at least `n` arrived (or `timeout`); returns the count.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> usize {
         wait_until(timeout, || self.len() >= n).await;

@@ -296,3 +296,28 @@ impl RedisTransport {
             .take();
     }
 }
+
+/// What a subscriber link does once every subscription is back after an outage that began at
+/// `lost_at` (ISO `from`): count the reconnect, log `message`, and emit `connected`
+/// (reconnect) and the `gap` the outage left (pub/sub is at-most-once).
+pub(crate) fn announce_resubscribed(
+    shared: &Shared,
+    message: &str,
+    subscriptions: usize,
+    lost_at: Instant,
+    from: String,
+) {
+    shared.stats.reconnects.fetch_add(1, Relaxed);
+    shared
+        .logger
+        .info(message, &[("subscriptions", subscriptions.to_string())]);
+    shared.emitter.emit(crate::state::StateEvent::Connected {
+        connection: Link::Subscriber,
+        reconnect: true,
+    });
+    shared.emitter.emit(crate::state::StateEvent::Gap {
+        from,
+        to: crate::event::now_iso(),
+        duration: lost_at.elapsed().as_millis() as u64,
+    });
+}

@@ -495,20 +495,13 @@ pub(super) async fn run_subscriber(
                     failures = 0;
                     if let Some((at, from)) = lost.take() {
                         links.sub_up.store(true, Release);
-                        shared.stats.reconnects.fetch_add(1, Relaxed);
-                        shared.logger.info(
+                        super::announce_resubscribed(
+                            &shared,
                             "Redis subscriber resubscribed every sharded channel",
-                            &[("subscriptions", st.subscribed().len().to_string())],
-                        );
-                        shared.emitter.emit(StateEvent::Connected {
-                            connection: Link::Subscriber,
-                            reconnect: true,
-                        });
-                        shared.emitter.emit(StateEvent::Gap {
+                            st.subscribed().len(),
+                            at,
                             from,
-                            to: crate::event::now_iso(),
-                            duration: at.elapsed().as_millis() as u64,
-                        });
+                        );
                     }
                 }
                 r => {

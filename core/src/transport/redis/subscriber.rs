@@ -190,21 +190,14 @@ pub(super) async fn run(
         if reason.is_none() {
             links.sub_up.store(true, Release);
             if let Some((at, from)) = lost.take() {
-                shared.stats.reconnects.fetch_add(1, Relaxed);
                 shared.stats.total_connections.fetch_add(1, Relaxed);
-                shared.logger.info(
+                super::announce_resubscribed(
+                    &shared,
                     "Redis subscriber reconnected and resubscribed",
-                    &[("subscriptions", current.len().to_string())],
-                );
-                shared.emitter.emit(StateEvent::Connected {
-                    connection: Link::Subscriber,
-                    reconnect: true,
-                });
-                shared.emitter.emit(StateEvent::Gap {
+                    current.len(),
+                    at,
                     from,
-                    to: crate::event::now_iso(),
-                    duration: at.elapsed().as_millis() as u64,
-                });
+                );
             }
             let mut ticker = tokio::time::interval(hb);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
