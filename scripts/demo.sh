@@ -8,10 +8,22 @@
 #
 #   DEMO_REDIS=cluster scripts/demo.sh   # the same pipeline on a private Redis Cluster (3 masters
 #                                        # + 3 replicas, scripts/redis-topology.sh), stopped at the end
+#   scripts/demo.sh --kill-worker        # SIGKILL the Python worker after its first photo and start
+#                                        # it again: photo.uploaded is durable (a stream and a
+#                                        # consumer group), so every photo is still processed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib.sh
+
+KILL_WORKER=0
+for arg in "$@"; do
+  case $arg in
+    --kill-worker) KILL_WORKER=1 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) log "unknown argument '$arg' (see --help)"; exit 2 ;;
+  esac
+done
 
 PIDS=()
 REDIS_PRIVATE_PID=""
@@ -64,19 +76,49 @@ build_c_program "$NOTIFIER" examples/c/notifier.c
 
 # --- Run ---------------------------------------------------------------------------------
 export DEMO_RUN="demo-$$-$RANDOM"
+if [ "$KILL_WORKER" = 1 ]; then
+  # More photos, spaced out, and slower work: the kill lands while photos are still coming.
+  export DEMO_PHOTOS=${DEMO_PHOTOS:-6} DEMO_PUBLISH_GAP_MS=${DEMO_PUBLISH_GAP_MS:-400}
+  export DEMO_WORK_MS=${DEMO_WORK_MS:-150}
+fi
 export DEMO_PHOTOS=${DEMO_PHOTOS:-3}
 OUT=$(mktemp -d)
+WORKER_PID=""
+start_worker() {
+  "$VENV/bin/python" examples/demo/worker.py >>"$OUT/worker.log" 2>&1 &
+  WORKER_PID=$!
+  PIDS+=("$WORKER_PID")
+}
+# Wait until FILE holds at least N lines matching TEXT (10 s at most).
+wait_for_lines() {
+  local file=$1 text=$2 n=$3
+  for _ in $(seq 1 200); do
+    [ "$(grep -c -- "$text" "$file" 2>/dev/null)" -ge "$n" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
 log "starting the C notifier and the Python worker"
 "$NOTIFIER" >"$OUT/notifier.log" 2>&1 & PIDS+=($!)
-"$VENV/bin/python" examples/demo/worker.py >"$OUT/worker.log" 2>&1 & PIDS+=($!)
+start_worker
+: >>"$OUT/worker.log"
 tail -q -n +1 -f "$OUT/notifier.log" "$OUT/worker.log" 2>/dev/null & PIDS+=($!)
-for _ in $(seq 1 100); do
-  grep -q ready "$OUT/notifier.log" && grep -q ready "$OUT/worker.log" && break
-  sleep 0.1
-done
+wait_for_lines "$OUT/notifier.log" ready 1 || true
+wait_for_lines "$OUT/worker.log" ready 1 || true
 log "starting the Node API service"
-node examples/demo/api-service.js
-status=$?
+if [ "$KILL_WORKER" = 0 ]; then
+  if node examples/demo/api-service.js; then status=0; else status=$?; fi
+else
+  node examples/demo/api-service.js & api=$!
+  PIDS+=("$api")
+  wait_for_lines "$OUT/worker.log" "processed photo-1" 1 || true
+  kill -9 "$WORKER_PID" 2>/dev/null || true
+  log "SIGKILLed the Python worker (pid $WORKER_PID): photos published from now on wait in photo.uploaded's stream"
+  sleep 2
+  log "starting the Python worker again, under the same consumer name"
+  start_worker
+  if wait "$api"; then status=0; else status=$?; fi
+fi
 # Give the worker and notifier a moment to print their stats after demo.shutdown.
 for _ in $(seq 1 50); do
   grep -q stats "$OUT/notifier.log" && grep -q stats "$OUT/worker.log" && break

@@ -1,6 +1,6 @@
-//! Half-open links: a client talks to a private redis-server through a proxy whose current
-//! connections can be frozen, so both of the client's sockets stay open but nothing crosses
-//! them, which TCP alone would not notice for hours. The PING heartbeat must find out, and the
+//! Half-open links: a client talks to a private redis-server through the fault proxy, whose
+//! current connections are black-holed, so both of the client's sockets stay open but nothing
+//! crosses them, which TCP alone would not notice for hours. The PING heartbeat must find out, and the
 //! client reconnect, resubscribe, report the gap and deliver again; a publish written into the
 //! frozen link ends as "outcome unknown" at its timeout instead of hanging.
 
@@ -14,7 +14,7 @@ use event_bus::{ErrorKind, EventBusClient, PublishOptions};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_detects_a_frozen_link_and_the_client_recovers() {
     let srv = RedisServer::start();
-    let proxy = FreezableProxy::start(srv.port);
+    let proxy = fault_proxy(srv.port);
     let bus = EventBusClient::from_json(&config(
         &unique("halfopen"),
         &proxy.url(),
@@ -41,7 +41,7 @@ async fn heartbeat_detects_a_frozen_link_and_the_client_recovers() {
 
     // Freeze both links. Redis still counts the old subscriber (it saw no close), but nothing
     // it sends reaches the client.
-    assert_eq!(proxy.freeze(), 2);
+    assert_eq!(proxy.must("blackhole all"), "ok 2");
     let frozen_at = std::time::Instant::now();
     assert!(states.names().is_empty(), "{:?}", states.names());
 

@@ -10,6 +10,7 @@ const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 const CLUSTER = process.env.REDIS_CLUSTER_NODES;
 const PHOTOS = Number(process.env.DEMO_PHOTOS || 3);
 const RUN = process.env.DEMO_RUN || 'demo';
+const GAP_MS = Number(process.env.DEMO_PUBLISH_GAP_MS || 0);
 
 async function main() {
   const bus = new EventBusClient({
@@ -31,6 +32,9 @@ async function main() {
 
   for (let i = 1; i <= PHOTOS; i++) {
     const photoId = `photo-${i}`;
+    if (i > 1 && GAP_MS > 0) await new Promise((r) => setTimeout(r, GAP_MS));
+    // persistent: the event also goes to photo.uploaded's stream, which the worker's durable
+    // group reads, so a photo published while the worker is down waits for it.
     const result = await bus.publish('photo.uploaded', {
       photoId,
       userId: 'user-456',
@@ -39,7 +43,7 @@ async function main() {
       mimeType: 'image/jpeg',
       uploadedAt: new Date().toISOString(),
       run: RUN,
-    });
+    }, { persistent: true });
     console.log(`[api-service] published photo.uploaded ${photoId} -> ${result.success ? `delivered to ${result.deliveredTo}` : result.error.message}`);
   }
 
@@ -51,6 +55,7 @@ async function main() {
   await allDone;
   clearTimeout(timeout);
   // Tell the other services to print their stats and stop.
+  console.log(`[api-service] ${completed.size}/${PHOTOS} photos completed`);
   await bus.publish('demo.shutdown', { run: RUN });
   const s = await bus.getStats();
   console.log(`[api-service] stats: published=${s.eventsPublished} received=${s.eventsReceived} delivered=${s.eventsDelivered} failed=${s.eventsFailed} avgLatency=${s.averageLatency.toFixed(2)}ms`);

@@ -2,6 +2,11 @@
 
 For each photo.uploaded it publishes photo.processing.started, .progress (x3) and .completed,
 as the platform's Python workers do. Stops on demo.shutdown and prints its stats.
+
+photo.uploaded is read through a durable group (a Redis Stream consumer group, the API service
+publishes it with persistent=True): a worker that is killed and started again, under the same
+consumer name, first finishes the entries it had not acknowledged, then reads what was published
+while it was away; nothing is lost (`scripts/demo.sh --kill-worker` shows it).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
 CLUSTER = os.environ.get("REDIS_CLUSTER_NODES")
 REDIS = {"cluster": [f"redis://{a}" for a in CLUSTER.split(",")]} if CLUSTER else {"url": REDIS_URL}
 RUN = os.environ.get("DEMO_RUN", "demo")
+WORK_S = float(os.environ.get("DEMO_WORK_MS", "20")) / 1000
 
 
 def now_iso() -> str:
@@ -35,6 +41,9 @@ def main() -> int:
             if data.get("run") != RUN:
                 return
             photo, user = data["photoId"], data["userId"]
+            attempt = (event.delivery or {}).get("attempt", 1)
+            if attempt > 1:
+                print(f"[worker] {photo} again (delivery {attempt}): the last worker did not finish it", flush=True)
             job = f"job-{photo}"
             started = time.monotonic()
             common = {"photoId": photo, "userId": user, "jobId": job, "run": RUN}
@@ -44,7 +53,7 @@ def main() -> int:
                 correlation_id=event.id,
             )
             for progress, stage in ((25, "decode"), (60, "thumbnails"), (90, "metadata")):
-                time.sleep(0.02)  # the "work"
+                time.sleep(WORK_S)  # the "work"
                 bus.publish(
                     "photo.processing.progress",
                     {**common, "progress": progress, "stage": stage},
@@ -71,7 +80,13 @@ def main() -> int:
             if event.data.get("run") == RUN:
                 stop.set()
 
-        bus.subscribe("photo.uploaded", on_uploaded)
+        # One group per demo run (a service would keep one name, e.g. "thumbnailer"); the consumer
+        # name stays the same across restarts, so a restarted worker drains its own pending entries.
+        bus.subscribe(
+            "photo.uploaded",
+            on_uploaded,
+            durable={"group": f"thumbnailer-{RUN}", "consumer": "worker-1", "minIdleTime": 5000, "claimInterval": 1000},
+        )
         bus.subscribe("demo.shutdown", on_shutdown)
         print("[worker] ready", flush=True)
         if not stop.wait(float(os.environ.get("DEMO_TIMEOUT_S", "30"))):
