@@ -50,6 +50,9 @@ pub enum eb_status {
     EB_ERR_PANIC = -14,
     /// No such subscription or state listener.
     EB_ERR_NOT_FOUND = -15,
+    /// Redis refused the command for this client's ACL user (NOPERM); the message names the
+    /// command and channel. Fixing the ACL heals the client without a restart.
+    EB_ERR_PERMISSION_DENIED = -16,
 }
 
 thread_local! {
@@ -78,6 +81,7 @@ pub(crate) fn status_of(kind: ErrorKind) -> eb_status {
         ErrorKind::QueueFull => eb_status::EB_ERR_QUEUE_FULL,
         ErrorKind::OutcomeUnknown => eb_status::EB_ERR_OUTCOME_UNKNOWN,
         ErrorKind::Protocol => eb_status::EB_ERR_PROTOCOL,
+        ErrorKind::PermissionDenied => eb_status::EB_ERR_PERMISSION_DENIED,
         ErrorKind::Closed => eb_status::EB_ERR_CLOSED,
         ErrorKind::Handler => eb_status::EB_ERR_HANDLER,
         ErrorKind::InvalidArgument => eb_status::EB_ERR_INVALID_ARGUMENT,
@@ -168,6 +172,7 @@ pub extern "C" fn eb_strerror(code: c_int) -> *const c_char {
             -13 => c"EB_ERR_INTERNAL: internal error",
             -14 => c"EB_ERR_PANIC: internal panic",
             -15 => c"EB_ERR_NOT_FOUND: not found",
+            -16 => c"EB_ERR_PERMISSION_DENIED: permission denied",
             _ => c"unknown status",
         };
         Ok(s.as_ptr())

@@ -12,6 +12,7 @@
 //! `NotConnectedError`, `ConnectionError(builtins.ConnectionError)`,
 //! `TimeoutError(builtins.TimeoutError)`, `PublishError` > (`QueueFullError`,
 //! `OutcomeUnknownError`), `ClosedError`, `ProtocolError`,
+//! `PermissionDeniedError(builtins.PermissionError)`,
 //! `NotSupportedError(NotImplementedError)`, `InternalError`. The second bases make the
 //! classes catchable the way Python code already catches such failures (`except ValueError`,
 //! `except TimeoutError`, `except OSError`).
@@ -52,8 +53,9 @@ const CLOSED: usize = 10;
 const PROTOCOL: usize = 11;
 const NOT_SUPPORTED: usize = 12;
 const INTERNAL: usize = 13;
+const PERMISSION_DENIED: usize = 14;
 
-const SPECS: [Spec; 14] = [
+const SPECS: [Spec; 15] = [
     Spec {
         name: "EventBusError",
         code: None,
@@ -157,6 +159,15 @@ const SPECS: [Spec; 14] = [
         builtin: None,
         doc: "A bug in the event bus: a Rust panic or a broken invariant.",
     },
+    Spec {
+        name: "PermissionDeniedError",
+        code: Some("PERMISSION_DENIED"),
+        parent: Some(BASE),
+        builtin: Some("PermissionError"),
+        doc: "Redis refused the command for this client's ACL user (NOPERM): it may not run \
+              the command or use the channel or key named in the message. Fixing the ACL \
+              heals the client without a restart.",
+    },
 ];
 
 /// The class of each kind: the one mapping from the core's error kinds to Python.
@@ -172,6 +183,7 @@ fn class_of(kind: ErrorKind) -> usize {
         ErrorKind::OutcomeUnknown => OUTCOME_UNKNOWN,
         ErrorKind::Closed => CLOSED,
         ErrorKind::Protocol => PROTOCOL,
+        ErrorKind::PermissionDenied => PERMISSION_DENIED,
         ErrorKind::Unsupported => NOT_SUPPORTED,
         ErrorKind::Internal => INTERNAL,
         // A handler failure is reported to the core, never raised; a kind added to the core

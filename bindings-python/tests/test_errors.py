@@ -267,6 +267,7 @@ HIERARCHY = [
     (event_bus.OutcomeUnknownError, "OUTCOME_UNKNOWN", None),
     (event_bus.ClosedError, "CLOSED", None),
     (event_bus.ProtocolError, "PROTOCOL_ERROR", None),
+    (event_bus.PermissionDeniedError, "PERMISSION_DENIED", PermissionError),
     (event_bus.NotSupportedError, "NOT_SUPPORTED", NotImplementedError),
     (event_bus.InternalError, "INTERNAL_ERROR", None),
 ]

@@ -26,6 +26,10 @@ pub enum ErrorKind {
     OutcomeUnknown,
     /// Redis answered something unexpected (a server error, a wrong reply type).
     Protocol,
+    /// Redis refused the command for this client's user (ACL `NOPERM`): the user may not run
+    /// the command or use the channel or key. Not retried; fix the ACL, the client heals
+    /// without a restart.
+    PermissionDenied,
     /// The client was disconnected/closed while the call was pending, or used after close.
     Closed,
     /// A subscription handler failed or timed out.
@@ -50,6 +54,7 @@ impl ErrorKind {
             ErrorKind::QueueFull => "QUEUE_FULL",
             ErrorKind::OutcomeUnknown => "OUTCOME_UNKNOWN",
             ErrorKind::Protocol => "PROTOCOL_ERROR",
+            ErrorKind::PermissionDenied => "PERMISSION_DENIED",
             ErrorKind::Closed => "CLOSED",
             ErrorKind::Handler => "HANDLER_ERROR",
             ErrorKind::InvalidArgument => "INVALID_ARGUMENT",
@@ -72,6 +77,7 @@ impl ErrorKind {
             QueueFull,
             OutcomeUnknown,
             Protocol,
+            PermissionDenied,
             Closed,
             Handler,
             InvalidArgument,

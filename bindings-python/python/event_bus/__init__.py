@@ -43,6 +43,7 @@ Python code would catch for such a failure:
 - :class:`PublishError`, with :class:`QueueFullError` and :class:`OutcomeUnknownError`;
 - :class:`ClosedError`: the client was disconnected while the call was pending;
 - :class:`ProtocolError`: Redis or the hub refused the call or answered nonsense;
+- :class:`PermissionDeniedError` (``builtins.PermissionError``): the ACL refused the command;
 - :class:`NotSupportedError` (``NotImplementedError``): not available in this build;
 - :class:`InternalError`: a bug (a Rust panic or a broken invariant).
 
@@ -73,6 +74,7 @@ from event_bus._native import (
     NotConnectedError,
     NotSupportedError,
     OutcomeUnknownError,
+    PermissionDeniedError,
     ProtocolError,
     PublishError,
     PublishResult,
@@ -100,6 +102,7 @@ __all__ = [
     "OutcomeUnknownError",
     "ClosedError",
     "ProtocolError",
+    "PermissionDeniedError",
     "NotSupportedError",
     "InternalError",
     "matches_pattern",

@@ -19,6 +19,7 @@ __all__ = [
     "OutcomeUnknownError",
     "ClosedError",
     "ProtocolError",
+    "PermissionDeniedError",
     "NotSupportedError",
     "InternalError",
     "NativeClient",
@@ -67,6 +68,9 @@ class ClosedError(EventBusError):
     code: str
 
 class ProtocolError(EventBusError):
+    code: str
+
+class PermissionDeniedError(EventBusError, PermissionError):
     code: str
 
 class NotSupportedError(EventBusError, NotImplementedError):

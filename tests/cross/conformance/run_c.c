@@ -39,6 +39,7 @@ static const char *code_of(eb_status rc) {
     case EB_ERR_QUEUE_FULL: return "QUEUE_FULL";
     case EB_ERR_OUTCOME_UNKNOWN: return "OUTCOME_UNKNOWN";
     case EB_ERR_PROTOCOL: return "PROTOCOL_ERROR";
+    case EB_ERR_PERMISSION_DENIED: return "PERMISSION_DENIED";
     case EB_ERR_CLOSED: return "CLOSED";
     case EB_ERR_HANDLER: return "HANDLER_ERROR";
     case EB_ERR_UNSUPPORTED: return "NOT_SUPPORTED";

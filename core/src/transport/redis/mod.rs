@@ -18,6 +18,7 @@
 mod connect;
 mod locate;
 mod publisher;
+mod refusal;
 mod requests;
 mod sharded;
 mod subscriber;

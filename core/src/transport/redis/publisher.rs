@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::connect::{is_connection_error, Attempt, Reconnect};
 use super::locate::Locator;
+use super::refusal::{refused_error, refused_reply};
 use super::requests::{PubRequest, CANCELLED, PENDING, SENT};
 use super::{LinkState, Shared};
 use crate::error::{Error, ErrorKind};
@@ -386,13 +387,10 @@ async fn answer_batch(
                 let v = values.next();
                 let out = match v {
                     Some(Value::Int(k)) => Ok(k.max(0) as u64),
-                    Some(Value::ServerError(e)) => Err(Error::new(
+                    Some(v) => Err(refused_reply("PUBLISH", &r.channel, &v)),
+                    None => Err(Error::new(
                         ErrorKind::Protocol,
-                        format!("Redis refused PUBLISH: {e:?}"),
-                    )),
-                    other => Err(Error::new(
-                        ErrorKind::Protocol,
-                        format!("unexpected reply to PUBLISH: {other:?}"),
+                        "Redis sent fewer replies than the pipeline had PUBLISH commands",
                     )),
                 };
                 r.answer(out);
@@ -400,12 +398,9 @@ async fn answer_batch(
             Ok(())
         }
         Ok(Err(e)) if !is_connection_error(&e) => {
-            let msg = e.to_string();
             for r in live {
-                r.answer(Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!("Redis refused PUBLISH: {msg}"),
-                )));
+                let err = refused_error("PUBLISH", &r.channel, &e);
+                r.answer(Err(err));
             }
             Ok(())
         }

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::connect::is_connection_error;
 use super::locate::{slot, ClusterLocator, Locator, SlotMap};
+use super::refusal::{refused_error, refused_reply};
 use super::requests::{PubRequest, CANCELLED, PENDING, SENT};
 use super::subscriber::SubCtl;
 use super::{LinkState, Shared};
@@ -195,20 +196,17 @@ pub(super) async fn run_publisher(
                                     redirected = true;
                                     todo.push((r, hops + 1));
                                 }
-                                v => r.answer(Err(Error::new(
-                                    ErrorKind::Protocol,
-                                    format!("Redis refused SPUBLISH: {v:?}"),
-                                ))),
+                                v => {
+                                    let err = refused_reply("SPUBLISH", &r.channel, &v);
+                                    r.answer(Err(err));
+                                }
                             }
                         }
                     }
                     Ok(Err(e)) if !is_connection_error(&e) => {
-                        let msg = e.to_string();
                         for (r, _) in live {
-                            r.answer(Err(Error::new(
-                                ErrorKind::Protocol,
-                                format!("Redis refused SPUBLISH: {msg}"),
-                            )));
+                            let err = refused_error("SPUBLISH", &r.channel, &e);
+                            r.answer(Err(err));
                         }
                     }
                     Ok(Err(e)) => {
@@ -340,7 +338,8 @@ async fn reconcile(
     loc: &ClusterLocator,
     shared: &Shared,
     st: &mut SubState,
-) -> std::result::Result<(), (bool, String)> {
+) -> std::result::Result<(), (bool, Error)> {
+    let lost = |msg: String| (true, Error::new(ErrorKind::Connection, msg));
     let desired: HashSet<String> = shared
         .registry
         .keys()
@@ -365,7 +364,7 @@ async fn reconcile(
             if let Err(e) = r {
                 if is_connection_error(&e) {
                     st.drop_node(&node);
-                    return Err((true, e.to_string()));
+                    return Err(lost(e.to_string()));
                 }
             }
         }
@@ -381,7 +380,7 @@ async fn reconcile(
             st.map = Some(
                 loc.slot_map(shared)
                     .await
-                    .map_err(|e| (true, e.to_string()))?,
+                    .map_err(|e| lost(e.to_string()))?,
             );
         }
         let mut moved = Vec::new();
@@ -392,13 +391,13 @@ async fn reconcile(
                 .and_then(|m| m.owner(slot(ch.as_bytes())))
                 .cloned()
             else {
-                return Err((true, format!("no master serves the slot of {ch}")));
+                return Err(lost(format!("no master serves the slot of {ch}")));
             };
             if !st.nodes.contains_key(&node) {
                 let (conn, mut push) = loc
                     .open_node(shared, Link::Subscriber, &node)
                     .await
-                    .map_err(|e| (true, e.to_string()))?;
+                    .map_err(|e| lost(e.to_string()))?;
                 st.next_id += 1;
                 let id = st.next_id;
                 let tx = st.push_tx.clone();
@@ -436,15 +435,15 @@ async fn reconcile(
                     // Not the confirmation: the connection's replies may be out of step (an
                     // unrequested push taken as this answer); start it afresh.
                     st.drop_node(&node);
-                    return Err((true, format!("unexpected reply to SSUBSCRIBE {ch}: {v:?}")));
+                    return Err(lost(format!("unexpected reply to SSUBSCRIBE {ch}: {v:?}")));
                 }
                 Err(e) if e.code() == Some("MOVED") || e.code() == Some("ASK") => moved.push(ch),
                 Err(e) => {
-                    let dead = is_connection_error(&e);
-                    if dead {
+                    if is_connection_error(&e) {
                         st.drop_node(&node);
+                        return Err(lost(e.to_string()));
                     }
-                    return Err((dead, e.to_string()));
+                    return Err((false, refused_error("SSUBSCRIBE", &ch, &e)));
                 }
             }
         }
@@ -454,7 +453,7 @@ async fn reconcile(
         }
     }
     if !add.is_empty() {
-        return Err((true, format!("slots kept moving for {add:?}")));
+        return Err(lost(format!("slots kept moving for {add:?}")));
     }
     Ok(())
 }
@@ -506,7 +505,7 @@ pub(super) async fn run_subscriber(
                 }
                 r => {
                     let msg = match r {
-                        Ok(Err((_, m))) => m,
+                        Ok(Err((_, e))) => e.message().to_string(),
                         _ => "no reply to SSUBSCRIBE within the connect timeout".into(),
                     };
                     st.map = None;
@@ -658,21 +657,17 @@ async fn answer_sync(
             *dirty = true;
             Some((
                 true,
-                "no reply to SSUBSCRIBE within the connect timeout".into(),
+                Error::new(
+                    ErrorKind::Connection,
+                    "no reply to SSUBSCRIBE within the connect timeout",
+                ),
             ))
         }
     };
     for w in waiters {
         let _ = w.send(match &err {
             None => Ok(()),
-            Some((dead, msg)) => Err(Error::new(
-                if *dead {
-                    ErrorKind::Connection
-                } else {
-                    ErrorKind::Protocol
-                },
-                format!("Redis refused the subscription: {msg}"),
-            )),
+            Some((_, e)) => Err(Error::new(e.kind(), e.message())),
         });
     }
 }

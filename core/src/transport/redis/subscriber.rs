@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::connect::{is_connection_error, Attempt, Reconnect};
 use super::locate::Locator;
+use super::refusal::refused_error;
 use super::{LinkState, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Link, StateEvent};
@@ -28,12 +29,19 @@ pub(super) enum SubCtl {
     Sync(oneshot::Sender<Result<()>>),
 }
 
+/// A failed (un)subscribe: the error, the command and the channels or patterns it named.
+type Refused = (redis::RedisError, &'static str, String);
+
 /// Subscribe/unsubscribe so the connection's set equals the registry's keys.
 async fn reconcile(
     conn: &mut MultiplexedConnection,
     shared: &Shared,
     current: &mut HashSet<Key>,
-) -> std::result::Result<(), redis::RedisError> {
+) -> std::result::Result<(), Refused> {
+    let named = |cmd: &'static str, keys: &[&str]| {
+        let keys = keys.join(", ");
+        move |e| (e, cmd, keys)
+    };
     let desired: HashSet<Key> = shared.registry.keys().into_iter().collect();
     let add: Vec<Key> = desired.difference(current).cloned().collect();
     let remove: Vec<Key> = current.difference(&desired).cloned().collect();
@@ -52,10 +60,14 @@ async fn reconcile(
         })
         .collect();
     if !chans.is_empty() {
-        conn.subscribe(&chans).await?;
+        conn.subscribe(&chans)
+            .await
+            .map_err(named("SUBSCRIBE", &chans))?;
     }
     if !pats.is_empty() {
-        conn.psubscribe(&pats).await?;
+        conn.psubscribe(&pats)
+            .await
+            .map_err(named("PSUBSCRIBE", &pats))?;
     }
     current.extend(add);
     let rchans: Vec<&str> = remove
@@ -73,10 +85,14 @@ async fn reconcile(
         })
         .collect();
     if !rchans.is_empty() {
-        conn.unsubscribe(&rchans).await?;
+        conn.unsubscribe(&rchans)
+            .await
+            .map_err(named("UNSUBSCRIBE", &rchans))?;
     }
     if !rpats.is_empty() {
-        conn.punsubscribe(&rpats).await?;
+        conn.punsubscribe(&rpats)
+            .await
+            .map_err(named("PUNSUBSCRIBE", &rpats))?;
     }
     for k in remove {
         current.remove(&k);
@@ -135,13 +151,13 @@ fn handle_push(shared: &Shared, pi: PushInfo) -> Option<String> {
     }
 }
 
-/// [`reconcile`] bounded by the connect timeout; `Err((dead, why))`, `dead` when the
+/// [`reconcile`] bounded by the connect timeout; `Err((dead, error))`, `dead` when the
 /// connection is gone rather than the command refused.
 async fn reconcile_timed(
     conn: &mut MultiplexedConnection,
     shared: &Shared,
     current: &mut HashSet<Key>,
-) -> std::result::Result<(), (bool, String)> {
+) -> std::result::Result<(), (bool, Error)> {
     match tokio::time::timeout(
         shared.settings.connect_timeout,
         reconcile(conn, shared, current),
@@ -149,10 +165,20 @@ async fn reconcile_timed(
     .await
     {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err((is_connection_error(&e), e.to_string())),
+        Ok(Err((e, _, _))) if is_connection_error(&e) => Err((
+            true,
+            Error::new(
+                ErrorKind::Connection,
+                format!("the subscriber connection failed while subscribing: {e}"),
+            ),
+        )),
+        Ok(Err((e, cmd, keys))) => Err((false, refused_error(cmd, &keys, &e))),
         Err(_) => Err((
             true,
-            "no reply to SUBSCRIBE within the connect timeout".into(),
+            Error::new(
+                ErrorKind::Connection,
+                "no reply to SUBSCRIBE within the connect timeout",
+            ),
         )),
     }
 }
@@ -177,7 +203,8 @@ pub(super) async fn run(
         let mut current: HashSet<Key> = HashSet::new();
         let mut reason = match reconcile_timed(&mut conn, &shared, &mut current).await {
             Ok(()) => None,
-            Err((_, msg)) => {
+            Err((_, e)) => {
+                let msg = e.message();
                 let message = format!("Resubscribe failed: {msg}");
                 shared.logger.error(&message, &[]);
                 shared.emitter.emit(StateEvent::Error {
@@ -229,13 +256,12 @@ pub(super) async fn run(
                             }
                             match reconcile_timed(&mut conn, &shared, &mut current).await {
                                 Ok(()) => for w in waiters { let _ = w.send(Ok(())); },
-                                Err((dead, msg)) => {
-                                    let kind = if dead { ErrorKind::Connection } else { ErrorKind::Protocol };
+                                Err((dead, e)) => {
                                     for w in waiters {
-                                        let _ = w.send(Err(Error::new(kind, format!("Redis refused the subscription: {msg}"))));
+                                        let _ = w.send(Err(Error::new(e.kind(), e.message())));
                                     }
                                     if dead {
-                                        break format!("subscribe failed: {msg}");
+                                        break format!("subscribe failed: {}", e.message());
                                     }
                                     // Refused (ACL, ...): drop what the registry no longer has
                                     // and go on; the caller has been told.
