@@ -113,6 +113,11 @@ typedef enum eb_status {
    * No such subscription or state listener.
    */
   EB_ERR_NOT_FOUND = -15,
+  /**
+   * Redis refused the command for this client's ACL user (NOPERM); the message names the
+   * command and channel. Fixing the ACL heals the client without a restart.
+   */
+  EB_ERR_PERMISSION_DENIED = -16,
 } eb_status;
 
 /**
