@@ -5,7 +5,7 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
-const { EventBusClient } = require('..');
+const { EventBusClient } = require('../..');
 const { uniq, waitFor, freePort, sleep } = require('./helpers');
 
 const SERVER = process.env.REDIS_SERVER_BIN || 'redis-server';
