@@ -51,6 +51,9 @@ pub struct RedisServer {
 struct ServerTls {
     ca_pem: Vec<u8>,
     log: PathBuf,
+    /// False for a server whose certificate is bad on purpose: the harness's own connections
+    /// then skip verification (the client under test never does).
+    verify: bool,
 }
 
 fn free_port() -> u16 {
@@ -164,6 +167,16 @@ impl RedisServer {
     /// certificate; clients need not present one (`--tls-auth-clients no`). Panics with
     /// redis-server's own words when it cannot (for example a build without TLS support).
     pub fn start_tls(files: &TlsFiles) -> RedisServer {
+        Self::start_tls_verified(files, true)
+    }
+
+    /// As [`Self::start_tls`], for a certificate that is bad on purpose (expired, issued for
+    /// another host): the harness's own connections do not verify it.
+    pub fn start_tls_unverified(files: &TlsFiles) -> RedisServer {
+        Self::start_tls_verified(files, false)
+    }
+
+    fn start_tls_verified(files: &TlsFiles, verify: bool) -> RedisServer {
         let extra = [
             "--tls-cert-file",
             path_str(&files.cert),
@@ -178,6 +191,7 @@ impl RedisServer {
             Some(ServerTls {
                 ca_pem: files.ca_pem(),
                 log: files.dir.join(format!("redis-{attempt}.log")),
+                verify,
             })
         })
         .unwrap_or_else(|e| {
@@ -193,6 +207,7 @@ impl RedisServer {
     fn test_client(&self) -> redis::RedisResult<redis::Client> {
         match &self.tls {
             None => redis::Client::open(self.url()),
+            Some(tls) if !tls.verify => redis::Client::open(format!("{}/#insecure", self.url())),
             Some(tls) => redis::Client::build_with_tls(
                 self.url(),
                 redis::TlsCertificates {
@@ -230,6 +245,12 @@ impl RedisServer {
             let _ = c.kill(); // SIGKILL on Unix
             let _ = c.wait();
         }
+    }
+
+    /// Start again on the same port with `extra` in place of the arguments it had.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart();
     }
 
     /// Start again on the same port with the same config.
@@ -280,6 +301,12 @@ pub struct TlsFiles {
 
 impl TlsFiles {
     pub fn generate() -> TlsFiles {
+        Self::generate_with("IP:127.0.0.1, DNS:localhost", "2")
+    }
+
+    /// A CA and a server certificate for the subject alternative names `san`, valid for
+    /// `days` from now (`-1`: it expired yesterday).
+    pub fn generate_with(san: &str, days: &str) -> TlsFiles {
         let dir = std::env::temp_dir().join(unique("event-bus-tls"));
         std::fs::create_dir_all(&dir).unwrap();
         let files = TlsFiles {
@@ -291,10 +318,12 @@ impl TlsFiles {
         let d = |name: &str| files.dir.join(name).to_str().unwrap().to_string();
         std::fs::write(
             d("server.ext"),
-            "basicConstraints = critical, CA:FALSE\n\
-             keyUsage = critical, digitalSignature, keyEncipherment\n\
-             extendedKeyUsage = serverAuth\n\
-             subjectAltName = IP:127.0.0.1, DNS:localhost\n",
+            format!(
+                "basicConstraints = critical, CA:FALSE\n\
+                 keyUsage = critical, digitalSignature, keyEncipherment\n\
+                 extendedKeyUsage = serverAuth\n\
+                 subjectAltName = {san}\n"
+            ),
         )
         .unwrap();
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
@@ -315,7 +344,7 @@ impl TlsFiles {
             &["-subj", "/CN=127.0.0.1"],
         ]);
         openssl(&[
-            &["x509", "-req", "-days", "2", "-sha256"][..],
+            &["x509", "-req", "-days", days, "-sha256"][..],
             &[
                 "-in",
                 &d("server.csr"),
