@@ -434,8 +434,10 @@ impl TypeCtx {
     }
 }
 
-/// Entries trimmed before the group read them: the stream's `max-deleted-entry-id` is past
-/// the group's `last-delivered-id`; how many is `entries-added - entries-read - length`.
+/// Entries trimmed before the group read them. Trimming (`MAXLEN`/`MINID`) removes the
+/// oldest entries, so when the stream's first entry is past the group's `last-delivered-id`,
+/// every entry between them is gone unread: `entries-added - entries-read - length` of them.
+/// (`max-deleted-entry-id` only tracks `XDEL`, not trimming.)
 async fn check_trimmed(tc: &TypeCtx, mark: &mut Option<(String, u64)>) {
     let mut xs = redis::cmd("XINFO");
     xs.arg("STREAM").arg(&tc.key);
@@ -460,13 +462,19 @@ async fn check_trimmed(tc: &TypeCtx, mark: &mut Option<(String, u64)>) {
     }) else {
         return;
     };
-    let max_deleted = value::field(&stream, "max-deleted-entry-id")
-        .and_then(value::text)
-        .unwrap_or_default();
     let last = value::field(group, "last-delivered-id")
         .and_then(value::text)
         .unwrap_or_default();
-    if id_cmp(&max_deleted, &last) != std::cmp::Ordering::Greater {
+    let first = value::field(&stream, "first-entry")
+        .and_then(|e| value::items(e).first().and_then(value::text));
+    let newest = value::field(&stream, "last-generated-id")
+        .and_then(value::text)
+        .unwrap_or_default();
+    let gone_past_last = match &first {
+        Some(f) => id_cmp(f, &last) == std::cmp::Ordering::Greater,
+        None => id_cmp(&newest, &last) == std::cmp::Ordering::Greater,
+    };
+    if !gone_past_last {
         return;
     }
     let added = value::field(&stream, "entries-added")
