@@ -94,12 +94,20 @@ async fn member_away_gets_everything_once_and_two_groups_each_get_all() {
     let gb = client(&shared_url(), "gb", "").await;
     let oa = durable_opts(r#"{"group":"A","consumer":"a1"}"#, "");
     let ob = durable_opts(r#"{"group":"B","consumer":"b1"}"#, "");
-    ga.subscribe_target(SubscriptionTarget::Pattern(t.clone()), a.handler(), oa.clone())
-        .await
-        .unwrap();
-    gb.subscribe_target(SubscriptionTarget::Pattern(t.clone()), b.handler(), ob.clone())
-        .await
-        .unwrap();
+    ga.subscribe_target(
+        SubscriptionTarget::Pattern(t.clone()),
+        a.handler(),
+        oa.clone(),
+    )
+    .await
+    .unwrap();
+    gb.subscribe_target(
+        SubscriptionTarget::Pattern(t.clone()),
+        b.handler(),
+        ob.clone(),
+    )
+    .await
+    .unwrap();
     ga.disconnect().await.unwrap();
     gb.disconnect().await.unwrap();
 
@@ -128,14 +136,20 @@ async fn member_away_gets_everything_once_and_two_groups_each_get_all() {
         assert_eq!(counts.len(), 500);
         assert!(counts.values().all(|v| *v == 1), "duplicates: {counts:?}");
     }
-    let d = a.all()[0].delivery().cloned().expect("durable delivery info");
+    let d = a.all()[0]
+        .delivery()
+        .cloned()
+        .expect("durable delivery info");
     assert_eq!((d.group.as_str(), d.attempt), ("A", 1));
-    assert!(a.all()[0].to_json_with_channel().contains(r#""delivery":{"attempt":1,"streamId":""#));
+    assert!(a.all()[0]
+        .to_json_with_channel()
+        .contains(r#""delivery":{"attempt":1,"streamId":""#));
     assert!(live.all()[0].delivery().is_none());
     let mut c = raw_conn(&shared_url());
     assert!(
-        wait_until(LONG, || xpending(&mut c, &key, "A") == 0 && xpending(&mut c, &key, "B") == 0)
-            .await
+        wait_until(LONG, || xpending(&mut c, &key, "A") == 0
+            && xpending(&mut c, &key, "B") == 0)
+        .await
     );
     for bus in [ga, gb, pubr] {
         bus.disconnect().await.unwrap();
@@ -185,14 +199,21 @@ async fn a_member_killed_mid_work_has_its_entries_finished_by_another() {
         .unwrap();
     assert!(wait_until(LONG, || sorted_counts(&got.numbers()).len() == 20).await);
     assert!(wait_until(LONG, || xpending(&mut c, &key, "W") == 0).await);
-    assert!(alive.stats().events_reclaimed >= 5, "{:?}", alive.stats().events_reclaimed);
+    assert!(
+        alive.stats().events_reclaimed >= 5,
+        "{:?}",
+        alive.stats().events_reclaimed
+    );
     let reclaimed: Vec<u32> = got
         .all()
         .iter()
         .filter_map(|d| d.delivery().map(|i| i.attempt))
         .filter(|a| *a > 1)
         .collect();
-    assert!(reclaimed.len() >= 5, "claimed entries carry their delivery count");
+    assert!(
+        reclaimed.len() >= 5,
+        "claimed entries carry their delivery count"
+    );
     let st = alive.stats();
     assert_eq!(st.durable.len(), 1);
     assert_eq!(st.durable[0].group, "W");
@@ -243,10 +264,19 @@ async fn poison_is_dead_lettered_after_max_deliveries_then_replayed_and_purged()
     tokio::time::sleep(Duration::from_millis(500)).await; // no further delivery after that
     {
         let calls = calls.lock().unwrap();
-        assert_eq!(calls[&3], 3, "exactly maxDeliveries deliveries of the poison event");
-        assert!((0..10).filter(|n| *n != 3).all(|n| calls[&n] == 1), "{calls:?}");
+        assert_eq!(
+            calls[&3], 3,
+            "exactly maxDeliveries deliveries of the poison event"
+        );
+        assert!(
+            (0..10).filter(|n| *n != 3).all(|n| calls[&n] == 1),
+            "{calls:?}"
+        );
     }
-    assert!(log.count(|e| matches!(e, StateEvent::Error { code: Some(c), .. } if c == "DEAD_LETTERED")) == 1);
+    assert!(
+        log.count(|e| matches!(e, StateEvent::Error { code: Some(c), .. } if c == "DEAD_LETTERED"))
+            == 1
+    );
     let mut c = raw_conn(&shared_url());
     assert_eq!(xpending(&mut c, &key, "P"), 0);
     let letters = bus.dead_letters(&t, "P", None).await.unwrap();
@@ -254,7 +284,11 @@ async fn poison_is_dead_lettered_after_max_deliveries_then_replayed_and_purged()
     assert_eq!(letters[0].deliveries, 3);
     assert_eq!(letters[0].event["data"]["n"], 3);
     assert_eq!(letters[0].error["message"], "poison");
-    assert!(bus.dead_letters(&t, "other", None).await.unwrap().is_empty());
+    assert!(bus
+        .dead_letters(&t, "other", None)
+        .await
+        .unwrap()
+        .is_empty());
     let json: serde_json::Value =
         serde_json::from_str(&bus.dead_letters_json(&t, "P", Some(10)).await.unwrap()).unwrap();
     assert_eq!(json[0]["originalId"], letters[0].original_id.as_str());
@@ -303,7 +337,10 @@ async fn idempotent_skips_a_duplicate_event_id() {
     bus.subscribe_target(
         t.as_str().into(),
         got.handler(),
-        durable_opts(r#"{"group":"I","consumer":"i1","idempotent":true,"block":200}"#, ""),
+        durable_opts(
+            r#"{"group":"I","consumer":"i1","idempotent":true,"block":200}"#,
+            "",
+        ),
     )
     .await
     .unwrap();
@@ -348,7 +385,11 @@ async fn refusals_are_typed() {
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Validation);
-    assert!(e.to_string().contains("a stream is a key, not a channel pattern"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("a stream is a key, not a channel pattern"),
+        "{e}"
+    );
     let e = bus
         .subscribe_target(
             SubscriptionTarget::Types(vec!["a".into(), "b".into()]),
@@ -363,7 +404,11 @@ async fn refusals_are_typed() {
         "a list of event types needs durable; subscribe once per pattern otherwise"
     );
     let e = bus
-        .subscribe_target("a".into(), h.handler(), durable_opts(r#"{"consumer":"x"}"#, ""))
+        .subscribe_target(
+            "a".into(),
+            h.handler(),
+            durable_opts(r#"{"consumer":"x"}"#, ""),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Validation);
@@ -396,7 +441,11 @@ async fn refusals_are_typed() {
     let mem = EventBusClient::from_json(r#"{"serviceName":"m","transport":"memory"}"#).unwrap();
     mem.connect().await.unwrap();
     let e = mem
-        .subscribe_target("a".into(), h.handler(), durable_opts(r#"{"group":"G"}"#, ""))
+        .subscribe_target(
+            "a".into(),
+            h.handler(),
+            durable_opts(r#"{"group":"G"}"#, ""),
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
@@ -475,7 +524,10 @@ async fn trimming_by_max_len_and_ttl_works_and_unread_trimmed_entries_are_counte
     let reader = client(&server.url(), "trim-r", "").await;
     let log = StateLog::attach(&reader);
     let got = Collector::new();
-    let opts = durable_opts(r#"{"group":"T","consumer":"t1","block":200,"claimInterval":100}"#, "");
+    let opts = durable_opts(
+        r#"{"group":"T","consumer":"t1","block":200,"claimInterval":100}"#,
+        "",
+    );
     let sub = reader
         .subscribe_target(t.as_str().into(), got.handler(), opts.clone())
         .await
@@ -495,7 +547,11 @@ async fn trimming_by_max_len_and_ttl_works_and_unread_trimmed_entries_are_counte
     assert!(wait_until(LONG, || got.len() as i64 == 5 + len).await);
     let trimmed = reader.stats().events_trimmed_unread;
     assert_eq!(trimmed as i64, 200 - len, "trimmed-unread counted");
-    assert!(log.count(|e| matches!(e, StateEvent::Error { code: Some(c), .. } if c == "EVENTS_TRIMMED")) >= 1);
+    assert!(
+        log.count(
+            |e| matches!(e, StateEvent::Error { code: Some(c), .. } if c == "EVENTS_TRIMMED")
+        ) >= 1
+    );
 
     // ttl: entries older than it are trimmed by the next persistent publish with a ttl.
     let t2 = unique("dur.ttl");
@@ -509,7 +565,10 @@ async fn trimming_by_max_len_and_ttl_works_and_unread_trimmed_entries_are_counte
     };
     pubr.publish(&t2, &raw(r#"{"n":40}"#), &o).await.unwrap();
     let len2: i64 = redis::cmd("XLEN").arg(&key2).query(&mut c).unwrap();
-    assert!(len2 < 40, "MINID ~ trims entries older than the ttl (len {len2})");
+    assert!(
+        len2 < 40,
+        "MINID ~ trims entries older than the ttl (len {len2})"
+    );
     reader.disconnect().await.unwrap();
     pubr.disconnect().await.unwrap();
     drop(server);
@@ -560,6 +619,94 @@ async fn cluster_routes_each_type_to_its_slot() {
         }
     }
     assert_eq!(found, 6);
+    worker.disconnect().await.unwrap();
+    pubr.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_readers_follow_the_master() {
+    let topo = Topology::start("sentinel");
+    let sentinels: Vec<String> = topo
+        .addrs("REDIS_SENTINELS")
+        .iter()
+        .map(|a| {
+            format!(
+                r#"{{"host":"127.0.0.1","port":{}}}"#,
+                common::topology::port(a)
+            )
+        })
+        .collect();
+    let name = topo.env["REDIS_SENTINEL_NAME"].clone();
+    let cfg = |svc: &str| {
+        format!(
+            r#"{{"serviceName":"{svc}","logLevel":"error","redis":{{"sentinels":[{}],"name":"{name}",
+                "reconnectDelay":50,"reconnectDelayMax":500,"heartbeatInterval":1000}}}}"#,
+            sentinels.join(",")
+        )
+    };
+    let pubr = EventBusClient::from_json(&cfg("sd-p")).unwrap();
+    pubr.connect().await.unwrap();
+    let worker = EventBusClient::from_json(&cfg("sd-w")).unwrap();
+    worker.connect().await.unwrap();
+    let t = unique("dur.sent");
+    let got = Collector::new();
+    worker
+        .subscribe_target(
+            t.as_str().into(),
+            got.handler(),
+            durable_opts(
+                r#"{"group":"S","consumer":"s1","block":200,"claimInterval":200,"minIdleTime":500}"#,
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    publish_n(&pubr, &t, 0, 20).await;
+    assert!(wait_until(LONG, || sorted_counts(&got.numbers()).len() == 20).await);
+    // Replication is asynchronous: wait until the replica has everything, then fail over.
+    let old = topo.env["REDIS_MASTER"].clone();
+    let mut m = Topology::conn(&old);
+    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    let mut s = Topology::conn(&topo.addrs("REDIS_SENTINELS")[0]);
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg(&name)
+        .query(&mut s)
+        .unwrap();
+    let new = topo.env["REDIS_REPLICA"].clone();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let r: redis::RedisResult<(String, String)> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&name)
+                .query(&mut s);
+            r.map(|(h, p)| format!("{h}:{p}") == new).unwrap_or(false)
+        })
+        .await,
+        "no failover to {new}"
+    );
+    // Publishes go on after the switch; each is tried until it is acknowledged (at least
+    // once: a publish whose outcome was unknown may be stored twice).
+    for n in 20..40u64 {
+        let mut tries = 0;
+        while pubr
+            .publish(&t, &raw(&format!(r#"{{"n":{n}}}"#)), &persistent())
+            .await
+            .is_err()
+        {
+            tries += 1;
+            assert!(tries < 600, "publish {n} never acknowledged");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(
+        wait_until(Duration::from_secs(60), || sorted_counts(&got.numbers())
+            .len()
+            == 40)
+        .await,
+        "delivered {:?}",
+        sorted_counts(&got.numbers()).keys().collect::<Vec<_>>()
+    );
     worker.disconnect().await.unwrap();
     pubr.disconnect().await.unwrap();
 }

@@ -136,7 +136,7 @@ impl EventBusClient {
     /// transport there is no stream: nothing to do.
     pub(super) async fn append_to_stream(
         &self,
-        ev: &OutgoingEvent,
+        ev: &mut OutgoingEvent,
         opts: &PublishOptions,
     ) -> Result<()> {
         let Some(t) = self.transport() else {
@@ -158,6 +158,7 @@ impl EventBusClient {
             .arg(&ev.payload);
         st.query::<redis::Value>(&key, &cmd, "XADD", s.publish_timeout)
             .await?;
+        ev.stored = true;
         self.inner
             .stats
             .persistent_published

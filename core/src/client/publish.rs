@@ -73,8 +73,9 @@ impl EventBusClient {
             }
         };
         let deadline = tokio::time::Instant::now() + self.inner.settings.publish_timeout;
+        let mut ev = ev;
         if opts.is_persistent() {
-            if let Err(e) = self.append_to_stream(&ev, opts).await {
+            if let Err(e) = self.append_to_stream(&mut ev, opts).await {
                 let f = PublishFailure {
                     error: e,
                     event_id: ev.id,
@@ -111,9 +112,9 @@ impl EventBusClient {
             if slot.is_some() {
                 continue; // failed validation: no event
             }
-            let Some(ev) = sent.next() else { break };
+            let Some(mut ev) = sent.next() else { break };
             if it.options.is_persistent() {
-                if let Err(e) = self.append_to_stream(&ev, &it.options).await {
+                if let Err(e) = self.append_to_stream(&mut ev, &it.options).await {
                     let f = PublishFailure {
                         error: e,
                         event_id: ev.id,
@@ -422,6 +423,22 @@ impl EventBusClient {
                         event_id: ev.id,
                         published_at: ev.timestamp,
                         delivered_to: n,
+                        channel: ev.channel,
+                    })
+                }
+                Err(error) if ev.stored => {
+                    // In the stream already: durable readers get it; only the live copy
+                    // failed.
+                    self.inner.stats.published.fetch_add(1, Relaxed);
+                    self.inner.stats.persistent_publish_only.fetch_add(1, Relaxed);
+                    self.inner.logger.warn(
+                        "Persistent event stored in its stream, but PUBLISH failed: live subscribers missed it",
+                        &[("eventId", ev.id.clone()), ("error", error.to_string())],
+                    );
+                    Ok(PublishReceipt {
+                        event_id: ev.id,
+                        published_at: ev.timestamp,
+                        delivered_to: 0,
                         channel: ev.channel,
                     })
                 }

@@ -136,6 +136,7 @@ impl Streams {
                     "MOVED"
                         | "ASK"
                         | "READONLY"
+                        | "UNBLOCKED"
                         | "CLUSTERDOWN"
                         | "TRYAGAIN"
                         | "LOADING"
