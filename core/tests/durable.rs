@@ -419,6 +419,8 @@ async fn refusals_are_typed() {
     let e = PublishOptions::from_json(r#"{"persistent":"yes"}"#).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Validation);
     assert!(e.to_string().contains("persistent"), "{e}");
+    let o = SubscriptionOptions::from_json(r#"{"durable":{"group":"g","grop":1}}"#).unwrap();
+    assert_eq!(o.unknown_keys, vec!["durable.grop".to_string()]);
     let e = PublishOptions::from_json(r#"{"ttl":0}"#).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Validation);
     let e = PublishOptions::from_json(r#"{"ttl":-5}"#).unwrap_err();
@@ -513,6 +515,35 @@ async fn redis_killed_and_restarted_with_aof_loses_no_acknowledged_publish() {
     pubr.disconnect().await.unwrap();
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_replicas_without_enough_replicas_is_outcome_unknown() {
+    let server = RedisServer::start();
+    let t = unique("dur.wait");
+    let bus = client(
+        &server.url(),
+        "wait",
+        r#""durable":{"waitReplicas":1,"waitTimeout":100}"#,
+    )
+    .await;
+    let f = bus
+        .publish(&t, &raw(r#"{"n":1}"#), &persistent())
+        .await
+        .unwrap_err();
+    assert_eq!(f.error.kind(), ErrorKind::OutcomeUnknown, "{}", f.error);
+    assert!(
+        f.error.to_string().contains("0 of 1 replicas"),
+        "{}",
+        f.error
+    );
+    // Stored on the master all the same.
+    let len: i64 = redis::cmd("XLEN")
+        .arg(format!("events:{{{t}}}"))
+        .query(&mut server.conn())
+        .unwrap();
+    assert_eq!(len, 1);
+    bus.disconnect().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -640,7 +671,8 @@ async fn sentinel_failover_readers_follow_the_master() {
     let cfg = |svc: &str| {
         format!(
             r#"{{"serviceName":"{svc}","logLevel":"error","redis":{{"sentinels":[{}],"name":"{name}",
-                "reconnectDelay":50,"reconnectDelayMax":500,"heartbeatInterval":1000}}}}"#,
+                "reconnectDelay":50,"reconnectDelayMax":500,"heartbeatInterval":1000}},
+                "durable":{{"waitReplicas":1,"waitTimeout":2000}}}}"#,
             sentinels.join(",")
         )
     };
@@ -663,10 +695,8 @@ async fn sentinel_failover_readers_follow_the_master() {
         .unwrap();
     publish_n(&pubr, &t, 0, 20).await;
     assert!(wait_until(LONG, || sorted_counts(&got.numbers()).len() == 20).await);
-    // Replication is asynchronous: wait until the replica has everything, then fail over.
-    let old = topo.env["REDIS_MASTER"].clone();
-    let mut m = Topology::conn(&old);
-    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    // Replication is asynchronous; durable.waitReplicas made each publish above wait until
+    // the replica had it, so the failover loses none of them.
     let mut s = Topology::conn(&topo.addrs("REDIS_SENTINELS")[0]);
     let _: () = redis::cmd("SENTINEL")
         .arg("FAILOVER")
