@@ -740,3 +740,44 @@ async fn sentinel_failover_readers_follow_the_master() {
     worker.disconnect().await.unwrap();
     pubr.disconnect().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_and_room_targets_store_persistent_events_in_the_type_stream() {
+    let t = unique("dur.batch");
+    let key = format!("events:{{{t}}}");
+    let bus = client(&shared_url(), "batch", "").await;
+    let got = Collector::new();
+    bus.subscribe_target(
+        t.as_str().into(),
+        got.handler(),
+        durable_opts(r#"{"group":"B","consumer":"b1","block":200}"#, ""),
+    )
+    .await
+    .unwrap();
+    let item = |n: u64, p: bool| event_bus::BatchItem {
+        event_type: t.clone(),
+        data: raw(&format!(r#"{{"n":{n}}}"#)),
+        options: PublishOptions {
+            persistent: Some(p),
+            ..Default::default()
+        },
+    };
+    let out = bus
+        .publish_batch(&[item(0, true), item(1, false), item(2, true)])
+        .await;
+    assert!(out.iter().all(|o| o.is_ok()));
+    let out = bus.queue_batch(vec![item(3, true), item(4, false)]).await;
+    assert!(out.iter().all(|o| o.is_ok()));
+    bus.publish_to_room("lobby", &t, &raw(r#"{"n":5}"#), &persistent())
+        .await
+        .unwrap();
+    assert!(wait_until(LONG, || got.len() == 4).await);
+    let mut ns = got.numbers();
+    ns.sort();
+    assert_eq!(ns, vec![0, 2, 3, 5]);
+    let room_event = got.all().into_iter().find(|d| d.data()["n"] == 5).unwrap();
+    assert_eq!(room_event.event_type(), t);
+    assert_eq!(bus.stats().persistent_published, 4);
+    bus.disconnect().await.unwrap();
+    del(&[key]);
+}
