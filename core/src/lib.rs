@@ -73,6 +73,10 @@ pub mod options;
 pub mod runtime;
 #[cfg(feature = "socketio")]
 mod socketio;
+/// Hooks into the Socket.IO packet parsers for fuzzing and property tests; not API.
+#[cfg(feature = "socketio")]
+#[doc(hidden)]
+pub use socketio::hooks as socketio_hooks;
 pub mod state;
 pub mod stats;
 pub mod subscription;

@@ -212,6 +212,18 @@ struct Parts {
 
 impl Parts {
     fn of(text: &str) -> Result<Parts> {
+        // Only an object is an event. The derived reader would also take a JSON array as the
+        // fields in order (`["id","type",1,{}]`), which no publisher writes and which the
+        // handler JSON (`to_json_with_channel`, which replaces the closing brace) cannot carry.
+        let first = text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .as_bytes()
+            .first();
+        if first != Some(&b'{') {
+            return Err(Error::validation(
+                "message is not a JSON object with an event: it does not start with '{'",
+            ));
+        }
         let w: WireEvent = serde_json::from_str(text).map_err(|e| {
             Error::validation(format!("message is not a JSON object with an event: {e}"))
         })?;
@@ -510,5 +522,19 @@ mod decode_tests {
         }
         let d = decode(r#"{"id":"i\n","type":"t\u00e9","data":{"x":1},"metadata":{}}"#).unwrap();
         assert_eq!((d.id(), d.event_type()), ("i\n", "té"));
+        // Found by fuzzing: an array was read as the fields in order.
+        for text in [
+            r#"["i","t",1,{}]"#,
+            r#" ["i","t",1,{}]"#,
+            "5",
+            "\"s\"",
+            "null",
+            "",
+        ] {
+            let e = decode(text).expect_err(text);
+            assert!(e.to_string().contains("not a JSON object"), "{text}: {e}");
+        }
+        let d = decode(" \r\n\t{\"id\":\"i\",\"type\":\"t\",\"data\":1,\"metadata\":{}} ").unwrap();
+        assert_eq!((d.id(), d.event_type()), ("i", "t"));
     }
 }

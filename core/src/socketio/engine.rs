@@ -95,6 +95,16 @@ impl Target {
         })
     }
 
+    /// TLS, host, port and namespace (for `socketio_hooks`).
+    pub(crate) fn parts(&self) -> (bool, String, u16, String) {
+        (
+            self.tls,
+            self.host.clone(),
+            self.port,
+            self.namespace.clone(),
+        )
+    }
+
     fn host_header(&self) -> String {
         let default = if self.tls { 443 } else { 80 };
         let host = if self.host.contains(':') {
@@ -130,8 +140,10 @@ fn default_ping_timeout() -> u64 {
 
 impl Handshake {
     /// How long the link may stay silent before it is considered dead.
-    fn silence_limit(&self) -> Duration {
-        Duration::from_millis(self.ping_interval + self.ping_timeout)
+    pub(super) fn silence_limit(&self) -> Duration {
+        // Saturating: the hub's numbers are not trusted; a huge interval means "no limit",
+        // not an overflow.
+        Duration::from_millis(self.ping_interval.saturating_add(self.ping_timeout))
     }
 }
 
@@ -244,7 +256,7 @@ async fn tls(_target: &Target, _tcp: TcpStream) -> Result<Box<dyn Io>> {
     ))
 }
 
-fn parse_open(target: &Target, packet: &str) -> Result<Handshake> {
+pub(super) fn parse_open(target: &Target, packet: &str) -> Result<Handshake> {
     let body = packet.strip_prefix('0').ok_or_else(|| {
         conn_error(
             "handshake",
@@ -253,6 +265,13 @@ fn parse_open(target: &Target, packet: &str) -> Result<Handshake> {
         )
     })?;
     serde_json::from_str(body).map_err(|e| conn_error("handshake", target, e))
+}
+
+/// Now plus `limit`; a limit too large for the clock means about 30 years (never, in practice).
+fn deadline_after(limit: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(limit)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
 }
 
 fn trunc(s: &str) -> &str {
@@ -296,12 +315,12 @@ async fn open_websocket(target: &Target) -> Result<Engine> {
     let (in_tx, in_rx) = mpsc::channel::<Incoming>(1024);
     let task = tokio::spawn(async move {
         let limit = hs.silence_limit();
-        let mut deadline = Instant::now() + limit;
+        let mut deadline = deadline_after(limit);
         let reason = loop {
             tokio::select! {
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Text(t))) => {
-                        deadline = Instant::now() + limit;
+                        deadline = deadline_after(limit);
                         let t = t.as_str();
                         match t.as_bytes().first() {
                             Some(b'2') => {
@@ -535,5 +554,15 @@ mod tests {
             ("abc", 300, 200)
         );
         assert!(parse_open(&t, "40").is_err());
+        // Found by fuzzing: pingInterval + pingTimeout overflowed u64.
+        let hs = parse_open(
+            &t,
+            &format!(
+                r#"0{{"sid":"s","pingInterval":{},"pingTimeout":2}}"#,
+                u64::MAX
+            ),
+        )
+        .unwrap();
+        assert_eq!(hs.silence_limit(), Duration::from_millis(u64::MAX));
     }
 }

@@ -19,6 +19,7 @@
 
 mod connection;
 pub(crate) mod engine;
+pub mod hooks;
 mod protocol;
 
 use std::collections::BTreeSet;

@@ -43,7 +43,13 @@ pub(super) struct Packet<'a> {
 
 /// One packet's parts; `None` when it is not a Socket.IO packet.
 pub(super) fn parse_packet(p: &str) -> Option<Packet<'_>> {
-    let kind = p.as_bytes().first()?.checked_sub(b'0')?;
+    // The type is one ASCII digit. Checking that (not just `>= b'0'`) also keeps the slice
+    // below on a char boundary: a packet starting with a multi-byte character is refused.
+    let first = *p.as_bytes().first()?;
+    if !first.is_ascii_digit() {
+        return None;
+    }
+    let kind = first - b'0';
     let mut rest = &p[1..];
     let mut nsp = "/";
     if rest.starts_with('/') {
@@ -113,6 +119,16 @@ mod tests {
         let p = parse_packet("1/admin,").unwrap();
         assert_eq!((p.kind, p.nsp, p.data), (1, "/admin", ""));
         assert!(parse_packet("").is_none());
+    }
+
+    #[test]
+    fn refuses_packets_that_do_not_start_with_a_digit() {
+        // Found by fuzzing: a leading multi-byte character made `&p[1..]` panic.
+        for p in ["é2[\"x\"]", "😀", "\u{80}", "a2", ":1", "\u{7f}0"] {
+            assert!(parse_packet(p).is_none(), "{p:?}");
+        }
+        let p = parse_packet("2é").unwrap();
+        assert_eq!((p.kind, p.data), (2, "é"));
     }
 
     #[test]
