@@ -11,7 +11,7 @@
 
 and prints a one-screen summary with the RSS and fd curves. Exit status 1 when a check fails.
 
-    python tests/soak/check.py <run-dir>     # pub.ndjson, sub-*.ndjson, samples.ndjson, faults.ndjson
+    python tests/soak/check.py <run-dir> [--expect py,c]   # pub.ndjson, sub-*.ndjson, samples.ndjson, faults.ndjson
 """
 
 from __future__ import annotations
@@ -159,6 +159,8 @@ def check(pub: list[Record], subs: dict[str, list[Record]], samples: list[Record
         torn = [r for r in recs if r.get("k") in ("torn", "bad")]
         if torn:
             problems.append(f"{name}: {len(torn)} unreadable records")
+        if not any(r.get("k") == "end" for r in recs):
+            problems.append(f"{name}: the subscriber did not finish (no `end` record)")
         c = Counter(got)
         dups = sorted(i for i, n in c.items() if n > 1)
         if dups:
@@ -205,18 +207,26 @@ def check(pub: list[Record], subs: dict[str, list[Record]], samples: list[Record
     if by_proc:
         lines.append("")
 
-    kinds = Counter(f.get("what", "?").split()[0] for f in faults if f.get("k") == "fault")
+    kinds = Counter(f.get("what", "?") for f in faults if f.get("k") == "fault")
     lines.append("faults: " + (", ".join(f"{k}={n}" for k, n in sorted(kinds.items())) or "none"))
     return problems, lines
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    args = argv[1:]
+    expect: list[str] = []
+    if len(args) == 3 and args[1] == "--expect":
+        expect = [s for s in args[2].split(",") if s]
+        args = args[:1]
+    if len(args) != 1:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
         return 2
-    d = Path(argv[1])
+    d = Path(args[0])
     subs = {p.stem.removeprefix("sub-"): load(p) for p in sorted(d.glob("sub-*.ndjson"))}
     problems, lines = check(load(d / "pub.ndjson"), subs, load(d / "samples.ndjson"), load(d / "faults.ndjson"))
+    for name in expect:
+        if name not in subs:
+            problems.insert(0, f"{name}: no ledger (sub-{name}.ndjson): the subscriber never started")
     print("\n".join(lines))
     print()
     if problems:

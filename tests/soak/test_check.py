@@ -55,7 +55,7 @@ def samples(proc: str, rss_kb: list[int], fds: list[int]) -> list[dict[str, Any]
 
 def run(pub: list[dict[str, Any]], subs: dict[str, list[dict[str, Any]]],
         smp: list[dict[str, Any]] | None = None) -> list[str]:
-    problems, lines = check.check(pub, subs, smp or [], [{"k": "fault", "what": "latency 50 20"}])
+    problems, lines = check.check(pub, subs, smp or [], [{"k": "fault", "what": "latency"}])
     assert lines, "a summary is printed"
     return problems
 
@@ -140,9 +140,17 @@ def test_main_reads_a_run_directory(tmp_path: Path, capsys: Any) -> None:
     dump("sub-py.ndjson", subscriber([0, 1, 2]))
     dump("sub-c.ndjson", subscriber([0, 2]))
     dump("samples.ndjson", samples("pub", [50_000] * 8, [20] * 8))
-    dump("faults.ndjson", [{"k": "fault", "t": T0, "what": "reset :pub"}])
+    dump("faults.ndjson", [{"k": "fault", "t": T0, "what": "reset"},
+                          {"k": "cmd", "t": T0, "what": "reset soak-node-pub:pub"}])
     assert check.main(["check.py", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "LEDGER CHECK FAILED" in out and "c:" in out and "faults: reset=1" in out
     (tmp_path / "sub-c.ndjson").write_text("".join(json.dumps(r) + "\n" for r in subscriber([0, 1, 2])))
     assert check.main(["check.py", str(tmp_path)]) == 0
+    assert check.main(["check.py", str(tmp_path), "--expect", "py,c,go"]) == 1
+    assert "go: no ledger" in capsys.readouterr().out
+
+
+def test_a_subscriber_that_did_not_finish_is_caught() -> None:
+    sub = [r for r in subscriber([0, 1]) if r["k"] != "end"]
+    assert any("did not finish" in p for p in run(publisher(2), {"py": sub}))
