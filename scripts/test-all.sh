@@ -3,13 +3,13 @@
 # and runs every suite against a real Redis (REDIS_URL or 127.0.0.1:6379, started if none).
 #
 #   scripts/test-all.sh            # everything
-#   SUITES="core node" scripts/test-all.sh   # a subset: lint core node python c cross dist
+#   SUITES="core node" scripts/test-all.sh   # a subset: lint core node python c cross dist soak
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib.sh
 
-SUITES=${SUITES:-"lint core node python c cross dist"}
+SUITES=${SUITES:-"lint core node python c cross dist soak"}
 export CARGO_TERM_COLOR=never
 passed=0; failed=0; failed_names=""
 
@@ -85,6 +85,15 @@ suite_cross() {
 # checks all four.
 suite_dist() {
   TARGETS=x86_64-unknown-linux-gnu DIST_DIR=target/dist-out bash scripts/build-dist.sh
+}
+
+# The soak's ledger checker on hand-made ledgers, then a one-minute soak (faults, a Redis
+# SIGKILL, the ledger proved; docs/reliability.md) on the artifacts the suites above built.
+suite_soak() {
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
+  "$VENV/bin/pip" install -q pytest &&
+  "$VENV/bin/python" -m pytest -q tests/soak/test_check.py &&
+  VENV=$VENV bash scripts/soak.sh 1
 }
 
 ensure_tools && ensure_hub || { echo "setup: 0 passed, 1 failed"; exit 1; }

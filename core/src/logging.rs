@@ -64,10 +64,16 @@ pub fn set_sink(sink: Option<LogSink>) {
 }
 
 /// Write records to stderr in text or JSON form (what the Node face uses by default).
+///
+/// A line stderr cannot take (a full non-blocking pipe, a closed descriptor) is dropped:
+/// logging never panics and never blocks the runtime on a reader that is not reading
+/// (`eprintln!` panics on such a write error).
 pub fn install_stderr(json: bool) {
     set_sink(Some(Arc::new(move |r: &LogRecord<'_>| {
-        let line = if json { r.to_json() } else { r.to_line() };
-        eprintln!("{line}");
+        use std::io::Write as _;
+        let mut line = if json { r.to_json() } else { r.to_line() };
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     })));
 }
 

@@ -63,7 +63,9 @@ pub enum StateEvent {
     /// Events may have been missed while the subscriber was disconnected (pub/sub is
     /// at-most-once). Emitted once the subscriptions are back.
     Gap {
-        /// When the subscriber connection was lost (ISO).
+        /// Since when events may have been missed (ISO): the last moment the subscriber
+        /// connection was known to deliver (a message or a heartbeat answer), which for a
+        /// half-open link is before the loss was noticed.
         from: String,
         /// When the subscriptions were restored (ISO).
         to: String,

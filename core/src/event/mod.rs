@@ -36,6 +36,12 @@ pub fn now_iso() -> String {
     iso_ms(chrono::Utc::now())
 }
 
+/// The ISO time of `at`, an instant in the past (read against the wall clock now).
+pub fn iso_of(at: std::time::Instant) -> String {
+    let ago = chrono::Duration::from_std(at.elapsed()).unwrap_or_default();
+    iso_ms(chrono::Utc::now() - ago)
+}
+
 /// `%Y-%m-%dT%H:%M:%S%.3fZ` written digit by digit: every publish stamps its event, and
 /// chrono's `format()` parses its format string on every call.
 fn iso_ms(t: chrono::DateTime<chrono::Utc>) -> String {

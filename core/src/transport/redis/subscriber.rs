@@ -196,6 +196,10 @@ pub(super) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut lost: Option<(Instant, String)> = None;
+    // The last moment the link was known to deliver: an outage (and its `gap`) starts here, not
+    // when it is noticed; a half-open link or a connection that stops forwarding before it
+    // closes loses what is published between the two.
+    let mut alive = Instant::now();
     let s = &shared.settings;
     let hb = s.heartbeat_interval.unwrap_or(Duration::from_secs(3600));
     'outer: loop {
@@ -216,6 +220,7 @@ pub(super) async fn run(
             }
         };
         if reason.is_none() {
+            alive = Instant::now();
             links.sub_up.store(true, Release);
             if let Some((at, from)) = lost.take() {
                 shared.stats.total_connections.fetch_add(1, Relaxed);
@@ -230,6 +235,7 @@ pub(super) async fn run(
             let mut ticker = tokio::time::interval(hb);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;
+            let mut last_tick = Instant::now();
             // Whether anything arrived since the last tick (a flag, not a clock read per
             // message): a tick that finds none PINGs.
             let mut heard = false;
@@ -271,17 +277,23 @@ pub(super) async fn run(
                         }
                     },
                     _ = ticker.tick(), if s.heartbeat_interval.is_some() => {
-                        if !std::mem::take(&mut heard) {
+                        let tick = Instant::now();
+                        if std::mem::take(&mut heard) {
+                            // Something arrived since the last tick: alive then at least.
+                            alive = alive.max(last_tick);
+                        } else {
                             let ping = tokio::time::timeout(
                                 hb.min(Duration::from_secs(5)),
                                 redis::cmd("PING").query_async::<Value>(&mut conn),
                             ).await;
                             match ping {
-                                Ok(Ok(_)) => {}
+                                // Pushes come in order before the PONG: alive when it was sent.
+                                Ok(Ok(_)) => alive = tick,
                                 Ok(Err(e)) => break format!("heartbeat PING failed: {e}"),
                                 Err(_) => break "heartbeat PING timed out (half-open connection)".to_string(),
                             }
                         }
+                        last_tick = tick;
                     }
                 }
             });
@@ -290,7 +302,13 @@ pub(super) async fn run(
         links.sub_up.store(false, Release);
         let reason = reason.unwrap_or_default();
         if lost.is_none() {
-            lost = Some((Instant::now(), crate::event::now_iso()));
+            // Without a heartbeat nothing tells when the link stopped delivering: from now.
+            let since = if s.heartbeat_interval.is_some() {
+                alive
+            } else {
+                Instant::now()
+            };
+            lost = Some((since, crate::event::iso_of(since)));
         }
         shared.logger.warn(
             "Redis subscriber connection lost",
