@@ -36,6 +36,8 @@ pub struct OutgoingEvent {
     pub payload: String,
     /// Byte length of the serialized data (for the size rule).
     pub data_len: usize,
+    /// When it was encoded: the start of its publish round trip.
+    pub encoded_at: std::time::Instant,
 }
 
 /// Append `s` as a JSON string literal, escaped exactly as `JSON.stringify` does (the faces'
@@ -108,6 +110,7 @@ pub fn encode(
         timestamp,
         payload: p,
         data_len: data.len(),
+        encoded_at: std::time::Instant::now(),
     }
 }
 
