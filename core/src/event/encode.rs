@@ -65,9 +65,17 @@ pub fn encode(
 ) -> OutgoingEvent {
     let id = new_id();
     let timestamp = now_iso();
+    // Without a traceId, an event carrying a W3C `traceparent` gets that trace's id, so
+    // receivers that only read `traceId` see the same trace.
     let trace_id = match opts.trace_id.as_deref() {
         Some(t) => t.to_string(),
-        None => new_id(),
+        None => opts
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(super::TRACEPARENT))
+            .and_then(|v| v.as_str())
+            .and_then(super::traceparent_trace_id)
+            .map_or_else(new_id, str::to_string),
     };
     let data = data.get();
     let mut p = String::with_capacity(data.len() + event_type.len() + source.len() + 200);
