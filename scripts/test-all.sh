@@ -60,7 +60,7 @@ VENV=${VENV:-$ROOT/.venv}
 suite_python() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null &&
-  "$VENV/bin/pip" install -q pytest pytest-asyncio mypy redis &&
+  "$VENV/bin/pip" install -q pytest pytest-asyncio mypy redis prometheus_client &&
   "$VENV/bin/pip" install -q --force-reinstall --no-deps . &&
   (cd bindings-python && "$VENV/bin/python" -m pytest -q tests) &&
   "$VENV/bin/python" -m mypy --strict bindings-python/tests/typecheck_worker.py &&

@@ -74,6 +74,29 @@ pub unsafe extern "C" fn eb_get_stats(
     unsafe { give_report(client, json_out, |c| c.stats()) }
 }
 
+/// The client's metrics as Prometheus text exposition (version 0.0.4) in `*text_out` (owned:
+/// free with eb_string_free): counters, gauges and latency histograms (publish round trip;
+/// per subscription publish-to-handler latency and handler duration, in seconds), labelled
+/// `service`, `transport` and, per subscription, `subscription` and `pattern`. No I/O; works
+/// before connect and after disconnect. Serve the text as is on an HTTP `/metrics` endpoint.
+///
+/// # Safety
+/// `text_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn eb_metrics(
+    client: *const eb_client,
+    text_out: *mut *mut c_char,
+) -> eb_status {
+    guard(|| {
+        // SAFETY: per contract.
+        let c = unsafe { lookup_with_out(client, text_out, "text_out") }?;
+        let text = c.metrics();
+        // SAFETY: checked by lookup_with_out.
+        unsafe { give_string(text_out, &text) };
+        Ok(eb_status::EB_OK)
+    })
+}
+
 /// Shared body of eb_health_check and eb_get_stats: the client's `report`, as JSON text in
 /// `*json_out`.
 ///

@@ -453,6 +453,10 @@ class EventBusClient extends EventEmitter {
     s.memoryUsage = { heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, rss: m.rss };
     return s;
   }
+
+  metrics() {
+    return callNative(() => this._native.metrics());
+  }
 }
 
 module.exports = { EventBusClient };

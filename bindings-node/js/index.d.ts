@@ -561,6 +561,31 @@ export interface EventBusStats {
   redirects?: number;
   /** Added in 2.0: where the client is connected (absent before `connect()`). */
   topology?: TopologyStats;
+  /**
+   * Added in 2.1: latency distributions over every event since start (HDR histograms), in ms.
+   * `averageLatency`, `p95Latency` and `p99Latency` are `latency.delivery`'s mean, p95, p99.
+   */
+  latency?: LatencyStats;
+}
+
+/** Added in 2.1: one latency distribution of `getStats().latency`, in milliseconds. */
+export interface LatencySummary {
+  count: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+/** Added in 2.1: `getStats().latency`. */
+export interface LatencyStats {
+  /** Publish round trip: event encoded to Redis's answer. */
+  publish: LatencySummary;
+  /** Publish-to-handler: the event's `metadata.timestamp` to its handler's start (includes clock skew between hosts). */
+  delivery: LatencySummary;
+  /** One handler call. */
+  handler: LatencySummary;
 }
 
 /** Added in 2.0: `getStats().topology`. */
@@ -891,6 +916,13 @@ export declare class EventBusClient implements IEventBusService {
 
   healthCheck(): Promise<HealthCheckResult>;
   getStats(): Promise<EventBusStats>;
+  /**
+   * Added in 2.1: this client's counters, gauges and latency histograms as Prometheus text
+   * exposition (version 0.0.4), labelled `service`, `transport` and, per subscription,
+   * `subscription` and `pattern`. Serve it as is (e.g. from an HTTP handler, or merged after
+   * `prom-client`'s `register.metrics()`); see docs/metrics.md.
+   */
+  metrics(): string;
 
   on<E extends keyof EventBusClientEvents>(event: E, listener: EventBusClientEvents[E]): this;
   once<E extends keyof EventBusClientEvents>(event: E, listener: EventBusClientEvents[E]): this;

@@ -258,6 +258,12 @@ impl NativeClient {
         guard(|| to_json("stats", serde_json::to_string(&self.client.stats())))
     }
 
+    /// `metrics()`: the Prometheus text exposition of this client.
+    #[napi]
+    pub fn metrics(&self) -> napi::Result<String, Code> {
+        guard(|| Ok(self.client.metrics()))
+    }
+
     /// `joinRoom(room)`: join a room on the Socket.IO hub of the `client` config; resolves when
     /// the hub acknowledged it (rejoined after every reconnect). Rejects with the core's error:
     /// `CONNECTION_ERROR` without `client` config, after disconnect or while the hub is

@@ -119,6 +119,9 @@ async function main(): Promise<void> {
   if (health.status !== 'healthy') console.warn(health.checks.redis?.message);
   const stats: EventBusStats = await eventBus.getStats();
   console.log(stats.eventsPublished, stats.memoryUsage?.rss);
+  const p99: number | undefined = stats.latency?.handler.p99;
+  const scrape: string = eventBus.metrics();
+  console.log(p99, scrape.length);
 
   eventBus.on('gap', (info) => console.warn('missed between', info.from, info.to, info.duration));
   eventBus.on('reconnecting', (info) => console.warn(info.attempt, info.delay));

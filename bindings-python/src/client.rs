@@ -238,6 +238,14 @@ impl NativeClient {
         })
     }
 
+    /// The Prometheus text exposition of this client (no I/O).
+    fn metrics(&self, py: Python<'_>) -> PyResult<String> {
+        guard(|| {
+            let c = self.core.clone();
+            Ok(py.detach(move || c.metrics()))
+        })
+    }
+
     /// Register `callback(state: dict)` for connection state changes. It runs on a runtime
     /// thread (briefly holding the GIL); the asyncio wrapper forwards it to its loop.
     fn on_state(&self, callback: Py<PyAny>) -> PyResult<u64> {

@@ -69,6 +69,7 @@ pub mod glob;
 mod handler;
 mod input;
 pub mod logging;
+pub mod metrics;
 pub mod options;
 pub mod runtime;
 #[cfg(feature = "socketio")]

@@ -6,6 +6,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::metrics::{Hist, LatencySummary};
+
 /// Whole seconds from the first call to `at`, on the monotonic clock: the time base of the
 /// received-rate window, so recording an event reuses the instant it was read at instead of
 /// reading the clock again.
@@ -23,7 +25,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-const LAT_SAMPLES: usize = 2048;
 const RATE_SLOTS: usize = 10;
 
 /// Live counters of one client.
@@ -47,27 +48,13 @@ pub struct Stats {
     pub(crate) trimmed_unread: AtomicU64,
     pub(crate) persistent_published: AtomicU64,
     pub(crate) persistent_publish_only: AtomicU64,
-    latency: Mutex<LatencyRing>,
+    /// Publish round trip (event encoded to Redis's answer).
+    pub(crate) publish_rtt: Hist,
+    /// Publish-to-handler latency (the event's timestamp to its handler's start).
+    pub(crate) latency: Hist,
+    /// Handler call durations.
+    pub(crate) handler: Hist,
     rate: Mutex<RateWindow>,
-}
-
-#[derive(Debug)]
-struct LatencyRing {
-    samples: Vec<f64>,
-    next: usize,
-    sum: f64,
-    count: u64,
-}
-
-impl Default for LatencyRing {
-    fn default() -> Self {
-        LatencyRing {
-            samples: Vec::with_capacity(LAT_SAMPLES),
-            next: 0,
-            sum: 0.0,
-            count: 0,
-        }
-    }
 }
 
 /// Per-second buckets of received events over the last `RATE_SLOTS` seconds.
@@ -119,12 +106,15 @@ pub struct StatsSnapshot {
     pub total_subscriptions: u64,
     /// Rooms joined (Socket.IO).
     pub active_rooms: u64,
-    /// Mean publish-to-handler-start latency over recent events (ms).
+    /// Mean publish-to-handler-start latency over every event since start (ms).
     pub average_latency: f64,
     /// p95 of the same (ms).
     pub p95_latency: f64,
     /// p99 of the same (ms).
     pub p99_latency: f64,
+    /// The latency distributions (HDR histograms over every event since start) as
+    /// count/mean/p50/p95/p99/max in ms.
+    pub latency: Latencies,
     /// Events received per second over the last few seconds.
     pub messages_per_second: f64,
     /// `eventsFailed / (eventsPublished + eventsReceived + invalidMessages)`: computed here
@@ -164,6 +154,19 @@ pub struct StatsSnapshot {
     /// Where the client is connected (absent before `connect()`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topology: Option<TopologySnapshot>,
+}
+
+/// `getStats().latency`.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Latencies {
+    /// Publish round trip: event encoded to Redis's answer.
+    pub publish: LatencySummary,
+    /// Publish-to-handler: the event's `metadata.timestamp` to its handler's start (includes
+    /// clock skew between hosts).
+    pub delivery: LatencySummary,
+    /// One handler call.
+    pub handler: LatencySummary,
 }
 
 /// `getStats().topology`: the servers the client knows and which ones its connections use.
@@ -225,31 +228,11 @@ impl Stats {
         self.rate.lock().unwrap_or_else(|p| p.into_inner()).add(sec);
     }
 
-    pub(crate) fn record_latency(&self, ms: f64) {
-        let mut l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        if l.samples.len() < LAT_SAMPLES {
-            l.samples.push(ms);
-        } else {
-            let i = l.next;
-            l.sum -= l.samples[i];
-            l.samples[i] = ms;
-        }
-        l.next = (l.next + 1) % LAT_SAMPLES;
-        l.sum += ms;
-        l.count += 1;
-    }
-
     pub(crate) fn snapshot(&self) -> StatsSnapshot {
-        let (avg, p95, p99) = {
-            let l = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-            if l.samples.is_empty() {
-                (0.0, 0.0, 0.0)
-            } else {
-                let mut v = l.samples.clone();
-                v.sort_by(|a, b| a.total_cmp(b));
-                let pct = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
-                (l.sum / v.len() as f64, pct(0.95), pct(0.99))
-            }
+        let latency = Latencies {
+            publish: self.publish_rtt.summary(),
+            delivery: self.latency.summary(),
+            handler: self.handler.summary(),
         };
         let mps = self
             .rate
@@ -271,9 +254,10 @@ impl Stats {
             total_connections: self.total_connections.load(Relaxed),
             failovers: self.failovers.load(Relaxed),
             redirects: self.redirects.load(Relaxed),
-            average_latency: avg,
-            p95_latency: p95,
-            p99_latency: p99,
+            average_latency: latency.delivery.mean,
+            p95_latency: latency.delivery.p95,
+            p99_latency: latency.delivery.p99,
+            latency,
             messages_per_second: mps,
             error_rate: if denom > 0 {
                 failed as f64 / denom as f64

@@ -147,6 +147,19 @@ impl EventValidator {
                     )));
                 }
             }
+            if let Some(tp) = extra.get(crate::event::TRACEPARENT) {
+                if tp
+                    .as_str()
+                    .and_then(crate::event::traceparent_trace_id)
+                    .is_none()
+                {
+                    return Err(Error::validation(format!(
+                        "metadata.traceparent must be a W3C traceparent \
+                         (\"00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>\", lower case, \
+                         ids not all zero): got {tp}"
+                    )));
+                }
+            }
         }
         if self.strict_schemas {
             let v: Value = serde_json::from_str(d)

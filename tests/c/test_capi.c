@@ -229,6 +229,55 @@ static void test_subscribe_callback_ctx(void) {
   rec_destroy(&r);
 }
 
+/* eb_metrics: Prometheus text with the subscription's series, counts that follow the events,
+ * and a bad argument refused. */
+static void test_metrics(void) {
+  eb_client *c = h_connected_client();
+  char type[128], line[512];
+  char *sub_id = NULL, *text = NULL;
+  recorder r;
+  rec_init(&r);
+  if (c == NULL) return;
+  h_unique(type, sizeof type, "ctest.metrics");
+  CHECK_OK(eb_subscribe(c, type, NULL, rec_handler(), &r, &sub_id));
+  CHECK_OK(eb_publish(c, type, "1", NULL, NULL));
+  CHECK_OK(eb_publish(c, type, "2", NULL, NULL));
+  CHECK(h_wait_at_least(&r.calls, 2, 10000) == 2);
+  /* the delivered counter is bumped once the handler returned: wait for it */
+  {
+    int tries;
+    snprintf(line, sizeof line,
+             "eventbus_subscription_delivered_total{service=\"c-tests\",transport=\"single\","
+             "subscription=\"%s\",pattern=\"%s\"} 2\n",
+             sub_id, type);
+    for (tries = 0; tries < 500; tries++) {
+      CHECK_OK(eb_metrics(c, &text));
+      if (text != NULL && strstr(text, line) != NULL) break;
+      eb_string_free(text);
+      text = NULL;
+      h_sleep_ms(10);
+    }
+  }
+  CHECK(text != NULL && strstr(text, line) != NULL);
+  CHECK(text != NULL && strstr(text, "# TYPE eventbus_publish_duration_seconds histogram\n") != NULL);
+  CHECK(text != NULL &&
+        strstr(text, "eventbus_publish_duration_seconds_bucket{service=\"c-tests\",transport=\"single\",le=\"+Inf\"} 2\n") != NULL);
+  snprintf(line, sizeof line,
+           "eventbus_handler_duration_seconds_count{service=\"c-tests\",transport=\"single\","
+           "subscription=\"%s\",pattern=\"%s\"} 2\n",
+           sub_id, type);
+  CHECK(text != NULL && strstr(text, line) != NULL);
+  eb_string_free(text);
+  text = NULL;
+  CHECK_STATUS(eb_metrics(c, NULL), EB_ERR_INVALID_ARGUMENT);
+  CHECK_STATUS(eb_metrics(NULL, &text), EB_ERR_INVALID_ARGUMENT);
+  CHECK(text == NULL);
+  CHECK_OK(eb_unsubscribe(c, sub_id));
+  eb_string_free(sub_id);
+  CHECK_OK(eb_client_free(c));
+  rec_destroy(&r);
+}
+
 static void test_unsubscribe_then_drop_once(void) {
   eb_client *c = h_connected_client();
   char type[128];
@@ -679,6 +728,7 @@ int main(void) {
   RUN(test_lifecycle);
   RUN(test_publish);
   RUN(test_subscribe_callback_ctx);
+  RUN(test_metrics);
   RUN(test_unsubscribe_then_drop_once);
   RUN(test_handler_failure_is_retried);
   RUN(test_timeout_retry_does_not_overlap);

@@ -25,6 +25,7 @@ static const struct {
     {"eb_last_error", (any_fn)eb_last_error},
     {"eb_leave_room", (any_fn)eb_leave_room},
     {"eb_matches_pattern", (any_fn)eb_matches_pattern},
+    {"eb_metrics", (any_fn)eb_metrics},
     {"eb_off_state", (any_fn)eb_off_state},
     {"eb_on_state", (any_fn)eb_on_state},
     {"eb_publish", (any_fn)eb_publish},

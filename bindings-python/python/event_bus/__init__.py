@@ -310,6 +310,12 @@ class EventBusClient:
     def get_stats(self) -> dict[str, Any]:
         return self._native.get_stats()
 
+    def metrics(self) -> str:
+        """This client's counters, gauges and latency histograms as Prometheus text exposition
+        (version 0.0.4), labelled ``service``, ``transport`` and, per subscription,
+        ``subscription`` and ``pattern``. No I/O. See docs/metrics.md."""
+        return self._native.metrics()
+
     def on_state(self, callback: Callable[[dict[str, Any]], Any]) -> int:
         """Call ``callback(state)`` on connection state changes (``{"type": "connected" |
         "disconnected" | "reconnecting" | "gap" | "error", "connection": "publisher" |

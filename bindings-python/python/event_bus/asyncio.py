@@ -192,6 +192,12 @@ class EventBusClient:
     async def get_stats(self) -> dict[str, Any]:
         return self._native.get_stats()
 
+    def metrics(self) -> str:
+        """The Prometheus text exposition of this client, as the blocking client's
+        :meth:`event_bus.EventBusClient.metrics`. A plain method: it does no I/O, so a
+        ``prometheus_client`` collector or an HTTP handler can call it from any thread."""
+        return self._native.metrics()
+
     def on_state(self, callback: Callable[[dict[str, Any]], Any]) -> int:
         """Call ``callback(state)`` (plain or ``async def``) on this loop for every connection
         state change. Returns an id for :meth:`off_state`."""

@@ -11,6 +11,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::{EventBusClient, VERSION};
+use crate::config::Endpoint;
+use crate::metrics::{Exposition, SubscriptionView};
 use crate::stats::StatsSnapshot;
 
 /// `healthCheck()` result: `{status, timestamp, checks, uptime, version}`.
@@ -190,5 +192,49 @@ impl EventBusClient {
         s.topology = self.transport().map(|t| t.topology());
         s.uptime = self.uptime();
         s
+    }
+
+    /// The transport mode label: `single`, `sentinel`, `cluster`, `cluster-sharded`,
+    /// `memory` (from the configuration while not connected).
+    fn transport_mode(&self, stats: &StatsSnapshot) -> String {
+        if let Some(t) = &stats.topology {
+            return t.mode.clone();
+        }
+        let s = &self.inner.settings;
+        match &s.endpoint {
+            Endpoint::Memory(_) => "memory",
+            Endpoint::Redis(_) => "single",
+            Endpoint::Sentinel(_) => "sentinel",
+            Endpoint::Cluster(_) if s.sharded_pub_sub() => "cluster-sharded",
+            Endpoint::Cluster(_) => "cluster",
+        }
+        .to_string()
+    }
+
+    /// `metrics()`: this client's counters, gauges and latency histograms in the Prometheus
+    /// text exposition format (version 0.0.4), labelled with the service, the transport mode
+    /// and, per subscription, its id and pattern. See `docs/metrics.md`.
+    pub fn metrics(&self) -> String {
+        let stats = self.stats();
+        let mode = self.transport_mode(&stats);
+        let entries = self.inner.registry.all();
+        let mut subscriptions: Vec<SubscriptionView<'_>> = entries
+            .iter()
+            .map(|e| SubscriptionView {
+                id: &e.id,
+                pattern: &e.pattern,
+                pending: e.queued(),
+                metrics: &e.metrics,
+            })
+            .collect();
+        subscriptions.sort_by(|a, b| a.pattern.cmp(b.pattern).then(a.id.cmp(b.id)));
+        crate::metrics::render(&Exposition {
+            service: &self.inner.settings.service_name,
+            transport: &mode,
+            connected: self.is_connected(),
+            stats: &stats,
+            publish: &self.inner.stats.publish_rtt,
+            subscriptions,
+        })
     }
 }

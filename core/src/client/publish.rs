@@ -405,6 +405,13 @@ impl EventBusClient {
 
     /// One outcome per event from the transport's answers (counted, and logged at debug).
     fn settle(&self, evs: Vec<OutgoingEvent>, results: Vec<Result<u64>>) -> Vec<PublishOutcome> {
+        let now = std::time::Instant::now();
+        self.inner.stats.publish_rtt.record_all(
+            evs.iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_ok())
+                .map(|(ev, _)| now.saturating_duration_since(ev.encoded_at).as_micros() as u64),
+        );
         evs.into_iter()
             .zip(results)
             .map(|(ev, r)| match r {

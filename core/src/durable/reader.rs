@@ -119,6 +119,8 @@ struct TypeCtx {
     ctx: Arc<Ctx>,
     emitter: Arc<Emitter>,
     counters: Arc<Counters>,
+    /// The subscription's handler metrics (latency, durations, outcomes).
+    metrics: Arc<crate::metrics::SubscriptionMetrics>,
     /// Commands other than the blocking read.
     ops: Streams,
     /// Entries read and not finished.
@@ -156,6 +158,7 @@ pub(crate) async fn start(s: Start) -> Result<Arc<DurableSub>> {
     let dp = Arc::new(s.dp);
     let policy = Arc::new(s.policy);
     let counters = Arc::new(Counters::default());
+    let metrics = Arc::new(crate::metrics::SubscriptionMetrics::default());
     let (stop, stop_rx) = watch::channel(false);
     let mut readers = Vec::new();
     let mut workers = Vec::new();
@@ -181,6 +184,7 @@ pub(crate) async fn start(s: Start) -> Result<Arc<DurableSub>> {
             ctx: s.ctx.clone(),
             emitter: s.emitter.clone(),
             counters: counters.clone(),
+            metrics: metrics.clone(),
             ops,
             held: AtomicUsize::new(0),
             room: Notify::new(),
@@ -711,7 +715,15 @@ async fn handle_inner(tc: &TypeCtx, w: Work) {
             return;
         }
     }
-    match run_handler(&tc.sub_id, &tc.handler, &tc.policy, d, &tc.ctx).await {
+    match run_handler(
+        &tc.sub_id,
+        &tc.handler,
+        &tc.policy,
+        d,
+        (&tc.ctx, &tc.metrics),
+    )
+    .await
+    {
         None => {
             if let Some(k) = &seen {
                 let mut cmd = redis::cmd("SET");

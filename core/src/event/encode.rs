@@ -39,6 +39,8 @@ pub struct OutgoingEvent {
     /// Set once a persistent publish has stored it in its type's stream: the publish has
     /// succeeded for durable readers whatever PUBLISH answers.
     pub stored: bool,
+    /// When it was encoded: the start of its publish round trip.
+    pub encoded_at: std::time::Instant,
 }
 
 /// Append `s` as a JSON string literal, escaped exactly as `JSON.stringify` does (the faces'
@@ -66,9 +68,17 @@ pub fn encode(
 ) -> OutgoingEvent {
     let id = new_id();
     let timestamp = now_iso();
+    // Without a traceId, an event carrying a W3C `traceparent` gets that trace's id, so
+    // receivers that only read `traceId` see the same trace.
     let trace_id = match opts.trace_id.as_deref() {
         Some(t) => t.to_string(),
-        None => new_id(),
+        None => opts
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(super::TRACEPARENT))
+            .and_then(|v| v.as_str())
+            .and_then(super::traceparent_trace_id)
+            .map_or_else(new_id, str::to_string),
     };
     let data = data.get();
     let mut p = String::with_capacity(data.len() + event_type.len() + source.len() + 200);
@@ -112,6 +122,7 @@ pub fn encode(
         payload: p,
         data_len: data.len(),
         stored: false,
+        encoded_at: std::time::Instant::now(),
     }
 }
 

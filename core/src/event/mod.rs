@@ -31,6 +31,31 @@ pub const RESERVED_METADATA_KEYS: [&str; 6] = [
     "version",
 ];
 
+/// The metadata field of a W3C trace context (`traceparent`), carried as extra metadata.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The trace id (32 lower-case hex digits) of a W3C `traceparent` header value
+/// (`version-traceid-parentid-flags`), or `None` when the value is not one: version `ff`,
+/// upper-case hex, or an all-zero trace or parent id are invalid. A version above `00` may
+/// carry more fields after the flags (`-...`), as the W3C recommendation allows.
+pub fn traceparent_trace_id(v: &str) -> Option<&str> {
+    let hex = |s: &str, n: usize| {
+        s.len() == n && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let mut parts = v.splitn(5, '-');
+    let (ver, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let rest = parts.next();
+    let ok = hex(ver, 2)
+        && ver != "ff"
+        && (ver != "00" || rest.is_none())
+        && hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && hex(flags, 2);
+    ok.then_some(trace)
+}
+
 /// `toISOString()` form of now: `2026-11-27T04:28:49.612Z`.
 pub fn now_iso() -> String {
     iso_ms(chrono::Utc::now())
@@ -97,5 +122,34 @@ mod time_tests {
             assert_eq!(iso_ms(t), t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
         }
         assert_eq!(now_iso().len(), 24);
+    }
+}
+
+#[cfg(test)]
+mod traceparent_tests {
+    use super::traceparent_trace_id as t;
+
+    #[test]
+    fn w3c_examples_and_refusals() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(t(ok), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        // A later version may append fields; version 00 may not.
+        assert_eq!(
+            t("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+        ] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
     }
 }

@@ -91,9 +91,21 @@ pub(crate) struct Entry {
     max_pending: usize,
     worker: std::sync::Mutex<Option<JoinHandle<()>>>,
     filter: Option<SubscriptionFilter>,
+    /// Its counters and latency histograms (the per-subscription metric series).
+    pub metrics: Arc<crate::metrics::SubscriptionMetrics>,
 }
 
 impl Entry {
+    /// Events waiting in its queue (0 once it is closed).
+    pub(crate) fn queued(&self) -> usize {
+        let open = self.tx.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        if open {
+            self.waiting.load(Relaxed)
+        } else {
+            0
+        }
+    }
+
     pub(crate) fn info(&self) -> SubscriptionInfo {
         SubscriptionInfo {
             id: self.id.clone(),
@@ -213,6 +225,7 @@ impl Registry {
             max_pending: policy.max_pending,
             worker: std::sync::Mutex::new(None),
             filter: policy.filter.clone(),
+            metrics: Arc::default(),
         });
         let worker = crate::runtime::spawn(worker::run_worker(
             entry.id.clone(),
@@ -220,7 +233,7 @@ impl Registry {
             policy,
             (rx, waiting),
             active,
-            self.ctx.clone(),
+            (self.ctx.clone(), entry.metrics.clone()),
         ));
         *entry.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(worker);
         let mut g = self.write();
@@ -251,9 +264,7 @@ impl Registry {
     /// Events waiting for a subscription's handler (queued, or handed over in a batch and not
     /// started yet; not counting the ones being handled).
     pub(crate) fn queued(&self, id: &str) -> Option<usize> {
-        let e = self.get(id)?;
-        let open = e.tx.lock().unwrap_or_else(|p| p.into_inner()).is_some();
-        Some(if open { e.waiting.load(Relaxed) } else { 0 })
+        Some(self.get(id)?.queued())
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<Entry>> {

@@ -19,6 +19,7 @@ use super::{Ctx, Entry, Policy, Registry};
 use crate::event::Delivery;
 use crate::handler::outcomes::{batch_outcomes, BatchOutcome};
 use crate::handler::{Handler, HandlerFuture, MAX_HANDLER_BATCH};
+use crate::metrics::SubscriptionMetrics;
 
 /// What the events of a batch fail with when the host drops its reporter before reporting them.
 const BATCH_GONE: &str =
@@ -31,6 +32,7 @@ impl Registry {
         if let Some(f) = &e.filter {
             if !f.matches(delivery) {
                 ctx.stats.filtered.fetch_add(1, Relaxed);
+                e.metrics.filtered.fetch_add(1, Relaxed);
                 return;
             }
         }
@@ -54,6 +56,7 @@ impl Registry {
             };
         if full {
             ctx.stats.dropped.fetch_add(1, Relaxed);
+            e.metrics.dropped.fetch_add(1, Relaxed);
             if let Some(suppressed) = ctx.drop_log.check() {
                 ctx.logger.warn(
                     "Subscription queue full; event dropped",
@@ -77,7 +80,7 @@ pub(super) async fn run_worker(
     policy: Policy,
     (mut rx, waiting): (mpsc::Receiver<Delivery>, Arc<AtomicUsize>),
     active: Arc<AtomicBool>,
-    ctx: Arc<Ctx>,
+    (ctx, metrics): (Arc<Ctx>, Arc<SubscriptionMetrics>),
 ) {
     // An event stops counting toward maxPending when its handler starts.
     let started = || {
@@ -125,7 +128,7 @@ pub(super) async fn run_worker(
                     }
                     started();
                     let first = futs[k].take().map(|f| Box::pin(f) as HandlerFuture);
-                    if run_one(&id, &handler, &policy, d, &ctx, first).await {
+                    if run_one(&id, &handler, &policy, d, (&ctx, &metrics), first).await {
                         // The host is still in the handler that timed out and would reach the
                         // rest only after it.
                         give_up(&mut futs[k + 1..]);
@@ -137,7 +140,7 @@ pub(super) async fn run_worker(
                         break;
                     }
                     started();
-                    run_one(&id, &handler, &policy, d, &ctx, None).await;
+                    run_one(&id, &handler, &policy, d, (&ctx, &metrics), None).await;
                 }
             }
             buf.clear();
@@ -151,10 +154,15 @@ pub(super) async fn run_worker(
             }
             let permit = sem.clone().acquire_owned().await.expect("never closed");
             started();
-            let (id, handler, policy, ctx) =
-                (id.clone(), handler.clone(), policy.clone(), ctx.clone());
+            let (id, handler, policy, ctx, metrics) = (
+                id.clone(),
+                handler.clone(),
+                policy.clone(),
+                ctx.clone(),
+                metrics.clone(),
+            );
             running.spawn(async move {
-                run_one(&id, &handler, &policy, d, &ctx, None).await;
+                run_one(&id, &handler, &policy, d, (&ctx, &metrics), None).await;
                 drop(permit);
             });
             while running.try_join_next().is_some() {}
@@ -163,12 +171,13 @@ pub(super) async fn run_worker(
     }
 }
 
-fn latency_ms(d: &Delivery) -> Option<f64> {
+/// Microseconds from the event's `metadata.timestamp` to now (0 when its clock is ahead).
+fn latency_us(d: &Delivery) -> Option<u64> {
     let ts = d.metadata().timestamp.as_deref()?;
     let t = chrono::DateTime::parse_from_rfc3339(ts).ok()?;
     let now = chrono::Utc::now();
-    let ms = (now - t.with_timezone(&chrono::Utc)).num_microseconds()? as f64 / 1000.0;
-    Some(ms.max(0.0))
+    let us = (now - t.with_timezone(&chrono::Utc)).num_microseconds()?;
+    Some(us.max(0) as u64)
 }
 
 /// Run `d`'s handler with the timeout and retries of `p` (a durable subscription's one
@@ -178,7 +187,7 @@ pub(crate) async fn run_handler(
     handler: &Arc<dyn Handler>,
     p: &Policy,
     d: Delivery,
-    ctx: &Ctx,
+    ctx: (&Ctx, &SubscriptionMetrics),
 ) -> Option<String> {
     run_one_outcome(id, handler, p, d, ctx, None).await.1
 }
@@ -188,7 +197,7 @@ async fn run_one(
     handler: &Arc<dyn Handler>,
     p: &Policy,
     d: Delivery,
-    ctx: &Ctx,
+    ctx: (&Ctx, &SubscriptionMetrics),
     first: Option<HandlerFuture>,
 ) -> bool {
     run_one_outcome(id, handler, p, d, ctx, first).await.0
@@ -202,11 +211,12 @@ async fn run_one_outcome(
     handler: &Arc<dyn Handler>,
     p: &Policy,
     d: Delivery,
-    ctx: &Ctx,
+    (ctx, m): (&Ctx, &SubscriptionMetrics),
     mut first: Option<HandlerFuture>,
 ) -> (bool, Option<String>) {
-    if let Some(ms) = latency_ms(&d) {
-        ctx.stats.record_latency(ms);
+    if let Some(us) = latency_us(&d) {
+        ctx.stats.latency.record_us(us);
+        m.latency.record_us(us);
     }
     let mut attempt: u32 = 0;
     let mut delay = p.retry_delay;
@@ -218,7 +228,12 @@ async fn run_one_outcome(
             None => handler.call(d.clone()),
         };
         let fut = AssertUnwindSafe(call).catch_unwind();
-        let outcome = match tokio::time::timeout(p.timeout, fut).await {
+        let began = std::time::Instant::now();
+        let result = tokio::time::timeout(p.timeout, fut).await;
+        let took = began.elapsed();
+        ctx.stats.handler.record(took);
+        m.handler.record(took);
+        let outcome = match result {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(e.message),
             Ok(Err(_panic)) => Err("handler panicked".to_string()),
@@ -233,11 +248,13 @@ async fn run_one_outcome(
         match outcome {
             Ok(()) => {
                 ctx.stats.delivered.fetch_add(1, Relaxed);
+                m.delivered.fetch_add(1, Relaxed);
                 return (batch_call_timed_out, None);
             }
             Err(msg) => {
                 if p.retry_on_error && attempt < p.max_retries {
                     attempt += 1;
+                    m.retries.fetch_add(1, Relaxed);
                     ctx.logger.warn(
                         &format!("Handler error for subscription {id}; retrying"),
                         &[
@@ -251,6 +268,7 @@ async fn run_one_outcome(
                     continue;
                 }
                 ctx.stats.handler_failed.fetch_add(1, Relaxed);
+                m.failed.fetch_add(1, Relaxed);
                 if let Some(suppressed) = ctx.fail_log.check() {
                     ctx.logger.error(
                         &format!("Handler error for subscription {id}"),

@@ -1,0 +1,164 @@
+//! `event-bus`: the operator's command line for the event bus (tail, publish, health, stats,
+//! topology, bench), on the same core and configuration as the libraries.
+
+mod bench;
+mod conn;
+mod publish;
+mod tail;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes (also listed in `--help`).
+pub mod exit {
+    /// A command ran but its result is a failure: a publish failed, the bus is not healthy.
+    pub const FAILED: u8 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// Redis could not be reached, or refused the connection.
+    pub const UNREACHABLE: u8 = 3;
+    /// Bad input: JSON that does not parse, a file that cannot be read, a bad configuration.
+    pub const BAD_INPUT: u8 = 4;
+    /// The command needs a feature this build does not have yet.
+    pub const NOT_AVAILABLE: u8 = 5;
+}
+
+/// A failure to report on stderr, with its exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// Exit code (see [`exit`]).
+    pub code: u8,
+    /// What to print after `event-bus: `.
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(code: u8, message: impl Into<String>) -> Self {
+        CliError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+const AFTER_HELP: &str = "\
+Examples:
+  event-bus tail 'photo.*'                       one line per event
+  event-bus tail 'photo.*' --json | jq .data     wire-format JSON, one object per line
+  event-bus publish photo.uploaded '{\"photoId\":\"p1\"}' --room photo:p1
+  event-bus publish photo.uploaded @event.json --count 100 --rate 10
+  cat events.ndjson | event-bus publish photo.uploaded -
+  event-bus health && echo up
+  event-bus bench e2e --msgs 100000 --json
+  REDIS_PW=secret event-bus --url redis://redis.internal:6379 --password-env REDIS_PW stats
+
+Connection: --url, else REDIS_URL, else redis://127.0.0.1:6379; --config FILE takes the
+libraries' JSON configuration (cluster, sentinels, TLS, ...), --url overrides its redis.url.
+A password belongs in --password-env VAR: a command line is visible to other users.
+
+Exit codes: 0 success; 1 the command failed (a publish failed, health not healthy);
+2 bad command line; 3 Redis unreachable or refused the connection; 4 bad input (JSON,
+file, configuration); 5 not available in this build.
+
+Not yet available (durable subscriptions are not in this build; exit code 5):
+  event-bus dlq ...            dead letters of a durable subscription
+  event-bus tail --stream ...  reading a type's stream";
+
+#[derive(Parser)]
+#[command(name = "event-bus", version, about = "Watch, publish to and measure the event bus", after_help = AFTER_HELP)]
+struct Cli {
+    #[command(flatten)]
+    conn: conn::ConnArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the events published on channels matching PATTERN... until interrupted
+    Tail(tail::TailArgs),
+    /// Publish events and print each PublishResult as JSON
+    Publish(publish::PublishArgs),
+    /// Check Redis (PING on each node) and print the health report; exit 1 unless healthy
+    Health,
+    /// Print getStats() of a fresh client as JSON (latency distributions, topology)
+    Stats,
+    /// Print the servers the client sees (single, sentinel, cluster) as JSON
+    Topology,
+    /// Measure publishing and delivery against this Redis
+    Bench(bench::BenchArgs),
+    /// Dead letters of durable subscriptions (not yet available in this build)
+    Dlq {
+        /// list | replay | purge TYPE --group G
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = event_bus::runtime::block_on(run(cli));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !e.message.is_empty() {
+                eprintln!("event-bus: {}", e.message);
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let conn = cli.conn;
+    match cli.command {
+        Command::Tail(a) => tail::run(&conn, a).await,
+        Command::Publish(a) => publish::run(&conn, a).await,
+        Command::Health => {
+            let bus = conn.connect().await?;
+            let h = bus.health_check().await;
+            print_json(&h);
+            let _ = bus.disconnect().await;
+            if h.status == "healthy" {
+                Ok(())
+            } else {
+                Err(CliError::new(
+                    exit::FAILED,
+                    format!("the event bus is {}", h.status),
+                ))
+            }
+        }
+        Command::Stats => {
+            let bus = conn.connect().await?;
+            print_json(&bus.stats());
+            let _ = bus.disconnect().await;
+            Ok(())
+        }
+        Command::Topology => {
+            let bus = conn.connect().await?;
+            print_json(&bus.stats().topology);
+            let _ = bus.disconnect().await;
+            Ok(())
+        }
+        Command::Bench(a) => bench::run(&conn, a).await,
+        Command::Dlq { .. } => Err(not_available("dlq")),
+    }
+}
+
+/// The error of a command that needs durable subscriptions.
+pub fn not_available(what: &str) -> CliError {
+    CliError::new(
+        exit::NOT_AVAILABLE,
+        format!("`{what}` is not yet available: it needs durable subscriptions, which this build does not have"),
+    )
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("reports serialize")
+    );
+}
