@@ -31,6 +31,9 @@
 //! - `socketio` (feature `socketio`): rooms over a Socket.IO hub. `mod.rs` is the client's
 //!   handle, `connection.rs` the connection task, `protocol.rs` packets and acks,
 //!   `engine.rs` the Engine.IO transports.
+//! - [`durable`]: durable delivery on Redis Streams (persistent publishes, consumer-group
+//!   subscriptions, dead letters); `client/durable.rs` is its part of the client API and
+//!   `transport/redis/streams.rs` its connections.
 //! - [`state`]: connection state events (`connected`, `disconnected`, `reconnecting`, `gap`,
 //!   `error`); [`stats`]: the counters behind `getStats()`.
 //! - [`runtime`]: the one lazily started tokio runtime and the blocking helper; `alloc`
@@ -58,6 +61,7 @@
 pub mod alloc;
 pub mod client;
 pub mod config;
+pub mod durable;
 pub mod error;
 pub mod event;
 pub mod filter;
@@ -80,11 +84,13 @@ pub use client::{
     PublishFailure, PublishOutcome, PublishReceipt, VERSION,
 };
 pub use config::{EventBusConfig, LogLevel};
+pub use durable::{DeadLetter, DurableStats};
 pub use error::{Error, ErrorKind, Result};
-pub use event::{Delivery, PublishOptions};
+pub use event::{Delivery, DeliveryInfo, PublishOptions};
 pub use glob::{is_pattern, matches_pattern};
 pub use handler::outcomes;
 pub use handler::{Handler, HandlerError, HandlerFuture};
+pub use options::{DurableOptions, DurablePolicy, StartFrom, SubscriptionTarget};
 pub use outcomes::{batch_outcomes, BatchOutcome, OutcomeReporter, SharedStates};
 pub use state::{Link, StateEvent};
 pub use stats::StatsSnapshot;

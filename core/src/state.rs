@@ -77,6 +77,10 @@ pub enum StateEvent {
         connection: Link,
         /// What failed.
         message: String,
+        /// A stable code for errors a program may act on (`DEAD_LETTERED`,
+        /// `EVENTS_TRIMMED`); absent otherwise.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
     },
 }
 

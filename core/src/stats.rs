@@ -42,6 +42,10 @@ pub struct Stats {
     pub(crate) filtered: AtomicU64,
     pub(crate) failovers: AtomicU64,
     pub(crate) redirects: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) reclaimed: AtomicU64,
+    pub(crate) trimmed_unread: AtomicU64,
+    pub(crate) persistent_published: AtomicU64,
     latency: Mutex<LatencyRing>,
     rate: Mutex<RateWindow>,
 }
@@ -143,6 +147,16 @@ pub struct StatsSnapshot {
     /// Sharded pub/sub: publishes sent again after `MOVED`/`ASK`, and channels subscribed again
     /// after their slot moved.
     pub redirects: u64,
+    /// Durable delivery: entries moved to a dead-letter stream after `maxDeliveries`.
+    pub events_dead_lettered: u64,
+    /// Durable delivery: pending entries claimed from idle consumers.
+    pub events_reclaimed: u64,
+    /// Durable delivery: entries trimmed from a stream before a group read them.
+    pub events_trimmed_unread: u64,
+    /// Persistent publishes appended to their type's stream.
+    pub persistent_published: u64,
+    /// Durable subscriptions of this client.
+    pub durable: Vec<crate::durable::DurableStats>,
     /// Where the client is connected (absent before `connect()`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topology: Option<TopologySnapshot>,
@@ -266,6 +280,10 @@ impl Stats {
             invalid_messages: invalid,
             reconnects: self.reconnects.load(Relaxed),
             events_filtered: self.filtered.load(Relaxed),
+            events_dead_lettered: self.dead_lettered.load(Relaxed),
+            events_reclaimed: self.reclaimed.load(Relaxed),
+            events_trimmed_unread: self.trimmed_unread.load(Relaxed),
+            persistent_published: self.persistent_published.load(Relaxed),
             memory_usage: MemoryUsage {
                 rss: rss_bytes(),
                 ..Default::default()

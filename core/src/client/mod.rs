@@ -23,6 +23,7 @@
 //! work on the runtime, one call after the other, so events of successive calls reach Redis
 //! in call order whichever thread awaits them.
 
+mod durable;
 mod health;
 mod outcome;
 mod publish;
@@ -41,6 +42,7 @@ use crate::subscription::{Ctx, Handler, Policy, Registry, SubscriptionInfo, Subs
 use crate::transport::{memory::MemoryTransport, redis::RedisTransport, Shared, Transport};
 use crate::validate::EventValidator;
 
+pub use durable::TYPES_NEED_DURABLE;
 pub use health::HealthReport;
 pub use outcome::{
     BatchItem, IntoBatchItem, JsonItem, OutcomeJson, OutcomeShape, PublishFailure, PublishOutcome,

@@ -40,6 +40,7 @@ impl EventBusClient {
         opts: &PublishOptions,
     ) -> std::result::Result<OutgoingEvent, PublishFailure> {
         let s = &self.inner.settings;
+        opts.check().map_err(failure)?;
         self.inner
             .validator
             .validate_publish(&s.service_name, event_type, data.get(), opts)

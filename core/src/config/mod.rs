@@ -119,6 +119,19 @@ pub struct EventBusConfig {
     /// Added: how long `disconnect()` waits for in-flight handlers (ms, default 5000).
     #[serde(default, deserialize_with = "input::millis::deserialize")]
     pub disconnect_timeout: Option<u64>,
+    /// Added: durable delivery (Redis Streams) settings.
+    #[serde(default)]
+    pub durable: Option<DurableConfig>,
+}
+
+/// `durable`: settings of the streams behind persistent publishes.
+#[derive(Clone, Deserialize, Default, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct DurableConfig {
+    /// Approximate bound of each type's stream (`XADD ... MAXLEN ~ n`, default 1,000,000,
+    /// at least 1).
+    #[serde(default, deserialize_with = "input::whole")]
+    pub max_len: Option<u64>,
 }
 
 /// `RedisConfig`. `host`/`port` or `url` (`redis://`, `rediss://`, `memory://name`).
@@ -164,8 +177,8 @@ pub struct RedisConfig {
     /// `#insecure` or `rejectUnauthorized: false` says so.
     #[serde(default)]
     pub tls: Option<Value>,
-    /// Accepted for compatibility and never applied: the TS package's prefix never reached
-    /// pub/sub channels.
+    /// Prefix of the stream keys of durable delivery (`<keyPrefix>events:{<type>}`). Never
+    /// applied to pub/sub channels: the TS package's prefix never reached them either.
     #[serde(default)]
     pub key_prefix: Option<String>,
     /// Connect timeout (ms, default 10000).

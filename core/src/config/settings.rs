@@ -65,6 +65,10 @@ pub struct Settings {
     pub disconnect_timeout: Duration,
     /// Socket.IO settings, when rooms are configured (`client` given).
     pub socketio: Option<SocketIoSettings>,
+    /// `redis.keyPrefix`: prefix of stream keys (never of channels).
+    pub key_prefix: String,
+    /// `durable.maxLen`: approximate bound of each type's stream.
+    pub durable_max_len: u64,
 }
 
 /// Which Engine.IO transport carries the Socket.IO connection.
@@ -251,6 +255,18 @@ impl EventBusConfig {
         } else {
             redis_endpoint(&redis)?
         };
+        let durable_max_len = self
+            .durable
+            .as_ref()
+            .and_then(|d| d.max_len)
+            .unwrap_or(1_000_000);
+        if durable_max_len == 0 {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "durable.maxLen must be at least 1 (got 0)",
+            ));
+        }
+        let key_prefix = redis.key_prefix.clone().unwrap_or_default();
         let perf = self.performance.clone().unwrap_or_default();
         let val = self.validation.clone().unwrap_or_default();
         let heartbeat = redis.heartbeat_interval.unwrap_or(5000);
@@ -284,6 +300,8 @@ impl EventBusConfig {
             max_data_size: val.max_data_size.unwrap_or(512 * 1024),
             strict_schemas: val.strict_schemas.unwrap_or(false),
             disconnect_timeout: ms(self.disconnect_timeout, 5_000),
+            key_prefix,
+            durable_max_len,
             socketio: socketio_settings(&self.client, &self.websocket)?,
         })
     }

@@ -169,6 +169,20 @@ struct WireEvent<'a> {
     metadata: Option<&'a RawValue>,
 }
 
+/// How a durable subscription got an event (absent for pub/sub events): which stream entry,
+/// for which consumer group, and the how-manyth delivery of that entry this is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryInfo {
+    /// Delivery count of the entry in the group (1 on the first delivery; a redelivery after
+    /// a crash, a failure or a claim by another member counts up).
+    pub attempt: u32,
+    /// The entry id in the type's stream (`1733300000000-0`).
+    pub stream_id: String,
+    /// The consumer group.
+    pub group: String,
+}
+
 /// An event as received: the parsed envelope plus where it came from. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -182,6 +196,7 @@ struct DeliveryInner {
     pattern: Option<String>,
     payload: String,
     received_at: std::time::Instant,
+    durable: Option<DeliveryInfo>,
 }
 
 /// What decoding reads from a message's text: the data and the metadata object as ranges of
@@ -252,6 +267,7 @@ impl Parts {
                 pattern: pattern.map(str::to_string),
                 payload: text,
                 received_at: std::time::Instant::now(),
+                durable: None,
             }),
         }
     }
@@ -295,14 +311,44 @@ impl Delivery {
         self.inner.received_at
     }
 
+    /// Durable subscriptions: the stream entry, group and attempt. `None` for pub/sub events.
+    pub fn delivery(&self) -> Option<&DeliveryInfo> {
+        self.inner.durable.as_ref()
+    }
+
+    /// The `delivery` object as JSON (`{"attempt":1,"streamId":"...","group":"..."}`), for
+    /// faces that build their own event objects; `None` for pub/sub events.
+    pub fn delivery_json(&self) -> Option<String> {
+        self.inner
+            .durable
+            .as_ref()
+            .map(|d| serde_json::to_string(d).unwrap_or_default())
+    }
+
+    /// A stream entry's event text decoded for a durable subscription (`channel` is the
+    /// event type's channel).
+    #[allow(dead_code)] // used by the durable reader
+    pub(crate) fn decode_durable(
+        channel: &str,
+        payload: String,
+        info: DeliveryInfo,
+    ) -> Result<Delivery> {
+        let parts = Parts::of(&payload)?;
+        let mut d = parts.into_delivery(channel, None, payload);
+        if let Some(inner) = Arc::get_mut(&mut d.inner) {
+            inner.durable = Some(info);
+        }
+        Ok(d)
+    }
+
     /// The metadata object as raw JSON text (re-serialized; key order of the wire kept).
     pub fn metadata_json(&self) -> String {
         // As sent: field order and unknown fields kept.
         self.inner.payload[self.inner.parts.metadata_raw.clone()].to_string()
     }
 
-    /// The full event as JSON with `channel` (and `pattern`) added: `{id,type,data,metadata,
-    /// channel,pattern?}`. What the Node and C faces hand to handlers.
+    /// The full event as JSON with `channel` (and `pattern`, and for durable subscriptions
+    /// `delivery`) added: `{id,type,data,metadata,channel,pattern?,delivery?}`. What the Node and C faces hand to handlers.
     pub fn to_json_with_channel(&self) -> String {
         let p = &self.inner.payload;
         let trimmed = p.trim_end();
@@ -314,6 +360,10 @@ impl Delivery {
         if let Some(pat) = &self.inner.pattern {
             out.push_str(",\"pattern\":");
             push_json_str(&mut out, pat);
+        }
+        if let Some(json) = self.delivery_json() {
+            out.push_str(",\"delivery\":");
+            out.push_str(&json);
         }
         out.push('}');
         out
@@ -331,6 +381,7 @@ impl Delivery {
                 pattern: pattern.map(str::to_string),
                 payload: i.payload.clone(),
                 received_at: i.received_at,
+                durable: i.durable.clone(),
             }),
         }
     }

@@ -15,7 +15,7 @@ mod decode;
 mod encode;
 
 pub use crate::options::PublishOptions;
-pub use decode::{Delivery, EventMetadata};
+pub use decode::{Delivery, DeliveryInfo, EventMetadata};
 pub use encode::{channel_for, encode, push_json_str, OutgoingEvent};
 
 /// `metadata.version` written by every publisher.

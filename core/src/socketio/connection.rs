@@ -62,6 +62,7 @@ pub(super) async fn run(
                 ctx.emitter.emit(StateEvent::Error {
                     connection: Link::Socketio,
                     message: e.to_string(),
+                    code: None,
                 });
                 if let Some(f) = first.take() {
                     let _ = f.send(Err((e, false)));
@@ -101,6 +102,7 @@ pub(super) async fn run(
                 ctx.emitter.emit(StateEvent::Error {
                     connection: Link::Socketio,
                     message: msg,
+                    code: None,
                 });
             }
             return idle(&mut cmds).await;
@@ -218,6 +220,7 @@ impl Session<'_> {
                     self.ctx.emitter.emit(StateEvent::Error {
                         connection: Link::Socketio,
                         message: e.to_string(),
+                        code: None,
                     });
                 }
             }

@@ -58,6 +58,11 @@ pub(crate) struct LinkStatus {
 }
 
 impl Transport {
+    /// The in-process memory broker (no streams there).
+    pub(crate) fn is_memory(&self) -> bool {
+        matches!(self, Transport::Memory(_))
+    }
+
     /// Hand every item over for sending, in order, from inside the runtime; the answers come
     /// from [`Queued::answers`]. Waiting for room and for answers ends at `deadline`.
     pub(crate) async fn hand_over(

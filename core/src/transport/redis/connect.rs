@@ -184,6 +184,7 @@ impl Reconnect {
         shared.emitter.emit(StateEvent::Error {
             connection: self.link,
             message: format!("{what} (attempt {attempt}): {message}"),
+            code: None,
         });
         self.last = Some((Instant::now(), message));
     }

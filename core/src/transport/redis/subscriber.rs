@@ -210,6 +210,7 @@ pub(super) async fn run(
                 shared.emitter.emit(StateEvent::Error {
                     connection: Link::Subscriber,
                     message,
+                    code: None,
                 });
                 Some(format!("resubscribe failed: {msg}"))
             }
