@@ -46,6 +46,7 @@ pub struct Stats {
     pub(crate) reclaimed: AtomicU64,
     pub(crate) trimmed_unread: AtomicU64,
     pub(crate) persistent_published: AtomicU64,
+    pub(crate) persistent_publish_only: AtomicU64,
     latency: Mutex<LatencyRing>,
     rate: Mutex<RateWindow>,
 }
@@ -155,6 +156,9 @@ pub struct StatsSnapshot {
     pub events_trimmed_unread: u64,
     /// Persistent publishes appended to their type's stream.
     pub persistent_published: u64,
+    /// Persistent publishes stored in their stream whose PUBLISH (the live copy) failed:
+    /// successes for durable readers, missed by live subscribers.
+    pub persistent_live_failed: u64,
     /// Durable subscriptions of this client.
     pub durable: Vec<crate::durable::DurableStats>,
     /// Where the client is connected (absent before `connect()`).
@@ -284,6 +288,7 @@ impl Stats {
             events_reclaimed: self.reclaimed.load(Relaxed),
             events_trimmed_unread: self.trimmed_unread.load(Relaxed),
             persistent_published: self.persistent_published.load(Relaxed),
+            persistent_live_failed: self.persistent_publish_only.load(Relaxed),
             memory_usage: MemoryUsage {
                 rss: rss_bytes(),
                 ..Default::default()

@@ -4,10 +4,13 @@
 use std::sync::Arc;
 
 use super::EventBusClient;
-use crate::durable::DeadLetter;
+use crate::durable::reader::{self, DurableSub};
+use crate::durable::{dead, stream_key, DeadLetter};
 use crate::error::{Error, ErrorKind, Result};
+use crate::event::{OutgoingEvent, PublishOptions};
 use crate::options::SubscriptionTarget;
 use crate::subscription::{Handler, SubscriptionInfo, SubscriptionOptions};
+use crate::transport::redis::streams::Streams;
 
 /// The refusal of a list of types without `durable`.
 pub const TYPES_NEED_DURABLE: &str =
@@ -67,11 +70,9 @@ impl EventBusClient {
         group: &str,
         count: Option<usize>,
     ) -> Result<Vec<DeadLetter>> {
-        let _ = (event_type, group, count);
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            "dead letters are not implemented yet",
-        ))
+        let st = self.shared_streams()?;
+        let prefix = &self.inner.settings.key_prefix;
+        dead::list(&st, prefix, event_type, group, count).await
     }
 
     /// [`dead_letters`](Self::dead_letters) as a JSON array of [`DeadLetter::to_json`]
@@ -96,20 +97,126 @@ impl EventBusClient {
         group: &str,
         count: Option<usize>,
     ) -> Result<u64> {
-        let _ = (event_type, group, count);
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            "dead letters are not implemented yet",
-        ))
+        let st = self.shared_streams()?;
+        let s = &self.inner.settings;
+        dead::replay(
+            &st,
+            &s.key_prefix,
+            event_type,
+            group,
+            count,
+            s.durable_max_len,
+        )
+        .await
     }
 
     /// Delete `group`'s dead letters of `event_type`. Returns how many were deleted.
     pub async fn purge_dead_letters(&self, event_type: &str, group: &str) -> Result<u64> {
-        let _ = (event_type, group);
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            "dead letters are not implemented yet",
-        ))
+        let st = self.shared_streams()?;
+        dead::purge(&st, &self.inner.settings.key_prefix, event_type, group).await
+    }
+
+    /// The client's stream connections for publishes and dead-letter calls (made on first
+    /// use, per connection of the client).
+    fn shared_streams(&self) -> Result<Arc<Streams>> {
+        let Some(t) = self.transport() else {
+            return Err(Error::not_connected());
+        };
+        let mut g = self.inner.streams.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = g.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(t.streams()?);
+        *g = Some(s.clone());
+        Ok(s)
+    }
+
+    /// A persistent publish: append the envelope to its type's stream (`MAXLEN ~` the
+    /// configured bound; with `ttl`, entries older than it trimmed too). On the memory
+    /// transport there is no stream: nothing to do.
+    pub(super) async fn append_to_stream(
+        &self,
+        ev: &mut OutgoingEvent,
+        opts: &PublishOptions,
+    ) -> Result<()> {
+        let Some(t) = self.transport() else {
+            return Err(Error::not_connected());
+        };
+        if t.is_memory() {
+            return Ok(());
+        }
+        let st = self.shared_streams()?;
+        let s = &self.inner.settings;
+        let key = stream_key(&s.key_prefix, &ev.event_type);
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(s.durable_max_len)
+            .arg("*")
+            .arg("event")
+            .arg(&ev.payload);
+        st.query::<redis::Value>(&key, &cmd, "XADD", s.publish_timeout)
+            .await?;
+        ev.stored = true;
+        self.inner
+            .stats
+            .persistent_published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(ttl) = opts.ttl {
+            let min = crate::stats::now_ms().saturating_sub(ttl);
+            let mut trim = redis::cmd("XTRIM");
+            trim.arg(&key).arg("MINID").arg("~").arg(min);
+            if let Err(e) = st
+                .query::<redis::Value>(&key, &trim, "XTRIM", s.publish_timeout)
+                .await
+            {
+                self.inner.logger.warn(
+                    "Trimming a stream by ttl failed (the event was stored)",
+                    &[("stream", key.clone()), ("error", e.to_string())],
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Every durable subscription.
+    pub(super) fn durable_subs(&self) -> Vec<Arc<DurableSub>> {
+        self.inner
+            .durable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Remove durable subscription `id` (stop reading, let what is in hand finish).
+    pub(super) async fn unsubscribe_durable(&self, id: &str) -> Option<bool> {
+        let sub = self
+            .inner
+            .durable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)?;
+        sub.stop(Some(self.inner.settings.disconnect_timeout)).await;
+        Some(true)
+    }
+
+    /// Stop every durable subscription (disconnect).
+    pub(super) async fn stop_durable(&self, drain: Option<std::time::Duration>) {
+        let subs: Vec<Arc<DurableSub>> = self
+            .inner
+            .durable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, s)| s)
+            .collect();
+        for s in subs {
+            s.stop(drain).await;
+        }
+        *self.inner.streams.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     async fn subscribe_durable(
@@ -123,17 +230,56 @@ impl EventBusClient {
         };
         let types = Self::durable_types(&target)?;
         let durable = options.durable.clone().unwrap_or_default();
-        let _policy = durable.resolve(&self.inner.settings.service_name)?;
+        let s = &self.inner.settings;
+        let dp = durable.resolve(&s.service_name)?;
+        let policy =
+            crate::options::Policy::new(&options, s.default_max_retries, s.default_retry_delay)?;
         if t.is_memory() {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 "durable subscriptions need Redis",
             ));
         }
-        let _ = (types, handler);
-        Err(Error::new(
-            ErrorKind::Unsupported,
-            "durable subscriptions are not implemented yet",
-        ))
+        self.warn_unknown_keys("subscription option", &options.unknown_keys);
+        let info = SubscriptionInfo {
+            id: crate::event::new_id(),
+            pattern: target.display(),
+            options,
+            created_at: crate::event::now_iso(),
+            active: true,
+        };
+        let t2 = t.clone();
+        let sub = reader::start(reader::Start {
+            info,
+            types,
+            dp,
+            policy,
+            handler,
+            ctx: self.inner.registry.ctx.clone(),
+            emitter: self.inner.emitter.clone(),
+            prefix: s.key_prefix.clone(),
+            max_len: s.durable_max_len,
+            streams: Box::new(move || t2.streams()),
+        })
+        .await?;
+        self.inner
+            .stats
+            .total_subscriptions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.logger.debug(
+            &format!("Durable subscription to: {}", sub.info.pattern),
+            &[
+                ("subscription", sub.info.id.clone()),
+                ("group", sub.policy.group.clone()),
+                ("consumer", sub.policy.consumer.clone()),
+            ],
+        );
+        let info = sub.info.clone();
+        self.inner
+            .durable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(info.id.clone(), sub);
+        Ok(info)
     }
 }

@@ -172,7 +172,9 @@ impl EventBusClient {
     /// `getStats()`.
     pub fn stats(&self) -> StatsSnapshot {
         let mut s = self.inner.stats.snapshot();
-        s.active_subscriptions = self.inner.registry.len() as u64;
+        let durable = self.durable_subs();
+        s.active_subscriptions = (self.inner.registry.len() + durable.len()) as u64;
+        s.durable = durable.iter().map(|d| d.stats()).collect();
         s.active_connections = match self.transport() {
             None => 0,
             Some(t) => {

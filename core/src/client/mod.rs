@@ -73,6 +73,10 @@ struct Inner {
     /// Option keys already warned about as unknown (each is named once per client, not once
     /// per publish).
     warned_keys: Mutex<std::collections::HashSet<String>>,
+    /// Durable subscriptions, by id.
+    durable: Mutex<std::collections::HashMap<String, Arc<crate::durable::reader::DurableSub>>>,
+    /// Stream connections for persistent publishes and dead-letter calls.
+    streams: Mutex<Option<Arc<crate::transport::redis::streams::Streams>>>,
 }
 
 /// The event bus client.
@@ -132,6 +136,8 @@ impl EventBusClient {
                 hand_over: Mutex::new(None),
                 waiting_hand_over: AtomicUsize::new(0),
                 warned_keys: Mutex::default(),
+                durable: Mutex::default(),
+                streams: Mutex::default(),
                 settings,
             }),
         };
@@ -350,8 +356,9 @@ impl EventBusClient {
                 .unwrap_or_else(|p| p.into_inner()) = None;
             sio.close().await;
         }
-        t.close().await;
         let drain = wait.then_some(self.inner.settings.disconnect_timeout);
+        self.stop_durable(drain).await;
+        t.close().await;
         self.inner.registry.drain_all(drain).await;
         self.inner.connected_at.store(0, Relaxed);
         self.inner.logger.info("Disconnected from Event Bus", &[]);
@@ -405,6 +412,9 @@ impl EventBusClient {
     /// `unsubscribe(id)`: `false` when no such subscription. The Redis subscription is
     /// dropped only when no other subscription of this client uses the same pattern.
     pub async fn unsubscribe(&self, id: &str) -> Result<bool> {
+        if let Some(done) = self.unsubscribe_durable(id).await {
+            return Ok(done);
+        }
         let Some(e) = self.inner.registry.remove(id) else {
             return Ok(false);
         };
@@ -432,12 +442,20 @@ impl EventBusClient {
 
     /// Live subscriptions.
     pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
-        self.inner.registry.all().iter().map(|e| e.info()).collect()
+        let mut out: Vec<SubscriptionInfo> =
+            self.inner.registry.all().iter().map(|e| e.info()).collect();
+        out.extend(self.durable_subs().iter().map(|d| d.info.clone()));
+        out
     }
 
     /// One subscription by id.
     pub fn subscription(&self, id: &str) -> Option<SubscriptionInfo> {
-        self.inner.registry.get(id).map(|e| e.info())
+        self.inner.registry.get(id).map(|e| e.info()).or_else(|| {
+            self.durable_subs()
+                .into_iter()
+                .find(|d| d.info.id == id)
+                .map(|d| d.info.clone())
+        })
     }
 
     /// Events waiting in subscription `id`'s queue (bounded by its `maxPending`; a handler run

@@ -73,6 +73,18 @@ impl EventBusClient {
             }
         };
         let deadline = tokio::time::Instant::now() + self.inner.settings.publish_timeout;
+        let mut ev = ev;
+        if opts.is_persistent() {
+            if let Err(e) = self.append_to_stream(&mut ev, opts).await {
+                let f = PublishFailure {
+                    error: e,
+                    event_id: ev.id,
+                    published_at: ev.timestamp,
+                };
+                self.count_failure(&f);
+                return Err(f);
+            }
+        }
         let mut evs = vec![ev];
         let queued = hand_over(self.transport().as_deref(), &mut evs, deadline).await;
         crate::runtime::note_activity();
@@ -80,6 +92,42 @@ impl EventBusClient {
             .await
             .pop()
             .expect("one outcome per event")
+    }
+
+    /// Persistent items of a batch chunk: append each to its stream before the chunk is
+    /// handed over; one that cannot be appended fails (its slot gets the failure) and is not
+    /// published.
+    async fn append_persistent(
+        &self,
+        chunk: &[BatchItem],
+        slots: &mut [Option<PublishOutcome>],
+        evs: &mut Vec<OutgoingEvent>,
+    ) {
+        if !chunk.iter().any(|it| it.options.is_persistent()) {
+            return;
+        }
+        let mut kept = Vec::with_capacity(evs.len());
+        let mut sent = std::mem::take(evs).into_iter();
+        for (it, slot) in chunk.iter().zip(slots.iter_mut()) {
+            if slot.is_some() {
+                continue; // failed validation: no event
+            }
+            let Some(mut ev) = sent.next() else { break };
+            if it.options.is_persistent() {
+                if let Err(e) = self.append_to_stream(&mut ev, &it.options).await {
+                    let f = PublishFailure {
+                        error: e,
+                        event_id: ev.id,
+                        published_at: ev.timestamp,
+                    };
+                    self.count_failure(&f);
+                    *slot = Some(Err(f));
+                    continue;
+                }
+            }
+            kept.push(ev);
+        }
+        *evs = kept;
     }
 
     /// `publishToRoom(room, type, data, options)`: `publish` with `options.room = room`
@@ -142,7 +190,8 @@ impl EventBusClient {
         let t = self.transport();
         let mut parts = Vec::with_capacity(items.len().div_ceil(HAND_OVER_CHUNK));
         for chunk in items.chunks(HAND_OVER_CHUNK) {
-            let (slots, mut evs) = self.prepare_all(chunk);
+            let (mut slots, mut evs) = self.prepare_all(chunk);
+            self.append_persistent(chunk, &mut slots, &mut evs).await;
             let queued = hand_over(t.as_deref(), &mut evs, deadline).await;
             parts.push(Part { slots, evs, queued });
         }
@@ -374,6 +423,22 @@ impl EventBusClient {
                         event_id: ev.id,
                         published_at: ev.timestamp,
                         delivered_to: n,
+                        channel: ev.channel,
+                    })
+                }
+                Err(error) if ev.stored => {
+                    // In the stream already: durable readers get it; only the live copy
+                    // failed.
+                    self.inner.stats.published.fetch_add(1, Relaxed);
+                    self.inner.stats.persistent_publish_only.fetch_add(1, Relaxed);
+                    self.inner.logger.warn(
+                        "Persistent event stored in its stream, but PUBLISH failed: live subscribers missed it",
+                        &[("eventId", ev.id.clone()), ("error", error.to_string())],
+                    );
+                    Ok(PublishReceipt {
+                        event_id: ev.id,
+                        published_at: ev.timestamp,
+                        delivered_to: 0,
                         channel: ev.channel,
                     })
                 }

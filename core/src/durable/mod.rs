@@ -10,6 +10,10 @@
 //!
 //! The Redis side (which connection, which node) lives in `transport::redis::streams`.
 
+pub(crate) mod dead;
+pub(crate) mod reader;
+mod value;
+
 use serde::Serialize;
 use serde_json::Value;
 

@@ -327,7 +327,6 @@ impl Delivery {
 
     /// A stream entry's event text decoded for a durable subscription (`channel` is the
     /// event type's channel).
-    #[allow(dead_code)] // used by the durable reader
     pub(crate) fn decode_durable(
         channel: &str,
         payload: String,

@@ -36,6 +36,9 @@ pub struct OutgoingEvent {
     pub payload: String,
     /// Byte length of the serialized data (for the size rule).
     pub data_len: usize,
+    /// Set once a persistent publish has stored it in its type's stream: the publish has
+    /// succeeded for durable readers whatever PUBLISH answers.
+    pub stored: bool,
 }
 
 /// Append `s` as a JSON string literal, escaped exactly as `JSON.stringify` does (the faces'
@@ -108,6 +111,7 @@ pub fn encode(
         timestamp,
         payload: p,
         data_len: data.len(),
+        stored: false,
     }
 }
 

@@ -19,6 +19,7 @@
 mod dispatch;
 mod seen;
 mod worker;
+pub(crate) use worker::run_handler;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};

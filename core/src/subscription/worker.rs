@@ -171,17 +171,40 @@ fn latency_ms(d: &Delivery) -> Option<f64> {
     Some(ms.max(0.0))
 }
 
-/// Run `d`'s handler (starting with `first`, a batch's future, when given) with the timeout and
-/// retries of `p`, and count the outcome. True when `first` timed out: the host is then still
-/// busy with this event.
+/// Run `d`'s handler with the timeout and retries of `p` (a durable subscription's one
+/// delivery): `None` on success, else the last failure's message.
+pub(crate) async fn run_handler(
+    id: &str,
+    handler: &Arc<dyn Handler>,
+    p: &Policy,
+    d: Delivery,
+    ctx: &Ctx,
+) -> Option<String> {
+    run_one_outcome(id, handler, p, d, ctx, None).await.1
+}
+
 async fn run_one(
     id: &str,
     handler: &Arc<dyn Handler>,
     p: &Policy,
     d: Delivery,
     ctx: &Ctx,
-    mut first: Option<HandlerFuture>,
+    first: Option<HandlerFuture>,
 ) -> bool {
+    run_one_outcome(id, handler, p, d, ctx, first).await.0
+}
+
+/// Run `d`'s handler (starting with `first`, a batch's future, when given) with the timeout and
+/// retries of `p`, and count the outcome. True when `first` timed out: the host is then still
+/// busy with this event. Also the last failure's message, when it failed.
+async fn run_one_outcome(
+    id: &str,
+    handler: &Arc<dyn Handler>,
+    p: &Policy,
+    d: Delivery,
+    ctx: &Ctx,
+    mut first: Option<HandlerFuture>,
+) -> (bool, Option<String>) {
     if let Some(ms) = latency_ms(&d) {
         ctx.stats.record_latency(ms);
     }
@@ -210,7 +233,7 @@ async fn run_one(
         match outcome {
             Ok(()) => {
                 ctx.stats.delivered.fetch_add(1, Relaxed);
-                return batch_call_timed_out;
+                return (batch_call_timed_out, None);
             }
             Err(msg) => {
                 if p.retry_on_error && attempt < p.max_retries {
@@ -232,14 +255,14 @@ async fn run_one(
                     ctx.logger.error(
                         &format!("Handler error for subscription {id}"),
                         &[
-                            ("error", msg),
+                            ("error", msg.clone()),
                             ("eventId", d.id().to_string()),
                             ("attempts", (attempt + 1).to_string()),
                             ("suppressed", suppressed.to_string()),
                         ],
                     );
                 }
-                return batch_call_timed_out;
+                return (batch_call_timed_out, Some(msg));
             }
         }
     }

@@ -58,6 +58,17 @@ pub(crate) struct LinkStatus {
 }
 
 impl Transport {
+    /// A new set of stream connections (Redis only).
+    pub(crate) fn streams(&self) -> Result<redis::streams::Streams> {
+        match self {
+            Transport::Redis(r) => r.streams(),
+            Transport::Memory(_) => Err(crate::error::Error::new(
+                crate::error::ErrorKind::Unsupported,
+                "durable subscriptions need Redis",
+            )),
+        }
+    }
+
     /// The in-process memory broker (no streams there).
     pub(crate) fn is_memory(&self) -> bool {
         matches!(self, Transport::Memory(_))

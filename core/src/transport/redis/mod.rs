@@ -21,6 +21,7 @@ mod publisher;
 mod refusal;
 mod requests;
 mod sharded;
+pub(crate) mod streams;
 mod subscriber;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
