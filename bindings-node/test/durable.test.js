@@ -219,7 +219,7 @@ test('refusals: a glob with durable, a list without durable, durable on memory',
   await mem.connect();
   t.after(() => mem.disconnect());
   await assert.rejects(mem.subscribe(uniq('x'), h, { durable: { group: 'g' } }), (e) => {
-    assert.equal(e.code, 'UNSUPPORTED');
+    assert.equal(e.code, 'NOT_SUPPORTED');
     assert.match(e.message, /durable subscriptions need Redis/);
     return true;
   });
