@@ -5,6 +5,7 @@
 # example through pkg-config, and runs the tests under valgrind (zero errors, zero leaks).
 # The room tests (tests/c/test_rooms.c) start the Socket.IO test hub
 # (tests/fixtures/socketio-hub/hub.js) with node; its node_modules are installed if missing.
+# The durable tests (tests/c/test_durable.c) use the same Redis (streams of unique types).
 # The cluster tests (tests/c/test_cluster.c) start a private Redis Cluster and a Sentinel setup
 # with scripts/redis-topology.sh (redis-server and redis-cli needed) and stop them at exit.
 #
@@ -68,7 +69,7 @@ soname_is_set() {
 
 compile() {
   rm -f "$BUILD"/test_capi "$BUILD"/test_capi_cpp "$BUILD"/test_rooms* "$BUILD"/test_symbols* \
-        "$BUILD"/test_cluster* "$BUILD"/notifier
+        "$BUILD"/test_cluster* "$BUILD"/test_durable* "$BUILD"/notifier
   $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_capi.c -o "$BUILD/test_capi" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CXX -std=c++17 $WARN -x c++ tests/c/test_capi.c -o "$BUILD/test_capi_cpp" \
@@ -80,6 +81,10 @@ compile() {
   $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_cluster.c -o "$BUILD/test_cluster" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CXX -std=c++17 $WARN -D_GNU_SOURCE -x c++ tests/c/test_cluster.c -o "$BUILD/test_cluster_cpp" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_durable.c -o "$BUILD/test_durable" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CXX -std=c++17 $WARN -D_GNU_SOURCE -x c++ tests/c/test_durable.c -o "$BUILD/test_durable_cpp" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CC -std=c11 $WARN tests/c/test_symbols.c -o "$BUILD/test_symbols" \
       $(pkg-config --cflags --libs event_bus) $RPATH &&
@@ -153,6 +158,15 @@ run_cluster() {
   fi
 }
 
+# Durable delivery (consumer groups, dead letters). Run once, as C: the C++ build is compiled only.
+run_durable() {
+  if [ "${VALGRIND:-1}" = 0 ]; then
+    "$BUILD/test_durable"
+  else
+    "${VG[@]}" "$BUILD/test_durable"
+  fi
+}
+
 # The example receives an event published by a raw Redis client (the wire format, no library).
 example_runs() {
   command -v redis-cli >/dev/null || { echo "    (redis-cli missing: example only compiled)"; return 0; }
@@ -185,6 +199,7 @@ step "C tests compiled as C++$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind
 step "C room tests (Socket.IO hub)$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_rooms
 step "C room tests compiled as C++$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_rooms_cpp
 step "C cluster and Sentinel tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_cluster
+step "C durable delivery tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_durable
 step "example receives an event" example_runs
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

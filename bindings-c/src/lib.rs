@@ -10,6 +10,7 @@
 //! - [`client`]: the `eb_client` handle registry and the lifecycle (`eb_client_new` ...
 //!   `eb_shutdown`);
 //! - [`publish`], [`subscribe`], [`rooms`]: the three ways of moving events;
+//! - [`dead`]: the dead letters of durable subscriptions (list, replay, purge);
 //! - [`monitor`]: health, stats and state-change callbacks; [`log`]: the log sink.
 //!
 //! Every body is `guard(|| ...)`: errors become an [`eb_status`] plus the thread's last-error
@@ -20,6 +21,7 @@
 
 mod callback;
 mod client;
+mod dead;
 mod log;
 mod monitor;
 mod publish;

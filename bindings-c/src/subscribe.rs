@@ -5,7 +5,9 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::{Arc, Mutex};
 
-use event_bus::{Delivery, Handler, HandlerError, HandlerFuture, SubscriptionOptions};
+use event_bus::{
+    Delivery, Handler, HandlerError, HandlerFuture, SubscriptionOptions, SubscriptionTarget,
+};
 
 use crate::callback::{eb_drop_fn, CallbackScope, Ctx};
 use crate::client::{eb_client, lookup};
@@ -15,7 +17,10 @@ use crate::strings::{arg_opt_str, arg_str, check_json, give_string, to_c};
 /// An event handed to a handler. Every pointer is borrowed: valid only until the handler
 /// returns (copy what you keep). Strings are NUL-terminated UTF-8.
 ///
-/// cbindgen:field-names=[id, type, data_json, metadata_json, channel, pattern, json]
+/// The last three fields (added in 2.1, at the end so earlier code keeps its layout) say how a
+/// durable subscription got the event; NULL and 0 for other subscriptions.
+///
+/// cbindgen:field-names=[id, type, data_json, metadata_json, channel, pattern, json, stream_id, group, attempt]
 #[repr(C)]
 pub struct eb_event {
     /// Event id (UUID).
@@ -30,8 +35,15 @@ pub struct eb_event {
     pub channel: *const c_char,
     /// The subscription pattern it matched (pattern subscriptions), else NULL.
     pub pattern: *const c_char,
-    /// The whole event as JSON: `{id,type,data,metadata,channel,pattern?}`.
+    /// The whole event as JSON: `{id,type,data,metadata,channel,pattern?,delivery?}`.
     pub json: *const c_char,
+    /// Durable subscriptions: the entry's id in the type's stream (`<ms>-<seq>`), else NULL.
+    pub stream_id: *const c_char,
+    /// Durable subscriptions: the consumer group, else NULL.
+    pub group: *const c_char,
+    /// Durable subscriptions: deliveries of the entry to the group so far (1 on the first),
+    /// else 0.
+    pub attempt: u32,
 }
 
 /// A subscription handler: return 0 on success, non-zero on failure (the subscription's retry
@@ -89,6 +101,9 @@ impl CHandlerInner {
         let channel = to_c(d.channel());
         let pattern = d.pattern().map(to_c);
         let json = to_c(&d.to_json_with_channel());
+        let durable = d.delivery();
+        let stream_id = durable.map(|x| to_c(&x.stream_id));
+        let group = durable.map(|x| to_c(&x.group));
         let ev = eb_event {
             id: id.as_ptr(),
             type_: ty.as_ptr(),
@@ -97,6 +112,9 @@ impl CHandlerInner {
             channel: channel.as_ptr(),
             pattern: pattern.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
             json: json.as_ptr(),
+            stream_id: stream_id.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            group: group.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            attempt: durable.map_or(0, |x| x.attempt),
         };
         let _scope = CallbackScope::enter();
         // SAFETY: `call` and `ctx` were given together by the C caller; `ev` and its strings
@@ -125,7 +143,12 @@ impl Handler for CHandler {
 
 /// Subscribes `handler` to a Redis glob `pattern` (`photo.*`; a pattern without `*`, `?`, `[`
 /// is an exact channel). `options_json` may be NULL or `{"timeout","retryOnError","maxRetries",
-/// "retryDelay","maxRetryDelay","filter","concurrency","maxPending"}`.
+/// "retryDelay","maxRetryDelay","filter","concurrency","maxPending","durable"}`.
+///
+/// Durable subscriptions (`"durable":{"group":...}` in the options) read the event type's
+/// stream as a member of that consumer group: `pattern` is then one exact event type, or a JSON
+/// array of them (`["photo.uploaded","photo.deleted"]`). Only text that parses as a JSON array
+/// of strings is a list; any other text (such as the glob `[ab]*`) is a pattern.
 ///
 /// Ownership: `ctx` passes to the library whatever the result: `handler.drop(ctx)` (if not
 /// NULL) is called exactly once, after the last `handler.call` has returned: soon after
@@ -176,7 +199,8 @@ pub unsafe extern "C" fn eb_subscribe(
             .ok_or_else(|| invalid("handler.call is NULL"))?;
         let c = lookup(client)?;
         // SAFETY: per contract.
-        let pattern = unsafe { arg_str(pattern, "pattern") }?.to_string();
+        let target =
+            SubscriptionTarget::from_json_or_pattern(unsafe { arg_str(pattern, "pattern") }?);
         // SAFETY: per contract.
         let options = match unsafe { arg_opt_str(options_json, "options_json") }? {
             Some(o) => {
@@ -188,7 +212,7 @@ pub unsafe extern "C" fn eb_subscribe(
         let serial = options.concurrency.unwrap_or(1) <= 1;
         let h = Arc::new(CHandler::new(call, owned, serial));
         let info =
-            event_bus::runtime::block_on(async move { c.subscribe(&pattern, h, options).await })?;
+            event_bus::runtime::block_on(async move { c.subscribe_target(target, h, options).await })?;
         if !subscription_id_out.is_null() {
             // SAFETY: writable per contract.
             unsafe { give_string(subscription_id_out, &info.id) };

@@ -23,6 +23,18 @@ const { Logger } = require('./logger');
 const { optionsJson, withTextCa } = require('./json');
 const { preparePublish, PublishQueue } = require('./publish');
 
+/** The arguments of the dead-letter calls as the addon takes them (the core checks the rest). */
+function deadLetterArgs(type, options) {
+  if (typeof type !== 'string') throw new ValidationError('Event type must be a string');
+  const o = options && typeof options === 'object' ? options : {};
+  if (typeof o.group !== 'string') throw new ValidationError('options.group must be a string');
+  const count = o.count === undefined || o.count === null ? undefined : o.count;
+  if (count !== undefined && !(Number.isInteger(count) && count >= 0 && count <= 0xffffffff)) {
+    throw new ValidationError('options.count must be a non-negative integer');
+  }
+  return { group: o.group, count };
+}
+
 /** A room name must be a string (the core checks the rest: not empty). */
 function checkRoom(room) {
   if (typeof room !== 'string') throw new ValidationError('Room name must be a string');
@@ -201,29 +213,43 @@ class EventBusClient extends EventEmitter {
 
   // ----- subscribing -------------------------------------------------------------------------
 
+  /**
+   * `pattern` is a Redis glob, or (durable subscriptions, `options.durable`) one exact event
+   * type or an array of them; the core decides what each may be combined with.
+   */
   async subscribe(pattern, handler, options = {}) {
     if (!this._connected) throw notConnected();
-    if (typeof pattern !== 'string') throw new ValidationError('Subscription pattern must be a string');
+    const types = Array.isArray(pattern) ? pattern : undefined;
+    if (types !== undefined) {
+      if (!types.every((t) => typeof t === 'string')) {
+        throw new ValidationError('Subscription event types must be strings');
+      }
+    } else if (typeof pattern !== 'string') {
+      throw new ValidationError('Subscription pattern must be a string or an array of event types');
+    }
     if (typeof handler !== 'function') throw new ValidationError('Subscription handler must be a function');
     const optsJson = optionsJson(options, 'Subscription options', false);
     const slot = this._nextSlot++;
     this._handlers.set(slot, handler);
     let info;
     try {
-      info = JSON.parse(await this._native.subscribe(pattern, slot, optsJson));
+      info = JSON.parse(
+        await this._native.subscribe(types === undefined ? pattern : '', slot, optsJson, types && [...types])
+      );
     } catch (err) {
       this._handlers.delete(slot);
       throw mapError(err);
     }
     const sub = {
       id: info.id,
-      pattern,
+      pattern: types === undefined ? pattern : info.pattern,
       handler,
       options: options && typeof options === 'object' ? options : {},
       createdAt: new Date(info.createdAt),
       active: true,
     };
     if (options && options.filter) sub.filter = options.filter;
+    if (types !== undefined) sub.types = [...types];
     this._subs.set(sub.id, { sub, slot });
     return sub;
   }
@@ -408,7 +434,8 @@ class EventBusClient extends EventEmitter {
         // Never emit 'error' without a listener: Node would throw it. The core logged it.
         if (this.listenerCount('error') === 0) return;
         const err = new Error(ev.message);
-        err.code = 'CONNECTION_ERROR';
+        // The core's code when it has one (DEAD_LETTERED, EVENTS_TRIMMED, ...).
+        err.code = ev.code || 'CONNECTION_ERROR';
         err.connection = ev.connection;
         this.emit('error', err);
       } else {
@@ -439,6 +466,29 @@ class EventBusClient extends EventEmitter {
   async getRoomMembers(room) {
     checkRoom(room);
     return awaitNative(() => this._native.getRoomMembers(room));
+  }
+
+  // ----- dead letters (durable subscriptions) ------------------------------------------------
+  //
+  // Events a durable group gave up on after `maxDeliveries` failed deliveries; the core keeps
+  // them in the type's dead-letter stream.
+
+  /** The group's dead letters of `type`: `[{event, error, deliveries, failedAt, streamId, originalId}]`. */
+  async deadLetters(type, options = {}) {
+    const { group, count } = deadLetterArgs(type, options);
+    return JSON.parse(await awaitNative(() => this._native.deadLetters(type, group, count)));
+  }
+
+  /** Put the group's dead letters of `type` back on the type's stream; resolves to how many. */
+  async replayDeadLetters(type, options = {}) {
+    const { group, count } = deadLetterArgs(type, options);
+    return awaitNative(() => this._native.replayDeadLetters(type, group, count));
+  }
+
+  /** Delete the group's dead letters of `type`; resolves to how many. */
+  async purgeDeadLetters(type, options = {}) {
+    const { group } = deadLetterArgs(type, options);
+    return awaitNative(() => this._native.purgeDeadLetters(type, group));
   }
 
   // ----- monitoring --------------------------------------------------------------------------

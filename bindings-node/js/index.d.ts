@@ -40,6 +40,18 @@ export interface ChannelEvent extends Event {
 export interface DeliveredEvent<T = any> extends Event<T> {
   channel: string;
   pattern?: string;
+  /** Added in 2.0: how a durable subscription got it (absent for other subscriptions). */
+  delivery?: DeliveryInfo;
+}
+
+/** Added in 2.0: the stream entry a durable subscription's handler runs for. */
+export interface DeliveryInfo {
+  /** Deliveries of this entry to the group so far (1 on the first; more after a reclaim). */
+  attempt: number;
+  /** The entry's id in the type's stream (`<ms>-<seq>`). */
+  streamId: string;
+  /** The consumer group. */
+  group: string;
 }
 
 // ============================================================================
@@ -370,6 +382,8 @@ export interface MonitoringConfig {
 export interface Subscription {
   id: string;
   pattern: string;
+  /** Added in 2.0: the event types of a durable subscription made with an array. */
+  types?: string[];
   handler: EventHandler;
   filter?: SubscriptionFilter;
   options?: SubscriptionOptions;
@@ -399,6 +413,58 @@ export interface SubscriptionOptions {
   concurrency?: number;
   /** Added in 2.0: queued events per subscription before dropping (default 10000). */
   maxPending?: number;
+  /**
+   * Added in 2.0: read the event type's stream (events published with `persistent: true`) as
+   * a member of a consumer group instead of listening to the channel. The subscription's
+   * target is then one exact event type or an array of them (not a glob).
+   */
+  durable?: DurableOptions;
+}
+
+/** Added in 2.0: a durable subscription's consumer group membership. */
+export interface DurableOptions {
+  /** The consumer group (required). Each group gets every event; its members share them. */
+  group: string;
+  /** This member's name in the group (default `<serviceName>-<hostname>`). */
+  consumer?: string;
+  /** Deliveries after which a failing event goes to the dead letters (default 5). */
+  maxDeliveries?: number;
+  /** ms an entry stays pending at another member before it is claimed (default 30000). */
+  minIdleTime?: number;
+  /** ms between claim rounds (default 5000). */
+  claimInterval?: number;
+  /** Where a new group starts: `new` events only (default) or `all` the stream holds. */
+  startFrom?: 'new' | 'all';
+  /** Entries per read (default 10). */
+  count?: number;
+  /** Skip an event id the group already handled (default false). */
+  idempotent?: boolean;
+  /** ms an event id is remembered for `idempotent` (default 24 h). */
+  idempotentTtl?: number;
+  /** ms a read waits for new entries (default 2000). */
+  block?: number;
+}
+
+/** Added in 2.0: an event a durable group gave up on (`deadLetters()`). */
+export interface DeadLetter<T = any> {
+  /** The event as it was published. */
+  event: Event<T>;
+  /** The last failure. */
+  error: { message: string; code?: string };
+  /** Deliveries it had. */
+  deliveries: number;
+  /** When it was dead-lettered (ms since the epoch). */
+  failedAt: number;
+  /** Its id in the dead-letter stream. */
+  streamId: string;
+  /** Its id in the type's stream. */
+  originalId: string;
+}
+
+/** Added in 2.0: which group's dead letters (`count`: at most that many, oldest first). */
+export interface DeadLetterOptions {
+  group: string;
+  count?: number;
 }
 
 export interface SubscriptionFilter {
@@ -429,9 +495,15 @@ export interface PublishOptions {
   correlationId?: string;
   /** Accepted; no effect until durable delivery exists. */
   priority?: number;
-  /** Accepted; no effect until durable delivery exists. */
+  /**
+   * With `persistent`: ms the event is kept in its type's stream (entries older than that
+   * are trimmed); a positive number.
+   */
   ttl?: number;
-  /** Accepted; no effect until durable delivery exists. */
+  /**
+   * Also append the event to its type's stream (for durable subscriptions); success means
+   * the stream has it. Plain subscribers still get it live.
+   */
   persistent?: boolean;
   room?: string;
   userId?: string;
@@ -566,6 +638,30 @@ export interface EventBusStats {
    * `averageLatency`, `p95Latency` and `p99Latency` are `latency.delivery`'s mean, p95, p99.
    */
   latency?: LatencyStats;
+  /** Added in 2.0: events moved to a dead-letter stream by this client's durable subscriptions. */
+  eventsDeadLettered?: number;
+  /** Added in 2.0: pending entries this client claimed from other group members. */
+  eventsReclaimed?: number;
+  /** Added in 2.0: stream entries trimmed before a group of this client read them. */
+  eventsTrimmedUnread?: number;
+  /** Added in 2.0: events published with `persistent: true` that reached their stream. */
+  persistentPublished?: number;
+  /** Added in 2.0: one entry per durable subscription. */
+  durable?: DurableSubscriptionStats[];
+}
+
+/** Added in 2.0: `getStats().durable[i]`. */
+export interface DurableSubscriptionStats {
+  id: string;
+  group: string;
+  consumer: string;
+  types: string[];
+  /** Entries delivered to the group and not acknowledged yet (XINFO GROUPS). */
+  pending: number;
+  /** Entries not delivered to the group yet; null when Redis cannot tell. */
+  lag: number | null;
+  deadLettered: number;
+  reclaimed: number;
 }
 
 /** Added in 2.1: one latency distribution of `getStats().latency`, in milliseconds. */
@@ -890,12 +986,23 @@ export declare class EventBusClient implements IEventBusService {
   /** Added in 2.0: validate each, send the valid ones pipelined and in order; one result per item. */
   publishBatch(events: BatchEvent[]): Promise<PublishResult[]>;
 
+  /**
+   * `pattern`: a Redis glob; with `options.durable`, one exact event type or (Added in 2.0) an
+   * array of them.
+   */
   subscribe<T = any>(
-    pattern: string,
+    pattern: string | string[],
     handler: (event: DeliveredEvent<T>) => Promise<void> | void,
     options?: SubscriptionOptions
   ): Promise<Subscription>;
   unsubscribe(subscriptionId: string): Promise<boolean>;
+
+  /** Added in 2.0: the group's dead letters of `eventType`, oldest first. */
+  deadLetters<T = any>(eventType: EventType | string, options: DeadLetterOptions): Promise<DeadLetter<T>[]>;
+  /** Added in 2.0: put the group's dead letters back on the stream (the group gets each again); resolves to how many. */
+  replayDeadLetters(eventType: EventType | string, options: DeadLetterOptions): Promise<number>;
+  /** Added in 2.0: delete the group's dead letters of `eventType`; resolves to how many. */
+  purgeDeadLetters(eventType: EventType | string, options: { group: string }): Promise<number>;
 
   /**
    * Join a room on the Socket.IO hub (`client` config); resolves once the hub acknowledged it.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use event_bus::{
     batch_outcomes, ErrorKind, EventBusClient, OutcomeJson, OutcomeShape, StateEvent,
-    SubscriptionOptions,
+    SubscriptionOptions, SubscriptionTarget,
 };
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
@@ -121,7 +121,9 @@ impl NativeClient {
     }
 
     /// Subscribe; `slot` names the JS handler, `options` is JSON text (or `""`) the core
-    /// interprets. Resolves to `{id, pattern, createdAt}` JSON.
+    /// interprets. `types`, when given, is a list of exact event types (a durable
+    /// subscription; `pattern` is then ignored); otherwise `pattern` is a glob. Resolves to
+    /// `{id, pattern, createdAt}` JSON.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn subscribe<'e>(
         &self,
@@ -129,16 +131,21 @@ impl NativeClient {
         pattern: String,
         slot: u32,
         options: String,
+        types: Option<Vec<String>>,
     ) -> napi::Result<Object<'e>, Code> {
         let handler = Arc::new(JsHandler {
             slot,
             dispatcher: self.dispatcher.clone(),
         });
         let c = self.client.clone();
+        let target = match types {
+            Some(types) => SubscriptionTarget::Types(types),
+            None => SubscriptionTarget::Pattern(pattern),
+        };
         promise(env, async move {
             let options = SubscriptionOptions::from_json(&options).map_err(|e| js_error(&e))?;
             let info = c
-                .subscribe(&pattern, handler, options)
+                .subscribe_target(target, handler, options)
                 .await
                 .map_err(|e| js_error(&e))?;
             Ok(
@@ -237,6 +244,60 @@ impl NativeClient {
         guard(|| {
             self.dispatcher.group_end(group);
             Ok(())
+        })
+    }
+
+    /// `deadLetters(type, {group, count})`: the group's dead letters of `event_type` as a JSON
+    /// array of `{event, error, deliveries, failedAt, streamId, originalId}` (oldest first).
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn dead_letters<'e>(
+        &self,
+        env: &'e Env,
+        event_type: String,
+        group: String,
+        count: Option<u32>,
+    ) -> napi::Result<Object<'e>, Code> {
+        let c = self.client.clone();
+        promise(env, async move {
+            c.dead_letters_json(&event_type, &group, count.map(|n| n as usize))
+                .await
+                .map_err(|e| js_error(&e))
+        })
+    }
+
+    /// `replayDeadLetters(type, {group, count})`: the number of dead letters put back on the
+    /// type's stream (the group gets each as a new entry).
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn replay_dead_letters<'e>(
+        &self,
+        env: &'e Env,
+        event_type: String,
+        group: String,
+        count: Option<u32>,
+    ) -> napi::Result<Object<'e>, Code> {
+        let c = self.client.clone();
+        promise(env, async move {
+            c.replay_dead_letters(&event_type, &group, count.map(|n| n as usize))
+                .await
+                .map(|n| n as f64)
+                .map_err(|e| js_error(&e))
+        })
+    }
+
+    /// `purgeDeadLetters(type, {group})`: the number of dead letters deleted.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn purge_dead_letters<'e>(
+        &self,
+        env: &'e Env,
+        event_type: String,
+        group: String,
+    ) -> napi::Result<Object<'e>, Code> {
+        let c = self.client.clone();
+        promise(env, async move {
+            c.purge_dead_letters(&event_type, &group)
+                .await
+                .map(|n| n as f64)
+                .map_err(|e| js_error(&e))
         })
     }
 

@@ -22,6 +22,8 @@ import EventBusDefault, {
   ValidationError,
   SocketEvents,
   matchesPattern,
+  DeadLetter,
+  DurableOptions,
 } from '@shared-infra/event-bus';
 
 declare function processPhoto(photoId: string, userId: string): Promise<void>;
@@ -107,6 +109,18 @@ async function main(): Promise<void> {
     maxPending: 100,
   });
 
+  // Durable delivery: persistent publishes, a consumer group, dead letters.
+  await eventBus.publish('photo.uploaded', upload, { persistent: true, ttl: 86_400_000 });
+  const durable: DurableOptions = { group: 'thumbnails', maxDeliveries: 3, startFrom: 'all' };
+  await eventBus.subscribe(['photo.uploaded', 'photo.processing.completed'], async (event) => {
+    if (event.delivery) console.log(event.delivery.attempt, event.delivery.streamId, event.delivery.group);
+  }, { durable, timeout: 60_000 });
+  const dead: DeadLetter<PhotoUploadedData>[] = await eventBus.deadLetters('photo.uploaded', { group: 'thumbnails', count: 10 });
+  for (const d of dead) console.log(d.event.data.photoId, d.error.message, d.error.code, d.deliveries, d.failedAt, d.originalId);
+  const replayed: number = await eventBus.replayDeadLetters('photo.uploaded', { group: 'thumbnails' });
+  const purged: number = await eventBus.purgeDeadLetters('photo.uploaded', { group: 'thumbnails' });
+  console.log(replayed + purged);
+
   await eventBus.publishToRoom('photo:123', 'processing.update', { progress: 50 });
   await eventBus.broadcast('system.maintenance', { scheduled: '2024-01-15T02:00:00Z' });
   const batch: PublishResult[] = await eventBus.publishBatch([
@@ -122,6 +136,7 @@ async function main(): Promise<void> {
   const p99: number | undefined = stats.latency?.handler.p99;
   const scrape: string = eventBus.metrics();
   console.log(p99, scrape.length);
+  for (const d of stats.durable ?? []) console.log(d.group, d.pending, d.lag ?? 'unknown', stats.eventsDeadLettered);
 
   eventBus.on('gap', (info) => console.warn('missed between', info.from, info.to, info.duration));
   eventBus.on('reconnecting', (info) => console.warn(info.attempt, info.delay));

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use event_bus::{BatchItem, Handler, PublishOptions, PublishOutcome, SubscriptionOptions};
+use event_bus::{
+    BatchItem, Handler, PublishOptions, PublishOutcome, SubscriptionOptions, SubscriptionTarget,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString, PyTuple};
 use serde_json::value::RawValue;
@@ -254,9 +256,29 @@ fn check_callable(h: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
+/// What a subscription listens to: a `str` is a glob pattern (or, durable, one event type), a
+/// list or tuple of `str` a list of event types (durable subscriptions only; the core says so).
+fn target(v: &Bound<'_, PyAny>) -> PyResult<SubscriptionTarget> {
+    if v.cast::<PyString>().is_ok() {
+        return Ok(SubscriptionTarget::Pattern(text(v, "pattern")?));
+    }
+    if v.cast::<PyList>().is_ok() || v.cast::<PyTuple>().is_ok() {
+        let mut types = Vec::new();
+        for item in v.try_iter()? {
+            types.push(text(&item?, "event type")?);
+        }
+        return Ok(SubscriptionTarget::Types(types));
+    }
+    Err(errors::invalid_argument(format!(
+        "pattern must be str or a list of event types, not {}",
+        v.get_type().name()?
+    )))
+}
+
 /// The arguments of `subscribe` and `subscribe_async`, checked and converted.
 pub struct SubscribeArgs {
-    pub pattern: String,
+    /// The pattern, or the event types of a durable subscription.
+    pub target: SubscriptionTarget,
     /// The Python handler, queuing its calls on the client's runner.
     pub handler: Arc<dyn Handler>,
     /// The options judged by the core.
@@ -273,12 +295,12 @@ pub fn subscribe_args<R: Runner>(
     options: Option<&Bound<'_, PyAny>>,
     runner: Arc<R>,
 ) -> PyResult<SubscribeArgs> {
-    let pattern = text(pattern, "pattern")?;
+    let target = target(pattern)?;
     check_callable(handler)?;
     let json = sub_options_json(options)?;
     let options = sub_options(json.as_deref())?;
     Ok(SubscribeArgs {
-        pattern,
+        target,
         handler: Arc::new(PyHandler {
             handler: Arc::new(handler.clone().unbind()),
             runner,

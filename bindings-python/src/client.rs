@@ -184,7 +184,7 @@ impl NativeClient {
             let a = subscribe_args(pattern, handler, options, self.dispatcher.clone())?;
             let c = self.core.clone();
             let info = errors::map(wait(py, async move {
-                c.subscribe(&a.pattern, a.handler, a.options).await
+                c.subscribe_target(a.target, a.handler, a.options).await
             })?)?;
             Subscription::new(py, info, &a.options_json)
         })
@@ -219,6 +219,58 @@ impl NativeClient {
             let room = text(room, "room")?;
             let c = self.core.clone();
             errors::map(wait(py, async move { c.get_room_members(&room).await })?)
+        })
+    }
+
+    /// The group's dead letters of `event_type` (oldest first) as a list of dicts
+    /// `{event, error, deliveries, failedAt, streamId, originalId}`.
+    #[pyo3(signature = (event_type, group, count=None))]
+    fn dead_letters(
+        &self,
+        py: Python<'_>,
+        event_type: &Bound<'_, PyAny>,
+        group: &Bound<'_, PyAny>,
+        count: Option<usize>,
+    ) -> PyResult<Py<PyAny>> {
+        guard(|| {
+            let (t, g) = (text(event_type, "event_type")?, text(group, "group")?);
+            let c = self.core.clone();
+            let json = errors::map(wait(py, async move {
+                c.dead_letters_json(&t, &g, count).await
+            })?)?;
+            Ok(convert::parse_to_py(py, &json)?.unbind())
+        })
+    }
+
+    /// Put the group's dead letters of `event_type` back on its stream; how many.
+    #[pyo3(signature = (event_type, group, count=None))]
+    fn replay_dead_letters(
+        &self,
+        py: Python<'_>,
+        event_type: &Bound<'_, PyAny>,
+        group: &Bound<'_, PyAny>,
+        count: Option<usize>,
+    ) -> PyResult<u64> {
+        guard(|| {
+            let (t, g) = (text(event_type, "event_type")?, text(group, "group")?);
+            let c = self.core.clone();
+            errors::map(wait(py, async move {
+                c.replay_dead_letters(&t, &g, count).await
+            })?)
+        })
+    }
+
+    /// Delete the group's dead letters of `event_type`; how many.
+    fn purge_dead_letters(
+        &self,
+        py: Python<'_>,
+        event_type: &Bound<'_, PyAny>,
+        group: &Bound<'_, PyAny>,
+    ) -> PyResult<u64> {
+        guard(|| {
+            let (t, g) = (text(event_type, "event_type")?, text(group, "group")?);
+            let c = self.core.clone();
+            errors::map(wait(py, async move { c.purge_dead_letters(&t, &g).await })?)
         })
     }
 
@@ -390,7 +442,7 @@ impl NativeClient {
             resolve_later(
                 bridge,
                 future,
-                async move { c.subscribe(&a.pattern, a.handler, a.options).await },
+                async move { c.subscribe_target(a.target, a.handler, a.options).await },
                 move |py, r| {
                     let info = errors::map(r)?;
                     Ok(Py::new(py, Subscription::new(py, info, &json)?)?.into_any())
@@ -454,6 +506,49 @@ impl NativeClient {
                     future,
                     async move { c.get_room_members(&room).await },
                     |py, r| Ok(errors::map(r)?.into_pyobject(py)?.into_any().unbind()),
+                ),
+            }
+            Ok(())
+        })
+    }
+
+    /// `op`: `list` (resolves to the list of dicts), `replay` or `purge` (to how many);
+    /// `count` is ignored by `purge`.
+    #[pyo3(signature = (bridge, future, op, event_type, group, count=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn dead_letters_async(
+        &self,
+        bridge: &LoopBridge,
+        future: Py<PyAny>,
+        op: &str,
+        event_type: &Bound<'_, PyAny>,
+        group: &Bound<'_, PyAny>,
+        count: Option<usize>,
+    ) -> PyResult<()> {
+        guard(|| {
+            let (t, g) = (text(event_type, "event_type")?, text(group, "group")?);
+            let c = self.core.clone();
+            let number = |py: Python<'_>, n: u64| -> PyResult<Py<PyAny>> {
+                Ok(n.into_pyobject(py)?.into_any().unbind())
+            };
+            match op {
+                "list" => resolve_later(
+                    bridge,
+                    future,
+                    async move { c.dead_letters_json(&t, &g, count).await },
+                    |py, r| Ok(convert::parse_to_py(py, &errors::map(r)?)?.unbind()),
+                ),
+                "replay" => resolve_later(
+                    bridge,
+                    future,
+                    async move { c.replay_dead_letters(&t, &g, count).await },
+                    move |py, r| number(py, errors::map(r)?),
+                ),
+                _ => resolve_later(
+                    bridge,
+                    future,
+                    async move { c.purge_dead_letters(&t, &g).await },
+                    move |py, r| number(py, errors::map(r)?),
                 ),
             }
             Ok(())

@@ -33,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::NativeClient>()?;
     m.add_class::<loop_bridge::LoopBridge>()?;
     m.add_class::<types::Event>()?;
+    m.add_class::<types::DeliveryInfo>()?;
     m.add_class::<types::PublishResult>()?;
     m.add_class::<types::Subscription>()?;
     m.add_function(wrap_pyfunction!(types::matches_pattern, m)?)?;

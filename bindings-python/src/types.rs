@@ -121,7 +121,13 @@ impl Event {
     fn raw(&self) -> &str {
         self.d.payload()
     }
-    /// `{id, type, data, metadata, channel, pattern?}` as a dict.
+    /// How a durable subscription got it (`attempt`, `stream_id`, `group`); `None` for other
+    /// subscriptions.
+    #[getter]
+    fn delivery(&self) -> Option<DeliveryInfo> {
+        self.d.delivery().map(DeliveryInfo::of)
+    }
+    /// `{id, type, data, metadata, channel, pattern?, delivery?}` as a dict.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("id", self.d.id())?;
@@ -132,6 +138,13 @@ impl Event {
         if let Some(p) = self.d.pattern() {
             d.set_item("pattern", p)?;
         }
+        if let Some(info) = self.d.delivery() {
+            let x = PyDict::new(py);
+            x.set_item("attempt", info.attempt)?;
+            x.set_item("streamId", &info.stream_id)?;
+            x.set_item("group", &info.group)?;
+            d.set_item("delivery", x)?;
+        }
         Ok(d)
     }
     fn __repr__(&self) -> String {
@@ -140,6 +153,39 @@ impl Event {
             self.d.id(),
             self.d.event_type(),
             self.d.channel()
+        )
+    }
+}
+
+/// The stream entry a durable subscription's handler runs for: `attempt` (deliveries of the
+/// entry to the group so far, 1 on the first), `stream_id` (its id in the type's stream) and
+/// `group`.
+#[pyclass(frozen, module = "event_bus", name = "Delivery")]
+pub struct DeliveryInfo {
+    #[pyo3(get)]
+    pub attempt: u32,
+    #[pyo3(get)]
+    pub stream_id: String,
+    #[pyo3(get)]
+    pub group: String,
+}
+
+impl DeliveryInfo {
+    fn of(d: &event_bus::DeliveryInfo) -> Self {
+        DeliveryInfo {
+            attempt: d.attempt,
+            stream_id: d.stream_id.clone(),
+            group: d.group.clone(),
+        }
+    }
+}
+
+#[pymethods]
+impl DeliveryInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "Delivery(attempt={}, stream_id={:?}, group={:?})",
+            self.attempt, self.stream_id, self.group
         )
     }
 }

@@ -36,6 +36,32 @@ def sync_worker() -> None:
         bus.run_forever()
 
 
+def durable_worker() -> None:
+    with event_bus.EventBusClient(service_name="w", redis_url="redis://127.0.0.1:6379") as bus:
+        bus.publish("photo.uploaded", {"photoId": "p1"}, persistent=True, ttl=86_400_000)
+
+        def on_event(event: event_bus.Event) -> None:
+            d: event_bus.Delivery | None = event.delivery
+            if d is not None:
+                attempt: int = d.attempt
+                print(attempt, d.stream_id, d.group)
+
+        bus.subscribe(["photo.uploaded", "photo.deleted"], on_event, durable={"group": "thumbs", "max_deliveries": 3})
+        for dl in bus.dead_letters("photo.uploaded", group="thumbs", count=10):
+            print(dl["event"]["id"], dl["error"]["message"])
+        n: int = bus.replay_dead_letters("photo.uploaded", group="thumbs") + bus.purge_dead_letters("photo.uploaded", "thumbs")
+        print(n)
+
+
+async def durable_async_worker() -> None:
+    async with event_bus.asyncio.EventBusClient({"serviceName": "w", "redis": {"url": "redis://127.0.0.1:6379"}}) as bus:
+        await bus.subscribe("photo.uploaded", lambda e: None, durable={"group": "thumbs"})
+        dead = await bus.dead_letters("photo.uploaded", "thumbs")
+        n: int = await bus.replay_dead_letters("photo.uploaded", "thumbs", count=1)
+        m: int = await bus.purge_dead_letters("photo.uploaded", "thumbs")
+        print(len(dead), n + m)
+
+
 def config_check() -> None:
     try:
         event_bus.EventBusClient({"serviceName": "w"})

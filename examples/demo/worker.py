@@ -41,7 +41,7 @@ def main() -> int:
             if data.get("run") != RUN:
                 return
             photo, user = data["photoId"], data["userId"]
-            attempt = (event.delivery or {}).get("attempt", 1)
+            attempt = event.delivery.attempt if event.delivery is not None else 1
             if attempt > 1:
                 print(f"[worker] {photo} again (delivery {attempt}): the last worker did not finish it", flush=True)
             job = f"job-{photo}"

@@ -227,19 +227,28 @@ int main(int argc, char **argv) {
   if (rc != EB_OK) return free(plan), die("eb_client_new", rc);
   if ((rc = eb_connect(client)) != EB_OK) return free(plan), die("eb_connect", rc);
 
-  /* Subscribe each pattern. */
+  /* Subscribe each pattern, with subscribeOptions[face] when the plan has them (the durable
+   * round's consumer group, see run.py). */
+  char *sub_options = NULL;
+  {
+    const char *so_end, *so = obj_get(plan, "subscribeOptions", &so_end);
+    const char *fo_end, *fo = so ? obj_get(so, face, &fo_end) : NULL;
+    if (fo) sub_options = dup_range(fo, fo_end);
+  }
   const char *p = skip_ws(patterns + 1);
   while (*p == '"') {
     const char *pe = skip_value(p);
     char *pattern = dup_string_raw(p, pe);
     eb_handler h = {on_event, NULL};
-    rc = eb_subscribe(client, pattern, "{\"retryOnError\":false}", h, &col, NULL);
+    rc = eb_subscribe(client, pattern, sub_options ? sub_options : "{\"retryOnError\":false}", h, &col,
+                      NULL);
     free(pattern);
     if (rc != EB_OK) return free(plan), die("eb_subscribe", rc);
     p = skip_ws(pe);
     if (*p == ',') p = skip_ws(p + 1);
   }
 
+  free(sub_options);
   if (write_file(ready_path, "ready") != 0) perror(ready_path);
   while (access(go_path, F_OK) != 0) sleep_ms(20);
 

@@ -17,7 +17,9 @@ async function main() {
     if (!event.data || event.data.run !== run) return;
     out.push({ channel: event.channel, id: event.id, type: event.type, data: event.data, metadata: event.metadata });
   };
-  for (const p of plan.patterns) await bus.subscribe(p, onEvent);
+  // subscribeOptions[face]: the durable round's consumer group (see run.py).
+  const opts = (plan.subscribeOptions && plan.subscribeOptions[face]) || {};
+  for (const p of plan.patterns) await bus.subscribe(p, onEvent, opts);
   fs.writeFileSync(readyFile, 'ready');
   while (!fs.existsSync(goFile)) await sleep(20);
   for (const item of plan.items[face]) {

@@ -37,8 +37,10 @@ def main(argv: list[str]) -> int:
     bus = event_bus.EventBusClient({"serviceName": f"xl-{face}", "redis": redis, "logLevel": "error"})
     bus.connect()
     try:
+        # subscribeOptions[face]: the durable round's consumer group (see run.py).
+        opts = (plan.get("subscribeOptions") or {}).get(face)
         for pattern in plan["patterns"]:
-            bus.subscribe(pattern, on_event)
+            bus.subscribe(pattern, on_event, options=opts)
         with open(ready_file, "w", encoding="utf-8") as f:
             f.write("ready")
         while not os.path.exists(go_file):

@@ -13,7 +13,9 @@ and the publisher's `xl.RUN.*` events arrive in publish order.
 Environment: CROSS_FACES (the participants), CROSS_PUBLISHERS (those of them that publish;
 default all; the others only receive), CROSS_REDIS (the `redis` config section as JSON for the
 participants, e.g. a cluster's seeds; default REDIS_URL) and CROSS_LABEL (names the run in the
-summary line).
+summary line). CROSS_DURABLE=1 runs the durable round instead: the publishers publish
+persistent events of one type, and every participant reads that type's stream as its own
+consumer group (the plan's `subscribeOptions[face]`), so each group gets every event once.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ COMMANDS = {
     "c": [C_BIN],
     "raw": [PY, os.path.join(HERE, "raw_ts.py")],
 }
+DURABLE = os.environ.get("CROSS_DURABLE", "0") == "1"
 FACES = [f for f in os.environ.get("CROSS_FACES", "node python c raw").split()]
 PUBLISHERS = os.environ.get("CROSS_PUBLISHERS", " ".join(FACES)).split()
 LABEL = os.environ.get("CROSS_LABEL", "cross-language")
@@ -60,6 +63,14 @@ def plan_items(run: str, face: str) -> list[dict[str, Any]]:
     return items
 
 
+def durable_items(run: str, face: str) -> list[dict[str, Any]]:
+    base = {"run": run, "from": face}
+    return [
+        {"type": f"xl.{run}.durable", "data": {**base, "seq": seq, "text": TEXT}, "options": {"persistent": True}}
+        for seq in range(20)
+    ]
+
+
 def expected_channel(item: dict[str, Any]) -> str:
     o = item.get("options") or {}
     if o.get("room"):
@@ -74,13 +85,19 @@ def expected_channel(item: dict[str, Any]) -> str:
 def main() -> int:
     run = uuid.uuid4().hex[:10]
     tmp = tempfile.mkdtemp(prefix="xl-")
-    items = {f: plan_items(run, f) if f in PUBLISHERS else [] for f in FACES}
-    plan = {
+    make = durable_items if DURABLE else plan_items
+    items = {f: make(run, f) if f in PUBLISHERS else [] for f in FACES}
+    plan: dict[str, Any] = {
         "patterns": [f"xl.{run}.*", f"room:xl-{run}", f"user:xl-{run}", "broadcast"],
         "items": items,
         "expected": sum(len(v) for v in items.values()),
         "timeoutMs": 30000,
     }
+    if DURABLE:
+        plan["patterns"] = [f"xl.{run}.durable"]
+        plan["subscribeOptions"] = {
+            f: {"retryOnError": False, "durable": {"group": f"xl-{run}-{f}", "startFrom": "all"}} for f in FACES
+        }
     plan_file = os.path.join(tmp, "plan.json")
     with open(plan_file, "w", encoding="utf-8") as f:
         json.dump(plan, f, ensure_ascii=False)
@@ -136,6 +153,15 @@ def main() -> int:
                     failures.append(f"{sender} -> {recv}: metadata {md}")
                 if (item.get("options") or {}).get("userId") and md.get("userId") != item["options"]["userId"]:
                     failures.append(f"{sender} -> {recv}: metadata.userId missing")
+    if DURABLE:
+        try:
+            import redis  # the streams of the run, not needed any more
+
+            redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")).delete(
+                f"events:{{xl.{run}.durable}}", f"events:{{xl.{run}.durable}}:dead"
+            )
+        except Exception:  # noqa: BLE001 - cleanup only
+            pass
     for f in failures:
         print("FAIL", f)
     print(f"{LABEL}: {checks} events checked across {len(FACES)} faces ({', '.join(FACES)}; "

@@ -8,7 +8,9 @@
 #   PYTHON=/path/to/python tests/cross/run.sh   # default .venv/bin/python (needs event_bus, redis)
 #   CROSS_CLUSTER=0 tests/cross/run.sh          # skip the Redis Cluster round
 #
-# Then, when node, python and c are all among the faces, the same protocol on a private Redis
+# Then, when node, python and c are all among the faces, the durable round (run.py with
+# CROSS_DURABLE=1: Node publishes persistent events, a Node, a Python and a C consumer group
+# each get every one once), and the same protocol on a private Redis
 # Cluster (scripts/redis-topology.sh, stopped on exit): a Node publisher, Python and C
 # subscribers (Node receives too), classic cluster pub/sub; each event once at each.
 #
@@ -75,6 +77,13 @@ else
   log "conformance table: no face of CROSS_FACES has a runner"
   conformance=1
 fi
+durable=0
+if has_face node && has_face python && has_face c; then
+  log "durable cross-language (Node publishes persistent; a Node, a Python and a C consumer group)"
+  CROSS_FACES="node python c" CROSS_PUBLISHERS=node CROSS_DURABLE=1 \
+    CROSS_LABEL="durable cross-language" "$PYTHON" tests/cross/run.py
+  durable=$?
+fi
 cluster=0
 if [ "${CROSS_CLUSTER:-1}" != 0 ] && has_face node && has_face python && has_face c; then
   log "cross-language on a Redis Cluster (Node publishes; Python and C subscribe)"
@@ -92,4 +101,4 @@ if [ "${CROSS_CLUSTER:-1}" != 0 ] && has_face node && has_face python && has_fac
     echo "FAIL could not start the cluster"; cluster=1
   fi
 fi
-[ $cross = 0 ] && [ $conformance = 0 ] && [ $cluster = 0 ]
+[ $cross = 0 ] && [ $conformance = 0 ] && [ $durable = 0 ] && [ $cluster = 0 ]

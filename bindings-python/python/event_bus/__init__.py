@@ -59,7 +59,7 @@ import logging
 import signal
 import threading
 from types import TracebackType
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Type, Union
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Type, Union
 
 from event_bus import _native
 from event_bus._config import check_handler, config_json, subscription_options
@@ -67,6 +67,7 @@ from event_bus._native import (
     ClosedError,
     ConfigError,
     ConnectionError,
+    Delivery,
     Event,
     EventBusError,
     InternalError,
@@ -88,6 +89,7 @@ from event_bus._native import (
 __all__ = [
     "EventBusClient",
     "Event",
+    "Delivery",
     "PublishResult",
     "Subscription",
     "EventBusError",
@@ -263,7 +265,7 @@ class EventBusClient:
 
     def subscribe(
         self,
-        pattern: str,
+        pattern: Union[str, Sequence[str]],
         handler: Callable[[Event], Any],
         options: Optional[Mapping[str, Any]] = None,
         **kwargs: Any,
@@ -271,9 +273,17 @@ class EventBusClient:
         """Subscribe ``handler`` (a plain callable taking an :class:`Event`) to a Redis glob
         pattern. Options (keywords, or a camelCase dict as ``options``; keywords win):
         ``timeout`` (ms), ``retry_on_error``, ``max_retries``, ``retry_delay`` (ms),
-        ``max_retry_delay`` (ms), ``filter``, ``concurrency``, ``max_pending``. Bad options
-        raise :class:`ValidationError`; a handler that is not a plain callable
-        :class:`InvalidArgumentError`."""
+        ``max_retry_delay`` (ms), ``filter``, ``concurrency``, ``max_pending``, ``durable``.
+        Bad options raise :class:`ValidationError`; a handler that is not a plain callable
+        :class:`InvalidArgumentError`.
+
+        ``durable={"group": ..., ...}`` reads the event type's stream (events published with
+        ``persistent=True``) as a member of that consumer group; ``pattern`` is then one exact
+        event type or a list of them. Its keys: ``group`` (required), ``consumer``,
+        ``max_deliveries``, ``min_idle_time`` (ms), ``claim_interval`` (ms), ``start_from``
+        (``"new"`` or ``"all"``), ``count``, ``idempotent``, ``idempotent_ttl`` (ms),
+        ``block`` (ms); camelCase keys work too. The handler's :attr:`Event.delivery` then
+        says which delivery it is."""
         if inspect.iscoroutinefunction(handler):
             raise InvalidArgumentError(
                 "async handlers need event_bus.asyncio.EventBusClient; the blocking client runs plain callables"
@@ -282,6 +292,25 @@ class EventBusClient:
 
     def unsubscribe(self, subscription_id: str) -> bool:
         return self._native.unsubscribe(subscription_id)
+
+    # ------------------------------------------------------------------ dead letters
+
+    def dead_letters(
+        self, event_type: str, group: str, count: Optional[int] = None
+    ) -> List[dict[str, Any]]:
+        """The events durable group ``group`` gave up on (after ``max_deliveries`` failed
+        deliveries), oldest first, at most ``count``: dicts ``{event, error, deliveries,
+        failedAt, streamId, originalId}``."""
+        return self._native.dead_letters(event_type, group, count)
+
+    def replay_dead_letters(self, event_type: str, group: str, count: Optional[int] = None) -> int:
+        """Put the group's dead letters of ``event_type`` back on the type's stream (the group
+        gets each again, as a new entry) and remove them; returns how many."""
+        return self._native.replay_dead_letters(event_type, group, count)
+
+    def purge_dead_letters(self, event_type: str, group: str) -> int:
+        """Delete the group's dead letters of ``event_type``; returns how many."""
+        return self._native.purge_dead_letters(event_type, group)
 
     # ------------------------------------------------------------------ rooms, monitoring
 

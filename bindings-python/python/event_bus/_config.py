@@ -46,7 +46,25 @@ _SUB_KEYWORDS: dict[str, str] = {
     "max_pending": "maxPending",
     "priority": "priority",
     "metadata": "metadata",
+    "durable": "durable",
 }
+
+# keys of the ``durable`` option (consumer group membership) in snake_case -> camelCase
+_DURABLE_KEYWORDS: dict[str, str] = {
+    "max_deliveries": "maxDeliveries",
+    "min_idle_time": "minIdleTime",
+    "claim_interval": "claimInterval",
+    "start_from": "startFrom",
+    "idempotent_ttl": "idempotentTtl",
+}
+
+
+def _durable(value: Any) -> Any:
+    """The ``durable`` option with camelCase keys (a value that is not a dict goes as it is:
+    the core refuses it)."""
+    if not isinstance(value, Mapping):
+        return value
+    return {(_DURABLE_KEYWORDS.get(k, k) if isinstance(k, str) else k): v for k, v in value.items()}
 
 
 def _config_value(value: Any) -> Any:
@@ -124,6 +142,8 @@ def subscription_options(options: Any, kwargs: Mapping[str, Any]) -> Any:
         out[_SUB_KEYWORDS.get(k, k)] = v
     if options is None and not out:
         return None
+    if "durable" in out:
+        out["durable"] = _durable(out["durable"])
     return out
 
 

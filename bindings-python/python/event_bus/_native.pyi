@@ -2,7 +2,7 @@
 
 import asyncio
 import builtins
-from typing import Any, Callable, Iterable, List, Literal, Optional, final
+from typing import Any, Callable, Iterable, List, Literal, Optional, Sequence, Union, final
 
 __version__: str
 
@@ -25,6 +25,7 @@ __all__ = [
     "NativeClient",
     "LoopBridge",
     "Event",
+    "Delivery",
     "PublishResult",
     "Subscription",
     "matches_pattern",
@@ -107,7 +108,20 @@ class Event:
     def user_id(self) -> Optional[str]: ...
     @property
     def raw(self) -> str: ...
+    @property
+    def delivery(self) -> Optional[Delivery]: ...
     def to_dict(self) -> dict[str, Any]: ...
+
+@final
+class Delivery:
+    """The stream entry a durable subscription's handler runs for."""
+
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def stream_id(self) -> str: ...
+    @property
+    def group(self) -> str: ...
 
 @final
 class PublishResult:
@@ -161,9 +175,17 @@ class NativeClient:
     ) -> PublishResult: ...
     def publish_batch(self, items: Iterable[Any]) -> List[PublishResult]: ...
     def subscribe(
-        self, pattern: str, handler: Callable[[Event], Any], options: Optional[Any] = None
+        self,
+        pattern: Union[str, Sequence[str]],
+        handler: Callable[[Event], Any],
+        options: Optional[Any] = None,
     ) -> Subscription: ...
     def unsubscribe(self, subscription_id: str) -> bool: ...
+    def dead_letters(
+        self, event_type: str, group: str, count: Optional[int] = None
+    ) -> List[dict[str, Any]]: ...
+    def replay_dead_letters(self, event_type: str, group: str, count: Optional[int] = None) -> int: ...
+    def purge_dead_letters(self, event_type: str, group: str) -> int: ...
     def join_room(self, room: str) -> None: ...
     def leave_room(self, room: str) -> None: ...
     def get_room_members(self, room: str) -> List[str]: ...
@@ -188,13 +210,22 @@ class NativeClient:
         self,
         bridge: LoopBridge,
         future: _Fut,
-        pattern: str,
+        pattern: Union[str, Sequence[str]],
         handler: Callable[[Event], Any],
         options: Optional[Any] = None,
     ) -> None: ...
     def unsubscribe_async(self, bridge: LoopBridge, future: _Fut, subscription_id: str) -> None: ...
     def room_async(
         self, bridge: LoopBridge, future: _Fut, op: Literal["join", "leave", "members"], room: str
+    ) -> None: ...
+    def dead_letters_async(
+        self,
+        bridge: LoopBridge,
+        future: _Fut,
+        op: Literal["list", "replay", "purge"],
+        event_type: str,
+        group: str,
+        count: Optional[int] = None,
     ) -> None: ...
     def health_check_async(self, bridge: LoopBridge, future: _Fut) -> None: ...
 

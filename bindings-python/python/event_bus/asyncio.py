@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from types import TracebackType
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Type
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Type, Union
 
 from event_bus import _native
 from event_bus import BatchItem, Event, PublishResult, Subscription
@@ -140,7 +140,7 @@ class EventBusClient:
 
     async def subscribe(
         self,
-        pattern: str,
+        pattern: Union[str, Sequence[str]],
         handler: Callable[[Event], Any],
         options: Optional[Mapping[str, Any]] = None,
         **kwargs: Any,
@@ -157,6 +157,31 @@ class EventBusClient:
         fut, b = self._future()
         self._native.unsubscribe_async(b, fut, subscription_id)
         r: bool = await fut
+        return r
+
+    async def dead_letters(
+        self, event_type: str, group: str, count: Optional[int] = None
+    ) -> List[dict[str, Any]]:
+        """As :meth:`event_bus.EventBusClient.dead_letters`."""
+        fut, b = self._future()
+        self._native.dead_letters_async(b, fut, "list", event_type, group, count)
+        r: List[dict[str, Any]] = await fut
+        return r
+
+    async def replay_dead_letters(
+        self, event_type: str, group: str, count: Optional[int] = None
+    ) -> int:
+        """As :meth:`event_bus.EventBusClient.replay_dead_letters`."""
+        fut, b = self._future()
+        self._native.dead_letters_async(b, fut, "replay", event_type, group, count)
+        r: int = await fut
+        return r
+
+    async def purge_dead_letters(self, event_type: str, group: str) -> int:
+        """As :meth:`event_bus.EventBusClient.purge_dead_letters`."""
+        fut, b = self._future()
+        self._native.dead_letters_async(b, fut, "purge", event_type, group)
+        r: int = await fut
         return r
 
     # ------------------------------------------------------------------ rooms, monitoring
