@@ -212,7 +212,9 @@ pub unsafe extern "C" fn eb_subscribe(
         let serial = options.concurrency.unwrap_or(1) <= 1;
         let h = Arc::new(CHandler::new(call, owned, serial));
         let info =
-            event_bus::runtime::block_on(async move { c.subscribe_target(target, h, options).await })?;
+            event_bus::runtime::block_on(
+                async move { c.subscribe_target(target, h, options).await },
+            )?;
         if !subscription_id_out.is_null() {
             // SAFETY: writable per contract.
             unsafe { give_string(subscription_id_out, &info.id) };

@@ -73,6 +73,7 @@ test('a resubscribe refused by the ACL is an error event, retried until allowed'
   const refused = () => errors.filter((e) => /Resubscribe failed/.test(e.message) && /permission denied/.test(e.message));
   await waitFor(() => refused().length >= 2, 20000, 'the refusal reported and retried');
   assert.equal(refused()[0].connection, 'subscriber');
+  assert.equal(refused()[0].code, 'PERMISSION_DENIED');
   assert.equal(gaps, 0, 'no gap notice while still refused');
 
   acl('resetchannels', '&*');

@@ -66,6 +66,7 @@ def test_refused_resubscribe_is_an_error_event_and_retried(redis_server: RedisSe
         ]
         assert wait_for(lambda: len(refused()) >= 2, timeout=20), states
         assert "Resubscribe failed" in refused()[0]["message"]
+        assert refused()[0]["code"] == "PERMISSION_DENIED"
         acl(redis_server, "resetchannels", "&*")
         assert wait_for(lambda: any(s["type"] == "gap" for s in states), timeout=20), states
         assert bus.publish(f"{uid}.x", {"n": 1}).delivered_to == 1

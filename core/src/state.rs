@@ -80,7 +80,8 @@ pub enum StateEvent {
         /// What failed.
         message: String,
         /// A stable code for errors a program may act on (`DEAD_LETTERED`,
-        /// `EVENTS_TRIMMED`); absent otherwise.
+        /// `EVENTS_TRIMMED`, or the error code of a refused resubscribe such as
+        /// `PERMISSION_DENIED`); absent otherwise.
         #[serde(skip_serializing_if = "Option::is_none")]
         code: Option<String>,
     },

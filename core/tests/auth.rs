@@ -171,8 +171,9 @@ async fn a_refused_resubscribe_is_reported_and_retried_until_allowed() {
     acl(&mut admin, "&other.*");
     let refused = || {
         states.count(|e| {
-            matches!(e, event_bus::StateEvent::Error { message, .. }
-                if message.contains("Resubscribe failed") && message.to_lowercase().contains("noperm"))
+            matches!(e, event_bus::StateEvent::Error { message, code, .. }
+                if message.contains("Resubscribe failed") && message.to_lowercase().contains("noperm")
+                    && code.as_deref() == Some("PERMISSION_DENIED"))
         })
     };
     // Refused more than once: the client keeps trying, it does not give up after one error.

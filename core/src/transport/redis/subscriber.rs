@@ -214,7 +214,7 @@ pub(super) async fn run(
                 shared.emitter.emit(StateEvent::Error {
                     connection: Link::Subscriber,
                     message,
-                    code: None,
+                    code: Some(e.kind().code().to_string()),
                 });
                 Some(format!("resubscribe failed: {msg}"))
             }
