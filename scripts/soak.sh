@@ -8,8 +8,8 @@
 #
 #   scripts/soak.sh [minutes]        # default 10; exit status 1 when the ledger check fails
 #
-# Reuses what is built: the fault-proxy binary and the C library from CARGO_TARGET_DIR (else
-# target/; built in debug with cargo when missing), the Node addon in bindings-node/ (built
+# Reuses what is built: the fault-proxy binary and the C library (debug, else release) from
+# CARGO_TARGET_DIR (else target/; built in debug with cargo when missing), the Node addon in bindings-node/ (built
 # with `npm run build:debug` when missing), the event_bus module of VENV (default .venv;
 # `maturin develop` into it when missing). Env: SOAK_OUT (where runs go, default
 # target/soak), SOAK_RATE (publishes per second, default 100), SOAK_SEED (fault choice).
@@ -48,6 +48,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import event_bus' 2>/
   VIRTUAL_ENV=$VENV "$VENV/bin/maturin" develop -q || exit 1
 fi
 CLIB=$TARGET/debug
+[ -f "$CLIB/libevent_bus_capi.so" ] || [ ! -f "$TARGET/release/libevent_bus_capi.so" ] || CLIB=$TARGET/release
 if [ ! -f "$CLIB/libevent_bus_capi.so" ]; then
   log "building the C library (debug)"
   cargo build -q -p event-bus-capi || exit 1

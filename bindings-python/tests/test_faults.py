@@ -179,10 +179,13 @@ def test_outage_with_publishes_continuing_holds_the_queue_bound(
         assert wait_for(lambda: pub.count("disconnected", "publisher") >= 1, timeout=10)
         # Publishes keep coming for a while (a short form of a 10 s outage: 100, 50 ms apart),
         # each from its own thread, as each blocks until its outcome is known.
+        def one(n: int) -> event_bus.PublishResult:
+            return pub.bus.publish_batch([(ch, {"n": n})])[0]
+
         with ThreadPoolExecutor(max_workers=100) as pool:
             futures = []
             for n in range(100):
-                futures.append(pool.submit(lambda n=n: pub.bus.publish_batch([(ch, {"n": n})])[0]))
+                futures.append(pool.submit(one, n))
                 time.sleep(0.05)
             for n, f in enumerate(futures[bound:], start=bound):
                 r = f.result(timeout=20)
