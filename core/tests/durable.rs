@@ -781,3 +781,48 @@ async fn batches_and_room_targets_store_persistent_events_in_the_type_stream() {
     bus.disconnect().await.unwrap();
     del(&[key]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_from_all_reads_what_the_stream_holds_and_new_groups_start_at_the_end() {
+    let (server, dir) = aof_server();
+    let t = unique("dur.all");
+    let pubr = client(&server.url(), "all-p", r#""durable":{"maxLen":10}"#).await;
+    // 100 entries before any group: the stream keeps about 10.
+    publish_n(&pubr, &t, 0, 100).await;
+    let len: i64 = redis::cmd("XLEN")
+        .arg(format!("events:{{{t}}}"))
+        .query(&mut server.conn())
+        .unwrap();
+    let (all, new) = (Collector::new(), Collector::new());
+    let worker = client(&server.url(), "all-w", "").await;
+    worker
+        .subscribe_target(
+            t.as_str().into(),
+            all.handler(),
+            durable_opts(
+                r#"{"group":"ALL","startFrom":"all","block":200,"claimInterval":50}"#,
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    worker
+        .subscribe_target(
+            t.as_str().into(),
+            new.handler(),
+            durable_opts(r#"{"group":"NEW","block":200}"#, ""),
+        )
+        .await
+        .unwrap();
+    assert!(wait_until(LONG, || all.len() as i64 == len).await);
+    publish_n(&pubr, &t, 100, 101).await;
+    assert!(wait_until(LONG, || new.len() == 1 && all.len() as i64 == len + 1).await);
+    assert_eq!(new.numbers(), vec![100]);
+    // Entries trimmed before the group existed are not counted as lost to it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(worker.stats().events_trimmed_unread, 0);
+    worker.disconnect().await.unwrap();
+    pubr.disconnect().await.unwrap();
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
