@@ -113,8 +113,7 @@ pub unsafe extern "C" fn eb_purge_dead_letters(
         let t = unsafe { arg_str(event_type, "event_type") }?.to_string();
         // SAFETY: per contract.
         let g = unsafe { arg_str(group, "group") }?.to_string();
-        let n =
-            event_bus::runtime::block_on(async move { c.purge_dead_letters(&t, &g).await })?;
+        let n = event_bus::runtime::block_on(async move { c.purge_dead_letters(&t, &g).await })?;
         if !n_out.is_null() {
             // SAFETY: checked non-NULL.
             unsafe { *n_out = n };
