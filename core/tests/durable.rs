@@ -419,6 +419,8 @@ async fn refusals_are_typed() {
     let e = PublishOptions::from_json(r#"{"persistent":"yes"}"#).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Validation);
     assert!(e.to_string().contains("persistent"), "{e}");
+    let o = SubscriptionOptions::from_json(r#"{"durable":{"group":"g","grop":1}}"#).unwrap();
+    assert_eq!(o.unknown_keys, vec!["durable.grop".to_string()]);
     let e = PublishOptions::from_json(r#"{"ttl":0}"#).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Validation);
     let e = PublishOptions::from_json(r#"{"ttl":-5}"#).unwrap_err();
@@ -513,6 +515,35 @@ async fn redis_killed_and_restarted_with_aof_loses_no_acknowledged_publish() {
     pubr.disconnect().await.unwrap();
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_replicas_without_enough_replicas_is_outcome_unknown() {
+    let server = RedisServer::start();
+    let t = unique("dur.wait");
+    let bus = client(
+        &server.url(),
+        "wait",
+        r#""durable":{"waitReplicas":1,"waitTimeout":100}"#,
+    )
+    .await;
+    let f = bus
+        .publish(&t, &raw(r#"{"n":1}"#), &persistent())
+        .await
+        .unwrap_err();
+    assert_eq!(f.error.kind(), ErrorKind::OutcomeUnknown, "{}", f.error);
+    assert!(
+        f.error.to_string().contains("0 of 1 replicas"),
+        "{}",
+        f.error
+    );
+    // Stored on the master all the same.
+    let len: i64 = redis::cmd("XLEN")
+        .arg(format!("events:{{{t}}}"))
+        .query(&mut server.conn())
+        .unwrap();
+    assert_eq!(len, 1);
+    bus.disconnect().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -640,7 +671,8 @@ async fn sentinel_failover_readers_follow_the_master() {
     let cfg = |svc: &str| {
         format!(
             r#"{{"serviceName":"{svc}","logLevel":"error","redis":{{"sentinels":[{}],"name":"{name}",
-                "reconnectDelay":50,"reconnectDelayMax":500,"heartbeatInterval":1000}}}}"#,
+                "reconnectDelay":50,"reconnectDelayMax":500,"heartbeatInterval":1000}},
+                "durable":{{"waitReplicas":1,"waitTimeout":2000}}}}"#,
             sentinels.join(",")
         )
     };
@@ -663,10 +695,8 @@ async fn sentinel_failover_readers_follow_the_master() {
         .unwrap();
     publish_n(&pubr, &t, 0, 20).await;
     assert!(wait_until(LONG, || sorted_counts(&got.numbers()).len() == 20).await);
-    // Replication is asynchronous: wait until the replica has everything, then fail over.
-    let old = topo.env["REDIS_MASTER"].clone();
-    let mut m = Topology::conn(&old);
-    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    // Replication is asynchronous; durable.waitReplicas made each publish above wait until
+    // the replica had it, so the failover loses none of them.
     let mut s = Topology::conn(&topo.addrs("REDIS_SENTINELS")[0]);
     let _: () = redis::cmd("SENTINEL")
         .arg("FAILOVER")
@@ -709,4 +739,90 @@ async fn sentinel_failover_readers_follow_the_master() {
     );
     worker.disconnect().await.unwrap();
     pubr.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_and_room_targets_store_persistent_events_in_the_type_stream() {
+    let t = unique("dur.batch");
+    let key = format!("events:{{{t}}}");
+    let bus = client(&shared_url(), "batch", "").await;
+    let got = Collector::new();
+    bus.subscribe_target(
+        t.as_str().into(),
+        got.handler(),
+        durable_opts(r#"{"group":"B","consumer":"b1","block":200}"#, ""),
+    )
+    .await
+    .unwrap();
+    let item = |n: u64, p: bool| event_bus::BatchItem {
+        event_type: t.clone(),
+        data: raw(&format!(r#"{{"n":{n}}}"#)),
+        options: PublishOptions {
+            persistent: Some(p),
+            ..Default::default()
+        },
+    };
+    let out = bus
+        .publish_batch(&[item(0, true), item(1, false), item(2, true)])
+        .await;
+    assert!(out.iter().all(|o| o.is_ok()));
+    let out = bus.queue_batch(vec![item(3, true), item(4, false)]).await;
+    assert!(out.iter().all(|o| o.is_ok()));
+    bus.publish_to_room("lobby", &t, &raw(r#"{"n":5}"#), &persistent())
+        .await
+        .unwrap();
+    assert!(wait_until(LONG, || got.len() == 4).await);
+    let mut ns = got.numbers();
+    ns.sort();
+    assert_eq!(ns, vec![0, 2, 3, 5]);
+    let room_event = got.all().into_iter().find(|d| d.data()["n"] == 5).unwrap();
+    assert_eq!(room_event.event_type(), t);
+    assert_eq!(bus.stats().persistent_published, 4);
+    bus.disconnect().await.unwrap();
+    del(&[key]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_from_all_reads_what_the_stream_holds_and_new_groups_start_at_the_end() {
+    let (server, dir) = aof_server();
+    let t = unique("dur.all");
+    let pubr = client(&server.url(), "all-p", r#""durable":{"maxLen":10}"#).await;
+    // 100 entries before any group: the stream keeps about 10.
+    publish_n(&pubr, &t, 0, 100).await;
+    let len: i64 = redis::cmd("XLEN")
+        .arg(format!("events:{{{t}}}"))
+        .query(&mut server.conn())
+        .unwrap();
+    let (all, new) = (Collector::new(), Collector::new());
+    let worker = client(&server.url(), "all-w", "").await;
+    worker
+        .subscribe_target(
+            t.as_str().into(),
+            all.handler(),
+            durable_opts(
+                r#"{"group":"ALL","startFrom":"all","block":200,"claimInterval":50}"#,
+                "",
+            ),
+        )
+        .await
+        .unwrap();
+    worker
+        .subscribe_target(
+            t.as_str().into(),
+            new.handler(),
+            durable_opts(r#"{"group":"NEW","block":200}"#, ""),
+        )
+        .await
+        .unwrap();
+    assert!(wait_until(LONG, || all.len() as i64 == len).await);
+    publish_n(&pubr, &t, 100, 101).await;
+    assert!(wait_until(LONG, || new.len() == 1 && all.len() as i64 == len + 1).await);
+    assert_eq!(new.numbers(), vec![100]);
+    // Entries trimmed before the group existed are not counted as lost to it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(worker.stats().events_trimmed_unread, 0);
+    worker.disconnect().await.unwrap();
+    pubr.disconnect().await.unwrap();
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
 }

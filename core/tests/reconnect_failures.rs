@@ -57,6 +57,7 @@ async fn a_failing_reconnect_is_reported_once_with_its_cause() {
                 StateEvent::Error {
                     connection,
                     message,
+                    ..
                 } if *connection == link => Some(message.clone()),
                 _ => None,
             })

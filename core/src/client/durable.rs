@@ -158,6 +158,30 @@ impl EventBusClient {
             .arg(&ev.payload);
         st.query::<redis::Value>(&key, &cmd, "XADD", s.publish_timeout)
             .await?;
+        let (replicas, wait) = s.durable_wait;
+        if replicas > 0 {
+            let mut w = redis::cmd("WAIT");
+            w.arg(replicas).arg(wait.as_millis() as u64);
+            let got: i64 = st
+                .query(&key, &w, "WAIT", wait + s.publish_timeout)
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::OutcomeUnknown,
+                        format!("event stored on the master, but waiting for replicas failed: {e}"),
+                    )
+                })?;
+            if got < i64::from(replicas) {
+                return Err(Error::new(
+                    ErrorKind::OutcomeUnknown,
+                    format!(
+                        "event stored on the master, but only {got} of {replicas} replicas \
+                         (durable.waitReplicas) had it within {} ms: a failover now could lose it",
+                        wait.as_millis()
+                    ),
+                ));
+            }
+        }
         ev.stored = true;
         self.inner
             .stats

@@ -132,6 +132,14 @@ pub struct DurableConfig {
     /// at least 1).
     #[serde(default, deserialize_with = "input::whole")]
     pub max_len: Option<u64>,
+    /// After each persistent publish, wait until this many replicas have it (`WAIT`); 0
+    /// (default) does not wait. Closes the window in which a failover loses acknowledged
+    /// entries, at the cost of a round trip to the replicas per publish.
+    #[serde(default, deserialize_with = "input::whole")]
+    pub wait_replicas: Option<u32>,
+    /// How long that wait may take (ms, default 1000).
+    #[serde(default, deserialize_with = "input::millis::deserialize")]
+    pub wait_timeout: Option<u64>,
 }
 
 /// `RedisConfig`. `host`/`port` or `url` (`redis://`, `rediss://`, `memory://name`).

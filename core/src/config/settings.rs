@@ -69,6 +69,8 @@ pub struct Settings {
     pub key_prefix: String,
     /// `durable.maxLen`: approximate bound of each type's stream.
     pub durable_max_len: u64,
+    /// `durable.waitReplicas` (0: no wait) and `durable.waitTimeout`.
+    pub durable_wait: (u32, Duration),
 }
 
 /// Which Engine.IO transport carries the Socket.IO connection.
@@ -267,6 +269,13 @@ impl EventBusConfig {
             ));
         }
         let key_prefix = redis.key_prefix.clone().unwrap_or_default();
+        let durable_wait = (
+            self.durable
+                .as_ref()
+                .and_then(|d| d.wait_replicas)
+                .unwrap_or(0),
+            ms(self.durable.as_ref().and_then(|d| d.wait_timeout), 1000),
+        );
         let perf = self.performance.clone().unwrap_or_default();
         let val = self.validation.clone().unwrap_or_default();
         let heartbeat = redis.heartbeat_interval.unwrap_or(5000);
@@ -302,6 +311,7 @@ impl EventBusConfig {
             disconnect_timeout: ms(self.disconnect_timeout, 5_000),
             key_prefix,
             durable_max_len,
+            durable_wait,
             socketio: socketio_settings(&self.client, &self.websocket)?,
         })
     }

@@ -213,16 +213,35 @@ pub(crate) async fn start(s: Start) -> Result<Arc<DurableSub>> {
 }
 
 async fn create_group(ops: &Streams, key: &str, dp: &DurablePolicy) -> Result<()> {
-    let start = match dp.start_from {
-        StartFrom::New => "$",
-        StartFrom::All => "0",
-    };
     let mut cmd = redis::cmd("XGROUP");
-    cmd.arg("CREATE")
-        .arg(key)
-        .arg(&dp.group)
-        .arg(start)
-        .arg("MKSTREAM");
+    cmd.arg("CREATE").arg(key).arg(&dp.group);
+    match dp.start_from {
+        StartFrom::New => {
+            cmd.arg("$").arg("MKSTREAM");
+        }
+        StartFrom::All => {
+            // Entries trimmed before the group existed were never its to read: say so with
+            // ENTRIESREAD, or they would count as trimmed unread.
+            let mut info = redis::cmd("XINFO");
+            info.arg("STREAM").arg(key);
+            let gone = match ops
+                .query_patiently::<Value>(key, &info, "XINFO STREAM", PATIENCE)
+                .await
+            {
+                Ok(v) => {
+                    let added = value::field(&v, "entries-added")
+                        .and_then(value::number)
+                        .unwrap_or(0);
+                    let length = value::field(&v, "length")
+                        .and_then(value::number)
+                        .unwrap_or(0);
+                    (added - length).max(0)
+                }
+                Err(_) => 0, // no stream yet
+            };
+            cmd.arg("0").arg("MKSTREAM").arg("ENTRIESREAD").arg(gone);
+        }
+    }
     match ops
         .query_patiently::<Value>(key, &cmd, "XGROUP CREATE", PATIENCE)
         .await
