@@ -199,6 +199,10 @@ typedef void (*eb_log_fn)(enum eb_log_level level, const char *line, void *ctx);
  * An event handed to a handler. Every pointer is borrowed: valid only until the handler
  * returns (copy what you keep). Strings are NUL-terminated UTF-8.
  *
+ * The last three fields (durable delivery; at the end, so programs built against a header
+ * without them keep their layout) say how a durable subscription got the event; NULL and 0
+ * for other subscriptions.
+ *
  */
 typedef struct eb_event {
   /**
@@ -226,9 +230,22 @@ typedef struct eb_event {
    */
   const char *pattern;
   /**
-   * The whole event as JSON: `{id,type,data,metadata,channel,pattern?}`.
+   * The whole event as JSON: `{id,type,data,metadata,channel,pattern?,delivery?}`.
    */
   const char *json;
+  /**
+   * Durable subscriptions: the entry's id in the type's stream (`<ms>-<seq>`), else NULL.
+   */
+  const char *stream_id;
+  /**
+   * Durable subscriptions: the consumer group, else NULL.
+   */
+  const char *group;
+  /**
+   * Durable subscriptions: deliveries of the entry to the group so far (1 on the first),
+   * else 0.
+   */
+  uint32_t attempt;
 } eb_event;
 
 /**
@@ -304,6 +321,22 @@ enum eb_status eb_client_new(const char *config_json, struct eb_client **client_
  * `Socket.IO not connected` meanwhile. Connecting twice is a no-op. Blocks the calling thread.
  */
 enum eb_status eb_connect(struct eb_client *client);
+
+/**
+ * The dead letters of `event_type` for durable group `group` (events the group gave up on
+ * after `maxDeliveries` failed deliveries), oldest first, at most `count` (0: the default,
+ * 100), as a JSON array in `*json_out` (owned: free with eb_string_free): `[{"event":{...},
+ * "error":{"message","code"?},"deliveries","failedAt" (ms),"streamId" (its id in the dead
+ * stream),"originalId" (its id in the type's stream)}]`.
+ *
+ * # Safety
+ * Strings are NULL or NUL-terminated; `json_out` is NULL or writable.
+ */
+enum eb_status eb_dead_letters(const struct eb_client *client,
+                               const char *event_type,
+                               const char *group,
+                               size_t count,
+                               char **json_out);
 
 /**
  * Stops receiving, lets queued and running handlers finish (up to `disconnectTimeout`), drops
@@ -495,6 +528,31 @@ enum eb_status eb_publish_to_user(struct eb_client *client,
                                   struct eb_publish_result *result_out);
 
 /**
+ * Deletes group `group`'s dead letters of `event_type`; `*n_out` (if not NULL) is how many.
+ *
+ * # Safety
+ * Strings are NULL or NUL-terminated; `n_out` is NULL or writable.
+ */
+enum eb_status eb_purge_dead_letters(const struct eb_client *client,
+                                     const char *event_type,
+                                     const char *group,
+                                     uint64_t *n_out);
+
+/**
+ * Puts at most `count` (0: all) of group `group`'s dead letters of `event_type` back on the
+ * type's stream (the group gets each again, as a new entry) and removes them from the dead
+ * letters; `*n_out` (if not NULL) is how many.
+ *
+ * # Safety
+ * Strings are NULL or NUL-terminated; `n_out` is NULL or writable.
+ */
+enum eb_status eb_replay_dead_letters(const struct eb_client *client,
+                                      const char *event_type,
+                                      const char *group,
+                                      size_t count,
+                                      uint64_t *n_out);
+
+/**
  * Sends the library's log lines (of every client; levels per each config's `logLevel`) to
  * `callback` instead of the default stderr logger. NULL restores the stderr logger. Replacing
  * or removing a callback calls its drop(ctx) (if not NULL) once; eb_shutdown does too.
@@ -532,7 +590,12 @@ void eb_string_free(char *s);
 /**
  * Subscribes `handler` to a Redis glob `pattern` (`photo.*`; a pattern without `*`, `?`, `[`
  * is an exact channel). `options_json` may be NULL or `{"timeout","retryOnError","maxRetries",
- * "retryDelay","maxRetryDelay","filter","concurrency","maxPending"}`.
+ * "retryDelay","maxRetryDelay","filter","concurrency","maxPending","durable"}`.
+ *
+ * Durable subscriptions (`"durable":{"group":...}` in the options) read the event type's
+ * stream as a member of that consumer group: `pattern` is then one exact event type, or a JSON
+ * array of them (`["photo.uploaded","photo.deleted"]`). Only text that parses as a JSON array
+ * of strings is a list; any other text (such as the glob `[ab]*`) is a pattern.
  *
  * Ownership: `ctx` passes to the library whatever the result: `handler.drop(ctx)` (if not
  * NULL) is called exactly once, after the last `handler.call` has returned: soon after

@@ -17,8 +17,9 @@ use crate::strings::{arg_opt_str, arg_str, check_json, give_string, to_c};
 /// An event handed to a handler. Every pointer is borrowed: valid only until the handler
 /// returns (copy what you keep). Strings are NUL-terminated UTF-8.
 ///
-/// The last three fields (added in 2.1, at the end so earlier code keeps its layout) say how a
-/// durable subscription got the event; NULL and 0 for other subscriptions.
+/// The last three fields (durable delivery; at the end, so programs built against a header
+/// without them keep their layout) say how a durable subscription got the event; NULL and 0
+/// for other subscriptions.
 ///
 /// cbindgen:field-names=[id, type, data_json, metadata_json, channel, pattern, json, stream_id, group, attempt]
 #[repr(C)]

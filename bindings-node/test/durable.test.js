@@ -88,6 +88,11 @@ test('two groups each get every event', async (t) => {
   await waitFor(() => got.a.size === 100 && got.b.size === 100, 20000, 'both groups');
   assert.deepEqual([...got.a].sort(), [...ids].sort());
   assert.deepEqual([...got.b].sort(), [...ids].sort());
+  const [d] = (await a.getStats()).durable;
+  assert.equal(d.group, ga);
+  assert.deepEqual(d.types, [type]);
+  assert.equal(typeof d.consumer, 'string');
+  assert.equal(typeof d.pending, 'number');
 });
 
 test('a plain subscriber gets persistent events live; Event.delivery only on durable ones', async (t) => {
@@ -160,6 +165,8 @@ test('poison events are dead-lettered after maxDeliveries, listed, replayed and 
   const bus = await client(t);
   const healed = new Set();
   const handled = [];
+  const errors = [];
+  bus.on('error', (e) => errors.push(e));
   await bus.subscribe(
     type,
     (ev) => {
@@ -186,6 +193,8 @@ test('poison events are dead-lettered after maxDeliveries, listed, replayed and 
   await waitFor(async () => (await pendingCount(r, type, group)) === 0, 10000, 'XPENDING 0');
   const stats = await bus.getStats();
   assert.ok(stats.eventsDeadLettered >= 2, `eventsDeadLettered ${stats.eventsDeadLettered}`);
+  // Each one is also an 'error' event with the core's code.
+  await waitFor(() => errors.filter((e) => e.code === 'DEAD_LETTERED').length === 2, 10000, 'DEAD_LETTERED events');
 
   // Replay the oldest after a fix: the group gets it again, as a new entry.
   const fixed = dead[0].event.id;
