@@ -441,6 +441,18 @@ enum eb_status eb_leave_room(struct eb_client *client, const char *room);
 enum eb_status eb_matches_pattern(const char *pattern, const char *channel, bool *matches_out);
 
 /**
+ * The client's metrics as Prometheus text exposition (version 0.0.4) in `*text_out` (owned:
+ * free with eb_string_free): counters, gauges and latency histograms (publish round trip;
+ * per subscription publish-to-handler latency and handler duration, in seconds), labelled
+ * `service`, `transport` and, per subscription, `subscription` and `pattern`. No I/O; works
+ * before connect and after disconnect. Serve the text as is on an HTTP `/metrics` endpoint.
+ *
+ * # Safety
+ * `text_out` is NULL or writable.
+ */
+enum eb_status eb_metrics(const struct eb_client *client, char **text_out);
+
+/**
  * Removes a state callback registered with eb_on_state (its drop(ctx) runs). EB_ERR_NOT_FOUND
  * when there is no such listener.
  */

@@ -399,7 +399,8 @@ pub fn render(x: &Exposition<'_>) -> String {
             ("pattern", v.pattern),
         ])
     };
-    let per_sub: [(&str, &str, &str, fn(&SubscriptionView<'_>) -> f64); 6] = [
+    type Read = fn(&SubscriptionView<'_>) -> f64;
+    let per_sub: [(&str, &str, &str, Read); 6] = [
         (
             "eventbus_subscription_delivered_total",
             "counter",
