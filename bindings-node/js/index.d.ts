@@ -634,7 +634,7 @@ export interface EventBusStats {
   /** Added in 2.0: where the client is connected (absent before `connect()`). */
   topology?: TopologyStats;
   /**
-   * Added in 2.1: latency distributions over every event since start (HDR histograms), in ms.
+   * Added in 2.0: latency distributions over every event since start (HDR histograms), in ms.
    * `averageLatency`, `p95Latency` and `p99Latency` are `latency.delivery`'s mean, p95, p99.
    */
   latency?: LatencyStats;
@@ -664,7 +664,7 @@ export interface DurableSubscriptionStats {
   reclaimed: number;
 }
 
-/** Added in 2.1: one latency distribution of `getStats().latency`, in milliseconds. */
+/** Added in 2.0: one latency distribution of `getStats().latency`, in milliseconds. */
 export interface LatencySummary {
   count: number;
   mean: number;
@@ -674,7 +674,7 @@ export interface LatencySummary {
   max: number;
 }
 
-/** Added in 2.1: `getStats().latency`. */
+/** Added in 2.0: `getStats().latency`. */
 export interface LatencyStats {
   /** Publish round trip: event encoded to Redis's answer. */
   publish: LatencySummary;
@@ -1024,7 +1024,7 @@ export declare class EventBusClient implements IEventBusService {
   healthCheck(): Promise<HealthCheckResult>;
   getStats(): Promise<EventBusStats>;
   /**
-   * Added in 2.1: this client's counters, gauges and latency histograms as Prometheus text
+   * Added in 2.0: this client's counters, gauges and latency histograms as Prometheus text
    * exposition (version 0.0.4), labelled `service`, `transport` and, per subscription,
    * `subscription` and `pattern`. Serve it as is (e.g. from an HTTP handler, or merged after
    * `prom-client`'s `register.metrics()`); see docs/metrics.md.
