@@ -30,7 +30,7 @@ for t in $TARGETS; do
     -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1 \
     >"fuzz/logs/$t.log" 2>&1
   rc=$?
-  grep -E '^#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec' \
+  grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec' \
     "fuzz/logs/$t.log" | sed "s/^/  $t: /"
   if [ $rc -ne 0 ]; then
     echo "  $t: FAILED (exit $rc); see fuzz/logs/$t.log and fuzz/artifacts/$t/"

@@ -91,7 +91,16 @@ proptest! {
 fn regression_non_ascii_packet_start_is_refused() {
     // Found by fuzzing: parse_packet sliced at byte 1 of a packet that started with a
     // multi-byte character, and panicked.
-    for p in ["é", "é2[\"x\"]", "😀0", "\u{80}"] {
+    // And any other byte above '0' was taken as a packet type (`ws://...` as type 71).
+    for p in [
+        "é",
+        "é2[\"x\"]",
+        "😀0",
+        "\u{80}",
+        "ws://[::1]:81/ns",
+        ":0",
+        "~",
+    ] {
         assert!(sio::parse_packet(p).is_none(), "{p:?}");
         socketio_check::check(p.as_bytes());
     }

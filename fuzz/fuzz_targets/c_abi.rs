@@ -97,6 +97,17 @@ unsafe extern "C" fn handler_ok(_ev: *const c_void, _ctx: *mut c_void) -> c_int 
     0
 }
 
+/// A new connected client on the in-process memory broker.
+fn new_memory_client() -> *mut Client {
+    let cfg = c"{\"serviceName\":\"fuzz\",\"redis\":{\"url\":\"memory://fuzz-c-abi\"}}";
+    let mut c: *mut Client = std::ptr::null_mut();
+    unsafe {
+        assert_eq!(eb_client_new(cfg.as_ptr(), &mut c), EB_OK);
+        assert_eq!(eb_connect(c), EB_OK);
+    }
+    c
+}
+
 /// One connected client on the in-process memory broker, shared by every run.
 fn client() -> usize {
     static CLIENT: OnceLock<usize> = OnceLock::new();
@@ -105,11 +116,7 @@ fn client() -> usize {
             eb_set_log_callback(Some(quiet_log), std::ptr::null_mut(), None),
             EB_OK
         );
-        let cfg = c"{\"serviceName\":\"fuzz\",\"redis\":{\"url\":\"memory://fuzz-c-abi\"}}";
-        let mut c: *mut Client = std::ptr::null_mut();
-        assert_eq!(eb_client_new(cfg.as_ptr(), &mut c), EB_OK);
-        assert_eq!(eb_connect(c), EB_OK);
-        c as usize
+        new_memory_client() as usize
     })
 }
 
@@ -207,7 +214,7 @@ enum Op<'a> {
 
 fn status_ok(what: &str, st: c_int) {
     assert!(
-        st == EB_OK || (st < 0 && st >= -16),
+        st == EB_OK || (-16..0).contains(&st),
         "{what}: status {st} out of range"
     );
     assert!(
@@ -237,7 +244,7 @@ fn run(op: &Op<'_>) {
         match op {
             Op::ClientNew { config, null_out } => {
                 let cfg = config.owned();
-                let mut c: *mut Client = 1 as *mut Client;
+                let mut c: *mut Client = std::ptr::dangling_mut();
                 let out = if *null_out {
                     std::ptr::null_mut()
                 } else {
@@ -310,7 +317,7 @@ fn run(op: &Op<'_>) {
                 null_out,
             } => {
                 let items = items.owned();
-                let mut s: *mut c_char = 1 as *mut c_char;
+                let mut s: *mut c_char = std::ptr::dangling_mut();
                 let out = if *null_out {
                     std::ptr::null_mut()
                 } else {
@@ -319,7 +326,7 @@ fn run(op: &Op<'_>) {
                 let st = eb_publish_batch(handle.get(), ptr(&items), out);
                 status_ok("eb_publish_batch", st);
                 if !*null_out && !s.is_null() {
-                    assert_ne!(s, 1 as *mut c_char, "results_json_out not set");
+                    assert_ne!(s, std::ptr::dangling_mut(), "results_json_out not set");
                     let text = CStr::from_ptr(s).to_str().expect("results are UTF-8");
                     let v: serde_json::Value = serde_json::from_str(text).expect("results JSON");
                     assert!(v.is_array());
@@ -344,7 +351,14 @@ fn run(op: &Op<'_>) {
                 } else {
                     &mut id as *mut _
                 };
-                let c = handle.get();
+                // Without an id out-parameter a subscription on the shared client could never
+                // be removed: that case gets a client of its own, freed afterwards.
+                let own = *null_id_out && matches!(handle, Handle::Live);
+                let c = if own {
+                    new_memory_client()
+                } else {
+                    handle.get()
+                };
                 let st = eb_subscribe(c, ptr(&p), ptr(&o), h, std::ptr::null_mut(), out);
                 status_ok("eb_subscribe", st);
                 if !id.is_null() {
@@ -352,8 +366,9 @@ fn run(op: &Op<'_>) {
                     // Keep the shared client small: every subscription made is removed.
                     status_ok("eb_unsubscribe", eb_unsubscribe(c, id));
                     eb_string_free(id);
-                } else if st == EB_OK && *null_id_out {
-                    // No id to remove it by: the library must keep working regardless.
+                }
+                if own {
+                    status_ok("eb_client_free", eb_client_free(c));
                 }
             }
             Op::Unsubscribe { handle, id } => {
