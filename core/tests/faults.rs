@@ -676,9 +676,13 @@ async fn maxclients_reached_fails_connect_clearly_then_succeeds() {
     // client's first command crosses that close, the kernel answers it with a reset (or the
     // write finds the pipe broken) and the reply is lost, so the reason is one of these.
     assert!(
-        ["max number of clients reached", "reset by peer", "broken pipe"]
-            .iter()
-            .any(|r| text.contains(r)),
+        [
+            "max number of clients reached",
+            "reset by peer",
+            "broken pipe"
+        ]
+        .iter()
+        .any(|r| text.contains(r)),
         "says why: {text}"
     );
     drop(holders);
