@@ -50,6 +50,9 @@ mkdir -p "$BUILD"
 export EB_HUB_LOG=$BUILD/hub.log # the test hubs' stderr
 : >"$EB_HUB_LOG"
 log "building and installing the C library into $PREFIX"
+# Symbols kept (the release profile strips them) so that valgrind names the frames that
+# tests/c/valgrind.supp matches.
+export CARGO_PROFILE_RELEASE_STRIP=none
 build_out=$(bash scripts/build-c.sh --prefix="$PREFIX") || { echo "0 passed, 1 failed"; exit 1; }
 GENERATED=$(printf '%s\n' "$build_out" | sed -n 's/^GENERATED_HEADER=//p')
 export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
@@ -110,7 +113,8 @@ exports_match() {
 }
 
 VG=(valgrind --quiet --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,possible
-    --errors-for-leak-kinds=definite,possible --track-origins=yes)
+    --errors-for-leak-kinds=definite,possible --track-origins=yes
+    --suppressions="$ROOT/tests/c/valgrind.supp")
 run_tests() {
   if [ "${VALGRIND:-1}" = 0 ]; then
     "$BUILD/test_capi"
