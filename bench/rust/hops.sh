@@ -5,7 +5,8 @@
 #   serial-core   the same loop as a task of the core's runtime (no runtime crossing)
 #   serial-redis  the redis crate's multiplexed connection alone (caller + driver task)
 #   serial-raw    PUBLISH written and read on the caller's task over a TCP socket
-# Usage: bench/rust/hops.sh [N] [SIZE]   (N publishes per run, SIZE bytes of event data)
+# Usage: [BENCH_BIN=path] bench/rust/hops.sh [N] [SIZE]   (N publishes per run, SIZE bytes of
+# event data)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-20000}
@@ -14,8 +15,12 @@ ROUNDS=${BENCH_ROUNDS:-3}
 WIRE=$((SIZE + 130)) # the envelope `serial` publishes for SIZE bytes of data
 url=${REDIS_URL:-redis://127.0.0.1:6379}
 hp=${url#redis://}; hp=${hp%/}; host=${hp%:*}; port=${hp##*:}
-cargo build --release -q -p event-bus-bench
-bin=${CARGO_TARGET_DIR:-target}/release/event-bus-bench
+# BENCH_BIN: a driver built already (to compare two builds); else a release build now.
+bin=${BENCH_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release -q -p event-bus-bench
+  bin=${CARGO_TARGET_DIR:-target}/release/event-bus-bench
+fi
 payload=$(printf 'x%.0s' $(seq "$WIRE"))
 out=$(mktemp)
 for r in $(seq "$ROUNDS"); do
