@@ -9,6 +9,14 @@
 //! - `fanout`: 1 publisher, 8 subscribing clients with 50 patterns each, delivered/s;
 //! - `idle`: N events 1 ms apart, each awaited into a subscriber of the same process:
 //!   publish-to-handler latency p50/p99 (what the Node and Python rows measure, without a host).
+//!
+//! The floor of each hop of one awaited publish (same payload size as `serial`'s envelope):
+//! - `serial-core`: `serial`, but the loop runs on the core's own runtime (no crossing from
+//!   the caller's runtime to the core's);
+//! - `serial-redis`: PUBLISH through the redis crate's multiplexed connection alone (the
+//!   caller's task and the crate's driver task, no hand-over or publisher task);
+//! - `serial-raw`: PUBLISH written and its integer reply read on the caller's own task over a
+//!   plain TCP socket (the loopback round trip, what `redis-benchmark -c1 -P1` does).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -18,6 +26,7 @@ use event_bus::{
     BatchItem, Delivery, EventBusClient, HandlerError, PublishOptions, SubscriptionOptions,
 };
 use serde_json::value::RawValue;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn cfg(name: &str) -> String {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -96,6 +105,91 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Print the figures of an awaited-one-at-a-time scenario.
+fn print_serial(scenario: &str, n: usize, start: Instant, lat: &mut [f64]) {
+    let s = start.elapsed().as_secs_f64();
+    println!(
+        r#"{{"scenario":"{scenario}","n":{n},"seconds":{s},"rate":{},"p50_ms":{},"p99_ms":{}}}"#,
+        n as f64 / s,
+        pct(lat, 0.5),
+        pct(lat, 0.99)
+    );
+}
+
+/// N awaited client publishes, one at a time; latencies in ms.
+async fn serial_publishes(
+    bus: &EventBusClient,
+    ty: &str,
+    d: &RawValue,
+    opts: &PublishOptions,
+    n: usize,
+) -> Vec<f64> {
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        bus.publish(ty, d, opts).await.unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    lat
+}
+
+/// A payload as long as the envelope `serial` publishes for `size` bytes of data.
+fn envelope_sized(size: usize) -> String {
+    "x".repeat(size + 130)
+}
+
+/// `serial-redis`: PUBLISH through a multiplexed connection of the redis crate, one at a time.
+async fn serial_redis(channel: &str, payload: &str, n: usize) {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    print_serial("serial-redis", n, start, &mut lat);
+}
+
+/// `serial-raw`: PUBLISH written and its `:N` reply read on this task over a TCP socket.
+async fn serial_raw(channel: &str, payload: &str, n: usize) {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let addr = url.trim_start_matches("redis://").trim_end_matches('/');
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    sock.set_nodelay(true).unwrap();
+    let cmd = format!(
+        "*3\r\n$7\r\nPUBLISH\r\n${}\r\n{channel}\r\n${}\r\n{payload}\r\n",
+        channel.len(),
+        payload.len()
+    );
+    let mut buf = [0u8; 64];
+    let mut lat = Vec::with_capacity(n);
+    let start = Instant::now();
+    for _ in 0..n {
+        let t = Instant::now();
+        sock.write_all(cmd.as_bytes()).await.unwrap();
+        let mut got = 0;
+        loop {
+            let k = sock.read(&mut buf[got..]).await.unwrap();
+            assert!(k > 0, "Redis closed the connection");
+            got += k;
+            if buf[..got].ends_with(b"\r\n") {
+                break;
+            }
+        }
+        assert_eq!(buf[0], b':', "unexpected reply");
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    print_serial("serial-raw", n, start, &mut lat);
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -103,6 +197,11 @@ async fn main() {
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let size: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(200);
     let run = format!("bench{}", std::process::id());
+    match scenario {
+        "serial-redis" => return serial_redis(&run, &envelope_sized(size), n).await,
+        "serial-raw" => return serial_raw(&run, &envelope_sized(size), n).await,
+        _ => {}
+    }
     let d = data(size);
     let bus = EventBusClient::from_json(&cfg("bench-rust")).unwrap();
     bus.connect().await.unwrap();
@@ -143,20 +242,21 @@ async fn main() {
             print_rate("batch", n, start);
         }
         "serial" => {
-            let mut lat = Vec::with_capacity(n);
             let start = Instant::now();
-            for _ in 0..n {
-                let t = Instant::now();
-                bus.publish(&ty, &d, &opts).await.unwrap();
-                lat.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-            let s = start.elapsed().as_secs_f64();
-            println!(
-                r#"{{"scenario":"serial","n":{n},"seconds":{s},"rate":{},"p50_ms":{},"p99_ms":{}}}"#,
-                n as f64 / s,
-                pct(&mut lat, 0.5),
-                pct(&mut lat, 0.99)
-            );
+            let mut lat = serial_publishes(&bus, &ty, &d, &opts, n).await;
+            print_serial("serial", n, start, &mut lat);
+        }
+        "serial-core" => {
+            // The same loop as a task of the core's runtime, where the publisher task runs.
+            let (b, t, dd, o) = (bus.clone(), ty.clone(), d.clone(), opts.clone());
+            let start = Instant::now();
+            let mut lat =
+                event_bus::runtime::spawn(
+                    async move { serial_publishes(&b, &t, &dd, &o, n).await },
+                )
+                .await
+                .unwrap();
+            print_serial("serial-core", n, start, &mut lat);
         }
         "e2e" => {
             let got = Arc::new(AtomicU64::new(0));
