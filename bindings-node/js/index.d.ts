@@ -493,7 +493,7 @@ export interface SubscriptionStats {
 export interface PublishOptions {
   traceId?: string;
   correlationId?: string;
-  /** Accepted; no effect until durable delivery exists. */
+  /** Accepted; no effect. */
   priority?: number;
   /**
    * With `persistent`: ms the event is kept in its type's stream (entries older than that

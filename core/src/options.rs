@@ -37,7 +37,7 @@ pub struct PublishOptions {
     /// Extra metadata fields, written after `version`.
     #[serde(default)]
     pub metadata: Option<Map<String, Value>>,
-    /// Accepted; no effect until durable delivery exists.
+    /// Accepted; no effect.
     #[serde(default)]
     pub priority: Option<Value>,
     /// Durable publishes only: entries older than this many ms (a positive number) may be

@@ -218,7 +218,9 @@ class EventBusClient:
 
         Options (keywords, or the Node package's camelCase dict as ``options``; keywords win):
         ``trace_id``, ``correlation_id``, ``user_id``, ``room``, ``broadcast``, ``metadata``
-        (extra metadata fields), ``priority``/``ttl``/``persistent`` (accepted, no effect)."""
+        (extra metadata fields), ``persistent`` (also append the event to its type's stream, for
+        durable subscriptions) and ``ttl`` (ms it is kept there), ``priority`` (accepted, no
+        effect)."""
         return self._native.publish(event_type, data, options, **kwargs)
 
     def publish_to_room(
