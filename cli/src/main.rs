@@ -3,6 +3,7 @@
 
 mod bench;
 mod conn;
+mod dlq;
 mod publish;
 mod tail;
 
@@ -48,9 +49,14 @@ const AFTER_HELP: &str = "\
 Examples:
   event-bus tail 'photo.*'                       one line per event
   event-bus tail 'photo.*' --json | jq .data     wire-format JSON, one object per line
+  event-bus tail 'photo.*' --filter data.photoId=p1 --filter source=uploader
+  event-bus tail order.created --stream --since 15m   a type's stream, outside any group
   event-bus publish photo.uploaded '{\"photoId\":\"p1\"}' --room photo:p1
+  event-bus publish order.created @order.json --persistent --ttl 86400000
   event-bus publish photo.uploaded @event.json --count 100 --rate 10
   cat events.ndjson | event-bus publish photo.uploaded -
+  event-bus dlq list order.created --group billing
+  event-bus dlq replay order.created --group billing --count 10
   event-bus health && echo up
   event-bus bench e2e --msgs 100000 --json
   REDIS_PW=secret event-bus --url redis://redis.internal:6379 --password-env REDIS_PW stats
@@ -61,11 +67,7 @@ A password belongs in --password-env VAR: a command line is visible to other use
 
 Exit codes: 0 success; 1 the command failed (a publish failed, health not healthy);
 2 bad command line; 3 Redis unreachable or refused the connection; 4 bad input (JSON,
-file, configuration); 5 not available in this build.
-
-Not yet available (durable subscriptions are not in this build; exit code 5):
-  event-bus dlq ...            dead letters of a durable subscription
-  event-bus tail --stream ...  reading a type's stream";
+file, configuration); 5 not available in this build.";
 
 #[derive(Parser)]
 #[command(name = "event-bus", version, about = "Watch, publish to and measure the event bus", after_help = AFTER_HELP)]
@@ -90,12 +92,9 @@ enum Command {
     Topology,
     /// Measure publishing and delivery against this Redis
     Bench(bench::BenchArgs),
-    /// Dead letters of durable subscriptions (not yet available in this build)
-    Dlq {
-        /// list | replay | purge TYPE --group G
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Dead letters of a durable subscription group: list, replay or purge
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 fn main() -> ExitCode {
@@ -144,16 +143,15 @@ async fn run(cli: Cli) -> CliResult {
             Ok(())
         }
         Command::Bench(a) => bench::run(&conn, a).await,
-        Command::Dlq { .. } => Err(not_available("dlq")),
+        Command::Dlq(c) => dlq::run(&conn, c).await,
     }
 }
 
-/// The error of a command that needs durable subscriptions.
-pub fn not_available(what: &str) -> CliError {
-    CliError::new(
-        exit::NOT_AVAILABLE,
-        format!("`{what}` is not yet available: it needs durable subscriptions, which this build does not have"),
-    )
+/// `ms` since the epoch as an ISO-8601 UTC time with milliseconds.
+pub fn iso_ms(ms: u64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms as i64)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {
