@@ -267,22 +267,88 @@ fn health_stats_topology() {
 
 #[test]
 fn bench_json_is_one_object() {
-    for kind in ["pub", "e2e", "latency"] {
-        let (code, out, err) = run(cli().args(["bench", kind, "--msgs", "200", "--json"]));
+    for kind in ["pub", "sub", "e2e", "latency"] {
+        let (code, out, err) =
+            run(cli().args(["bench", kind, "--msgs", "200", "--clients", "2", "--json"]));
         assert_eq!(code, 0, "{kind}: {err}");
+        assert!(
+            err.is_empty(),
+            "no progress bar without a terminal: {err:?}"
+        );
         assert_eq!(out.lines().count(), 1, "{out}");
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["bench"], kind);
         assert_eq!(v["published"], 200);
         assert!(v["msgsPerSec"].as_f64().unwrap() > 0.0);
+        assert!(v["mbPerSec"].as_f64().unwrap() > 0.0);
         let p = &v["publishLatencyMs"];
         assert_eq!(p["count"], 200);
         assert!(p["p50"].as_f64().unwrap() <= p["p99"].as_f64().unwrap());
-        if kind != "pub" {
-            assert_eq!(v["delivered"], 200);
-            assert_eq!(v["deliveryLatencyMs"]["count"], 200);
+        let rows = v["perClient"].as_array().unwrap();
+        let (pubs, subs): (Vec<&Value>, Vec<&Value>) =
+            rows.iter().partition(|r| r["role"] == "pub");
+        match kind {
+            "pub" => {
+                assert_eq!((pubs.len(), subs.len()), (2, 0));
+                assert_eq!(
+                    pubs.iter()
+                        .map(|r| r["msgs"].as_u64().unwrap())
+                        .sum::<u64>(),
+                    200
+                );
+                assert!(v["delivered"].is_null());
+            }
+            "sub" => {
+                // Fan-out: each of the 2 subscribers gets all 200 of the one publisher.
+                assert_eq!((pubs.len(), subs.len()), (1, 2));
+                assert!(subs
+                    .iter()
+                    .all(|r| r["msgs"] == 200 && r["latencyMs"]["count"] == 200));
+                assert_eq!(v["delivered"], 400);
+                assert_eq!(v["deliveryLatencyMs"]["count"], 400);
+            }
+            "e2e" => {
+                assert_eq!((pubs.len(), subs.len()), (2, 1));
+                assert_eq!(v["delivered"], 200);
+                assert_eq!(v["deliveryLatencyMs"]["count"], 200);
+            }
+            _ => {
+                assert_eq!((pubs.len(), subs.len()), (1, 1));
+                assert_eq!(v["delivered"], 200);
+            }
+        }
+        for r in rows {
+            assert!(r["msgsPerSec"].as_f64().unwrap() > 0.0, "{r}");
         }
     }
+}
+
+#[test]
+fn bench_csv_duration_and_rate() {
+    let (code, out, err) =
+        run(cli().args(["bench", "e2e", "--msgs", "300", "--clients", "3", "--csv"]));
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(lines[0][0], "bench");
+    assert_eq!(lines.len(), 1 + 3 + 1 + 1, "{out}");
+    assert!(lines.iter().all(|l| l.len() == 12), "{out}");
+    let total = lines.last().unwrap();
+    assert_eq!(&total[1..4], ["total", "all", "300"]);
+    assert_eq!(total[4], (300 * 200).to_string());
+    let sub = &lines[4];
+    assert_eq!(&sub[1..4], ["sub", "sub-1", "300"]);
+
+    // --duration with --rate: it stops by itself and publishes at most rate x duration (+1).
+    let (code, out, err) =
+        run(cli().args(["bench", "pub", "--duration", "1s", "--rate", "50", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let n = v["published"].as_u64().unwrap();
+    assert!((1..=51).contains(&n), "{v}");
+    assert!(v["msgs"].is_null());
+
+    let (code, _, err) = run(cli().args(["bench", "pub", "--duration", "soon"]));
+    assert_eq!(code, 2, "{err}");
 }
 
 /// A durable subscriber in this process: group `group` on `ty`, failing while `fail` is set,
