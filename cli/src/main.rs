@@ -60,10 +60,16 @@ Examples:
   event-bus health && echo up
   event-bus bench e2e --msgs 100000 --json
   REDIS_PW=secret event-bus --url redis://redis.internal:6379 --password-env REDIS_PW stats
+  event-bus --cluster 10.0.0.1:7000,10.0.0.2:7000 --ask-password topology
+  event-bus --sentinels 10.0.0.5:26379,10.0.0.6 --name mymaster --tls-ca ca.pem health
 
 Connection: --url, else REDIS_URL, else redis://127.0.0.1:6379; --config FILE takes the
-libraries' JSON configuration (cluster, sentinels, TLS, ...), --url overrides its redis.url.
-A password belongs in --password-env VAR: a command line is visible to other users.
+libraries' JSON configuration (cluster, sentinels, TLS, ...), and the flags override it:
+--url (redis.url), --cluster h:p,... (redis.cluster), --sentinels h:p,... --name M
+(redis.sentinels, redis.name), --tls-ca FILE (redis.tls.ca), --redis-user (redis.username).
+`event-bus config` prints the result, secrets redacted.
+A password belongs in --password-env VAR or --ask-password (read from the terminal without
+echo): a command line is visible to other users, and a password in --url is warned about.
 
 Exit codes: 0 success; 1 the command failed (a publish failed, health not healthy);
 2 bad command line; 3 Redis unreachable or refused the connection; 4 bad input (JSON,
@@ -90,6 +96,9 @@ enum Command {
     Stats,
     /// Print the servers the client sees (single, sentinel, cluster) as JSON
     Topology,
+    /// Print the libraries' JSON configuration these flags build, secrets redacted (does not
+    /// connect)
+    Config,
     /// Measure publishing and delivery against this Redis
     Bench(bench::BenchArgs),
     /// Dead letters of a durable subscription group: list, replay or purge
@@ -140,6 +149,10 @@ async fn run(cli: Cli) -> CliResult {
             let bus = conn.connect().await?;
             print_json(&bus.stats().topology);
             let _ = bus.disconnect().await;
+            Ok(())
+        }
+        Command::Config => {
+            print_json(&conn.redacted_config()?);
             Ok(())
         }
         Command::Bench(a) => bench::run(&conn, a).await,
