@@ -475,6 +475,9 @@ fn dlq_list_replay_purge() {
     del_keys(&keys);
 }
 
+/// A stream entry as the redis crate reads it: id and field-value pairs.
+type Entry = (String, Vec<(String, String)>);
+
 fn redis_conn() -> redis::Connection {
     redis::Client::open(url())
         .unwrap()
@@ -585,7 +588,7 @@ fn tail_stream_reads_without_touching_groups() {
         .all(|v| v["type"] == ty.as_str() && v["metadata"]["source"] == "event-bus-cli"));
 
     // --since a stream id (inclusive): entries 2 and 3.
-    let ids: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+    let ids: Vec<Entry> = redis::cmd("XRANGE")
         .arg(&key)
         .arg("-")
         .arg("+")
@@ -663,7 +666,7 @@ fn tail_stream_reads_without_touching_groups() {
         .unwrap();
     assert_eq!(n_groups.len(), 1);
     // The worker still gets the entries it was not given yet (3 and 4): none was taken.
-    let v: Vec<(String, Vec<(String, Vec<(String, String)>)>)> = redis::cmd("XREADGROUP")
+    let v: Vec<(String, Vec<Entry>)> = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg("workers")
         .arg("w1")
