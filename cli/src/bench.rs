@@ -303,20 +303,6 @@ fn progress_bar(total: Option<u64>, what: &str) -> Option<indicatif::ProgressBar
     Some(bar)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn send_time_round_trips() {
-        for size in [0, 10, 200, 5000] {
-            let d = super::data(size, 1234567);
-            assert_eq!(super::sent_at(d.get()), Some(1234567));
-            assert!(serde_json::from_str::<serde_json::Value>(d.get()).is_ok());
-        }
-        assert_eq!(super::data(200, 1).get().len(), 200);
-        assert_eq!(super::sent_at(r#"{"x":1}"#), None);
-    }
-}
-
 pub async fn run(conn: &ConnArgs, a: BenchArgs) -> CliResult {
     if a.clients == 0 || a.burst == 0 || a.msgs == Some(0) {
         return Err(CliError::new(
@@ -625,4 +611,18 @@ fn print_text(a: &BenchArgs, rows: &[Row], total: &Row, out: &Value) {
     };
     pct("publish round trip", &out["publishLatencyMs"]);
     pct("publish to handler", &out["deliveryLatencyMs"]);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn send_time_round_trips() {
+        for size in [0, 10, 200, 5000] {
+            let d = super::data(size, 1234567);
+            assert_eq!(super::sent_at(d.get()), Some(1234567));
+            assert!(serde_json::from_str::<serde_json::Value>(d.get()).is_ok());
+        }
+        assert_eq!(super::data(200, 1).get().len(), 200);
+        assert_eq!(super::sent_at(r#"{"x":1}"#), None);
+    }
 }
