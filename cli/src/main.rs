@@ -86,7 +86,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the events published on channels matching PATTERN... until interrupted
+    /// Print the events published on channels matching PATTERN... until interrupted (or, with
+    /// --stream/--since, the entries of event types' streams, read outside any group)
     Tail(tail::TailArgs),
     /// Publish events and print each PublishResult as JSON
     Publish(publish::PublishArgs),
