@@ -98,6 +98,6 @@ pub use handler::{Handler, HandlerError, HandlerFuture};
 pub use options::{DurableOptions, DurablePolicy, StartFrom, SubscriptionTarget};
 pub use outcomes::{batch_outcomes, BatchOutcome, OutcomeReporter, SharedStates};
 pub use state::{Link, StateEvent};
-pub use stats::StatsSnapshot;
+pub use stats::{LateCompletions, StatsSnapshot};
 pub use subscription::{SubscriptionInfo, SubscriptionOptions};
 pub use validate::EventValidator;

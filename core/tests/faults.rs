@@ -683,7 +683,10 @@ async fn maxclients_reached_fails_connect_clearly_then_succeeds() {
     for _ in 0..5 {
         let e = bus.connect().await.expect_err("still no slot");
         assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
-        assert!(e.to_string().contains("max number of clients reached"), "{e}");
+        assert!(
+            e.to_string().contains("max number of clients reached"),
+            "{e}"
+        );
     }
     drop(holders);
     assert!(

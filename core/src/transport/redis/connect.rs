@@ -160,8 +160,12 @@ async fn server_greeting(client: &redis::Client, wait: Duration) -> Option<Strin
     let read = async {
         match client.get_connection_info().addr() {
             redis::ConnectionAddr::Tcp(host, port) => {
-                first_line(tokio::net::TcpStream::connect((host.as_str(), *port)).await.ok()?)
-                    .await
+                first_line(
+                    tokio::net::TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .ok()?,
+                )
+                .await
             }
             #[cfg(unix)]
             redis::ConnectionAddr::Unix(path) => {
