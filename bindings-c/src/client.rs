@@ -167,8 +167,8 @@ pub unsafe extern "C" fn eb_client_new(
 
 /// Disconnects (if connected) and frees a client. NULL is a no-op (EB_OK). A pointer that is not
 /// a live client (already freed: a double free, even after other clients were created) is
-/// refused with EB_ERR_INVALID_ARGUMENT and nothing happens. Every subscription's drop(ctx) and every state callback's drop(ctx) have
-/// run when this returns (unless a handler outlives `disconnectTimeout`). Must not be called
+/// refused with EB_ERR_INVALID_ARGUMENT and nothing happens. Every subscription's drop(ctx)
+/// and every state callback's drop(ctx) have run when this returns (unless a handler outlives `disconnectTimeout`). Must not be called
 /// from inside a callback (EB_ERR_INVALID_ARGUMENT). Blocks the calling thread.
 #[no_mangle]
 pub extern "C" fn eb_client_free(client: *mut eb_client) -> eb_status {
