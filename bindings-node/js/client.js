@@ -63,14 +63,14 @@ const IN_HANDLER = new AsyncLocalStorage();
 /** Why a handler's signal is aborted: the core stopped waiting for it. */
 function givenUpReason() {
   return new DOMException(
-    'The event bus stopped waiting for this handler (its timeout passed, or the client disconnected)',
+    'The event bus stopped waiting for this handler: its timeout passed',
     'TimeoutError'
   );
 }
 
 /**
  * The second argument of every handler: `signal`, an AbortSignal aborted when the core stops
- * waiting for this run (its subscription's `timeout` passed, or disconnect() gave up on it).
+ * waiting for this run because its subscription's `timeout` passed.
  * The controller is made on first use, so a handler that never reads `signal` costs none.
  */
 class HandlerContext {

@@ -394,8 +394,8 @@ export interface Subscription {
 /**
  * Added in 2.0: the second argument every handler gets (a 1.0.0 handler that takes one
  * argument works unchanged). `signal` is aborted (reason: a `DOMException` named
- * `TimeoutError`) when the client stops waiting for this run: the subscription's `timeout`
- * passed, or `disconnect()` gave up on running handlers. The client cannot stop JavaScript;
+ * `TimeoutError`) when the client stops waiting for this run because the subscription's
+ * `timeout` passed. The client cannot stop JavaScript;
  * a handler that should stop early passes `signal` on (`fetch(url, { signal })`) or checks
  * `signal.aborted`. A run that finishes after that counts in `getStats().handlersLateCompleted`.
  */

@@ -310,7 +310,7 @@ struct GiveUpOnDrop {
 
 impl Drop for GiveUpOnDrop {
     fn drop(&mut self) {
-        if self.armed {
+        if self.armed && event_bus::dropping_on_timeout() {
             if let Some(d) = self.dispatcher.upgrade() {
                 d.give_up(0, self.token);
             }

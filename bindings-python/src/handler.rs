@@ -75,7 +75,9 @@ struct CancelOnDrop<R: Runner> {
 
 impl<R: Runner> Drop for CancelOnDrop<R> {
     fn drop(&mut self) {
-        if !self.armed {
+        // Only past the timeout: a disconnect that stops waiting (perhaps called by this very
+        // handler) leaves the task running.
+        if !self.armed || !event_bus::dropping_on_timeout() {
             return;
         }
         let mut slot = self.task.lock().unwrap_or_else(|p| p.into_inner());

@@ -94,7 +94,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use event::{Delivery, DeliveryInfo, PublishOptions};
 pub use glob::{is_pattern, matches_pattern};
 pub use handler::outcomes;
-pub use handler::{Handler, HandlerError, HandlerFuture};
+pub use handler::{dropping_on_timeout, Handler, HandlerError, HandlerFuture};
 pub use options::{DurableOptions, DurablePolicy, StartFrom, SubscriptionTarget};
 pub use outcomes::{batch_outcomes, BatchOutcome, OutcomeReporter, SharedStates};
 pub use state::{Link, StateEvent};

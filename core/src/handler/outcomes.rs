@@ -45,7 +45,7 @@ const ABANDONED: u8 = STATE_ABANDONED;
 pub const STATE_RUNNING: u8 = 4;
 const RUNNING: u8 = STATE_RUNNING;
 /// The host claimed the event and runs it, but the core stopped waiting for it (its timeout
-/// passed, or the subscription went away): the host's outcome comes late. The host reports it
+/// passed): the host's outcome comes late. The host reports it
 /// as usual ([`OutcomeReporter::report`]; a host writing [`SharedStates`] itself reports a
 /// success it could not store over this state), and the run counts as a late completion.
 pub const STATE_GIVEN_UP: u8 = 5;
@@ -235,7 +235,7 @@ impl OutcomeReporter {
     }
 
     /// Call `hook(i)` when the core stops waiting for event `i` after the host claimed it (its
-    /// timeout passed, or the subscription went away): the host may then tell its handler to
+    /// timeout passed): the host may then tell its handler to
     /// stop (Node aborts the handler's `AbortSignal`, asyncio cancels its task). Called on the
     /// core's thread, at most once per event; it must not block.
     pub fn on_give_up(&self, hook: impl Fn(usize) + Send + Sync + 'static) {
@@ -351,10 +351,12 @@ impl Drop for BatchOutcome {
         {
             return;
         }
-        // Claimed and still running: the core stops waiting (a timeout); tell the host.
-        if state
-            .compare_exchange(RUNNING, GIVEN_UP, AcqRel, Acquire)
-            .is_ok()
+        // Claimed and still running, and its timeout passed: the core stops waiting; tell
+        // the host. (Dropped otherwise, by an unsubscribe or a disconnect, it stays running.)
+        if super::dropping_on_timeout()
+            && state
+                .compare_exchange(RUNNING, GIVEN_UP, AcqRel, Acquire)
+                .is_ok()
         {
             let hook = self
                 .shared
@@ -387,7 +389,7 @@ mod tests {
             futs.next().unwrap(),
         );
         assert!(rep.claim(0) && rep.claim(1));
-        drop(f0); // timed out while the host runs it
+        crate::handler::drop_on_timeout(f0); // timed out while the host runs it
         drop(f2); // never claimed: abandoned, not given up
         assert_eq!(*told.lock().unwrap(), vec![0]);
         assert_eq!(

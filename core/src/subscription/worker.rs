@@ -231,9 +231,14 @@ async fn run_one_outcome(
             Some(f) => f,
             None => handler.call(d.clone()),
         };
-        let fut = AssertUnwindSafe(call).catch_unwind();
+        let mut fut = Box::pin(AssertUnwindSafe(call).catch_unwind());
         let began = std::time::Instant::now();
-        let result = tokio::time::timeout(p.timeout, fut).await;
+        let result = tokio::time::timeout(p.timeout, fut.as_mut()).await;
+        if result.is_err() {
+            crate::handler::drop_on_timeout(fut); // faces tell their handler to stop
+        } else {
+            drop(fut);
+        }
         let took = began.elapsed();
         ctx.stats.handler.record(took);
         m.handler.record(took);
