@@ -4,8 +4,11 @@
 #
 #   dist/npm/     shared-infra-event-bus-V.tgz           the JS package; its optionalDependencies
 #                                                        are the platform packages below
-#                 shared-infra-event-bus-PLATFORM-V.tgz  one prebuilt addon each (napi-rs layout)
-#   dist/wheels/  shared_infra_event_bus-V-cp310-abi3-TAG.whl  one per platform, CPython >= 3.10
+#                 shared-infra-event-bus-PLATFORM-V.tgz  one prebuilt addon each (napi-rs layout),
+#                                                        with the `event-bus` CLI binary that the
+#                                                        main package's `event-bus` bin runs
+#   dist/wheels/  shared_infra_event_bus-V-cp310-abi3-TAG.whl  one per platform, CPython >= 3.10;
+#                                                        the CLI binary as its script `event-bus`
 #                 shared_infra_event_bus-V.tar.gz        the sdist (builds from source with Rust)
 #   dist/c/       event-bus-V-TARGET.tar.gz              include/, lib/ (.so, .a), lib/pkgconfig/
 #
@@ -21,7 +24,7 @@
 # they use Debian's rustc-web/cargo-web with rust-web-src and `-Zbuild-std`.
 #
 # Tools it installs when missing (under DIST_TOOLS, default target/dist-tools, and apt):
-# ziglang + maturin (PyPI, in a venv), cargo-zigbuild (crates.io), rustc-web cargo-web
+# ziglang + maturin + wheel (PyPI, in a venv), cargo-zigbuild (crates.io), rustc-web cargo-web
 # rust-web-src (apt, only for targets other than the machine's), binutils-aarch64-linux-gnu (to
 # strip the aarch64 static libraries), and what check-dist.sh runs
 # the builds with (qemu-user, musl, an arm64 Node from npm, an arm64 Python from Debian).
@@ -55,10 +58,11 @@ start=$SECONDS
 
 # ---- tools -------------------------------------------------------------------------------
 dist_tools() {
-  if [ ! -x "$DIST_TOOLS/venv/bin/maturin" ] || [ ! -x "$DIST_TOOLS/venv/bin/python-zig" ]; then
-    log "installing ziglang and maturin (PyPI) into $DIST_TOOLS/venv"
+  if [ ! -x "$DIST_TOOLS/venv/bin/maturin" ] || [ ! -x "$DIST_TOOLS/venv/bin/python-zig" ] ||
+     [ ! -x "$DIST_TOOLS/venv/bin/wheel" ]; then
+    log "installing ziglang, maturin and wheel (PyPI) into $DIST_TOOLS/venv"
     python3 -m venv "$DIST_TOOLS/venv"
-    "$DIST_TOOLS/venv/bin/pip" install -q 'ziglang>=0.13' 'maturin>=1.16,<2'
+    "$DIST_TOOLS/venv/bin/pip" install -q 'ziglang>=0.13' 'maturin>=1.16,<2' 'wheel>=0.40'
     # cargo-zigbuild and maturin find zig as `python -m ziglang`; a `zig` on PATH for both.
     printf '#!/bin/sh\nexec "%s" -m ziglang "$@"\n' "$DIST_TOOLS/venv/bin/python" >"$DIST_TOOLS/venv/bin/python-zig"
     chmod +x "$DIST_TOOLS/venv/bin/python-zig"
@@ -116,9 +120,13 @@ build_target() {
   log "[$target] Node addon ($CARGO zigbuild -p event-bus-node)"
   # shellcheck disable=SC2086
   CARGO_TARGET_DIR="$DIST_TARGET_DIR/node" $CARGO zigbuild -q --release -p event-bus-node --target "$ZTARGET" $BUILD_STD
+  log "[$target] CLI ($CARGO zigbuild -p event-bus-cli)"
+  # Its own invocation: built together, cargo would unify the core's features of both.
+  # shellcheck disable=SC2086
+  CARGO_TARGET_DIR="$DIST_TARGET_DIR/node" $CARGO zigbuild -q --release -p event-bus-cli --target "$ZTARGET" $BUILD_STD
   stage="$DIST_DIR/.stage/npm-$platform"
   rm -rf "$stage"
-  node bindings-node/scripts/dist-package.js platform "$platform" "$out/libevent_bus_node.so" "$stage"
+  node bindings-node/scripts/dist-package.js platform "$platform" "$out/libevent_bus_node.so" "$stage" "$out/event-bus"
   (cd "$stage" && npm pack -q --pack-destination "$DIST_DIR/npm" >/dev/null)
 
   log "[$target] Python wheel (maturin build --zig)"
@@ -129,7 +137,9 @@ build_target() {
     --target "$target" --zig --compatibility "$compat" --out "$DIST_DIR/wheels" \
     --target-dir "$DIST_TARGET_DIR/python" ${BUILD_STD:+-Z ${BUILD_STD#-Z}} 2>&1 |
     grep -v '^📦\|^🍹\|^🔗\|^🐍\|^💻\|^📡\|^⚠️  Warning: .*(crate-type\|build-backend. in pyproject\|^$' >&2 || true
-  ls "$DIST_DIR"/wheels/*"${compat}_${target%%-*}".whl >/dev/null
+  local whl
+  whl=$(ls "$DIST_DIR"/wheels/*"${compat}_${target%%-*}".whl)
+  wheel_add_script "$whl" "$out/event-bus" event-bus
 
   log "[$target] C library"
   stage="$DIST_DIR/.stage/c/event-bus-$VERSION-$target"
@@ -143,6 +153,22 @@ build_target() {
   "$strip" --strip-debug "$stage/lib/libevent_bus.a"
   cp bindings-c/README.md "$stage/README.md"
   tar -C "$(dirname "$stage")" -czf "$DIST_DIR/c/event-bus-$VERSION-$target.tar.gz" "$(basename "$stage")"
+}
+
+# wheel_add_script WHEEL FILE NAME: puts FILE into WHEEL as the script NAME (in its .data/scripts,
+# which pip installs into the environment's bin/ as it is, executable), RECORD regenerated.
+wheel_add_script() {
+  local whl=$1 file=$2 name=$3 tmp d
+  tmp=$(mktemp -d)
+  "$DIST_TOOLS/venv/bin/wheel" unpack -d "$tmp" "$whl" >/dev/null
+  d=$(ls -d "$tmp"/*/)
+  d=${d%/}
+  mkdir -p "$d/$(basename "$d").data/scripts"
+  install -m 755 "$file" "$d/$(basename "$d").data/scripts/$name"
+  rm -f "$whl"
+  "$DIST_TOOLS/venv/bin/wheel" pack -d "$(dirname "$whl")" "$d" >/dev/null
+  rm -rf "$tmp"
+  [ -f "$whl" ] || { log "wheel pack did not write $whl back"; return 1; }
 }
 
 # ---- main --------------------------------------------------------------------------------

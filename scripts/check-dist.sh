@@ -153,7 +153,15 @@ try_run() {
 # ---- Node --------------------------------------------------------------------------------
 node_here() {
   cd "$dir" && PATH=$NORUST npm install -q --no-audit --no-fund "$main" "$tgz" &&
+    cli_here node_modules/.bin/event-bus &&
     PATH=$NORUST node roundtrip.js
+}
+# cli_here PROGRAM: the installed `event-bus` command answers --version and `health` against
+# Redis; prints what it saw (the caller's row keeps the round trip's line, after it).
+cli_here() {
+  local v
+  v=$(PATH=$NORUST "$1" --version) && PATH=$NORUST "$1" health >/dev/null &&
+    echo "$1: $v, health ok" >&2
 }
 # For another platform: npm itself runs on this machine, installing a package for that platform
 # (--force: npm refuses one whose os/cpu/libc do not match); the install script and the round
@@ -173,6 +181,10 @@ check_node() {
   tar -xzf "$tgz" -C "$WORK/$platform-addon"
   local info
   info=$(inspect "$WORK/$platform-addon/package/event-bus.$platform.node" "$target") || { row "$tgz" FAILED "$info"; return; }
+  local cli_info
+  cli_info=$(inspect "$WORK/$platform-addon/package/event-bus" "$target") || { row "$tgz" FAILED "CLI: $cli_info"; return; }
+  info="addon $info; CLI $cli_info"
+  [ "$target" = x86_64-unknown-linux-gnu ] && info="$info, run (--version, health)"
   dir="$WORK/node-$platform"
   mkdir -p "$dir" && echo '{"private":true}' >"$dir/package.json"
   cp tests/dist/roundtrip.js "$dir/"
@@ -198,6 +210,7 @@ check_node() {
 # ---- Python ------------------------------------------------------------------------------
 python_here() {
   PATH=$NORUST "$venv/bin/python" -m pip install -q --no-index "$whl" &&
+    cli_here "$venv/bin/event-bus" &&
     cd "$WORK" && PATH=$NORUST "$venv/bin/python" "$ROOT/tests/dist/roundtrip.py"
 }
 # Debian's arm64 CPython 3.11 under qemu, the wheel's contents on its path (pip would only
@@ -214,6 +227,11 @@ check_python() {
   (cd "$WORK/whl-$target" && python3 -m zipfile -e "$whl" .)
   so=$(ls "$WORK/whl-$target"/event_bus/_native*.so)
   info=$(inspect "$so" "$target") || { row "$whl" FAILED "$info"; return; }
+  local cli cli_info
+  cli=$(ls "$WORK/whl-$target"/*.data/scripts/event-bus) || { fail "$(basename "$whl") has no event-bus script"; row "$whl" FAILED "no CLI"; return; }
+  cli_info=$(inspect "$cli" "$target") || { row "$whl" FAILED "CLI: $cli_info"; return; }
+  info="extension $info; CLI $cli_info"
+  [ "$target" = x86_64-unknown-linux-gnu ] && info="$info, run (--version, health)"
   case $target in
     x86_64-unknown-linux-gnu)
       local venv="$WORK/venv"

@@ -11,6 +11,10 @@
 #   scripts/demo.sh --kill-worker        # SIGKILL the Python worker after its first photo and start
 #                                        # it again: photo.uploaded is durable (a stream and a
 #                                        # consumer group), so every photo is still processed
+#
+# When the `event-bus` command line is built (EVENT_BUS_CLI, else target/{release,debug}/event-bus,
+# else one on PATH), `event-bus tail 'photo.*'` runs beside the pipeline and its lines are shown
+# prefixed with `[cli]`. It only watches: the demo's exit status is the pipeline's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -105,6 +109,36 @@ start_worker
 tail -q -n +1 -f "$OUT/notifier.log" "$OUT/worker.log" 2>/dev/null & PIDS+=($!)
 wait_for_lines "$OUT/notifier.log" ready 1 || true
 wait_for_lines "$OUT/worker.log" ready 1 || true
+# The CLI beside the pipeline, if it is built (nothing is built for it here).
+CLI_BIN=${EVENT_BUS_CLI:-}
+if [ -z "$CLI_BIN" ]; then
+  for c in "${CARGO_TARGET_DIR:-$ROOT/target}/release/event-bus" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/event-bus"; do
+    [ -x "$c" ] && { CLI_BIN=$c; break; }
+  done
+  [ -n "$CLI_BIN" ] || CLI_BIN=$(command -v event-bus 2>/dev/null || true)
+fi
+if [ -n "$CLI_BIN" ]; then
+  CLI_SERVICE="demo-cli-$$"
+  if [ -n "$CLUSTER_DIR" ]; then cli_where=(--cluster "$REDIS_CLUSTER_NODES"); else cli_where=(--url "$REDIS_URL"); fi
+  : >"$OUT/cli.log"
+  log "starting $CLI_BIN tail 'photo.*' (lines prefixed [cli])"
+  # $! is the CLI itself (the prefixing sed ends when it does).
+  "$CLI_BIN" "${cli_where[@]}" --service "$CLI_SERVICE" tail 'photo.*' \
+    > >(sed -u 's/^/[cli] /' >"$OUT/cli.log") 2>&1 & PIDS+=($!)
+  tail -q -n +1 -f "$OUT/cli.log" 2>/dev/null & PIDS+=($!)
+  # On one server, wait until its pattern subscription is there (5 s at most): CLIENT LIST
+  # shows the subscriber link as <service>:sub with psub=1.
+  if [ -z "$CLUSTER_DIR" ] && command -v redis-cli >/dev/null 2>&1; then
+    redis_host_port "$REDIS_URL"
+    for _ in $(seq 1 100); do
+      redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" CLIENT LIST 2>/dev/null |
+        grep -q "name=$CLI_SERVICE:sub .*psub=1" && break
+      sleep 0.05
+    done
+  fi
+else
+  log "event-bus CLI not built (cargo build -p event-bus-cli): running without its tail"
+fi
 log "starting the Node API service"
 if [ "$KILL_WORKER" = 0 ]; then
   if node examples/demo/api-service.js; then status=0; else status=$?; fi
@@ -125,5 +159,9 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 sleep 0.2
+if [ -n "${CLI_BIN:-}" ]; then
+  seen=$(grep -c '^\[cli\] [0-9]' "$OUT/cli.log" 2>/dev/null) || true
+  log "the CLI's tail saw ${seen:-0} photo event(s)"
+fi
 if [ "$status" -eq 0 ]; then log "demo finished: Node -> Python -> C and back, through $WHERE"; fi
 exit $status

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Soak with a ledger: a Node publisher, a Python subscriber and a C subscriber on one channel,
-# a private redis-server behind the fault proxy (tests/fault-proxy), a random fault of the fault
-# matrix every few seconds and a SIGKILL + restart of Redis every minute (the first after 30 s). Every publish, its
-# outcome, every delivery and every gap is written to NDJSON ledgers, RSS and open fds of the
-# three processes are sampled from /proc every 3 s, and tests/soak/check.py proves the ledger
-# (docs/reliability.md says what it checks) and prints the summary.
+# and a member of a durable group in Python and one in C (group `soak-py`, `soak-c`) reading the
+# share of the events published persistent (one in SOAK_PERSISTENT_EVERY, default 4) from the
+# type's stream; a private redis-server (AOF, `appendfsync always`, so that what it acknowledged
+# survives its SIGKILL) behind the fault proxy (tests/fault-proxy), a random fault of the fault
+# matrix every few seconds and a SIGKILL + restart of Redis every minute (the first after 30 s).
+# Every publish, its outcome, every delivery and every gap is written to NDJSON ledgers, RSS and
+# open fds of the five processes are sampled from /proc every 3 s; after the drain, each group's
+# XPENDING count, lag and the dead letters are read from Redis (durable.ndjson); and
+# tests/soak/check.py proves the ledger (docs/reliability.md says what it checks) and prints the
+# summary.
 #
 #   scripts/soak.sh [minutes]        # default 10; exit status 1 when the ledger check fails
 #
@@ -12,7 +17,8 @@
 # CARGO_TARGET_DIR (else target/; built in debug with cargo when missing), the Node addon in bindings-node/ (built
 # with `npm run build:debug` when missing), the event_bus module of VENV (default .venv;
 # `maturin develop` into it when missing). Env: SOAK_OUT (where runs go, default
-# target/soak), SOAK_RATE (publishes per second, default 100), SOAK_SEED (fault choice).
+# target/soak), SOAK_RATE (publishes per second, default 100), SOAK_SEED (fault choice),
+# SOAK_PERSISTENT_EVERY (one publish in that many is persistent; default 4).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,6 +30,7 @@ TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 VENV=${VENV:-$ROOT/.venv}
 RATE=${SOAK_RATE:-100}
+PERSISTENT_EVERY=${SOAK_PERSISTENT_EVERY:-4}
 RANDOM=${SOAK_SEED:-$$}
 RUN=${SOAK_OUT:-$ROOT/target/soak}/run-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN"
@@ -74,8 +81,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 RPORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$RUN/redis"
+# AOF with a write fsynced before each reply: an acknowledged XADD survives the SIGKILL.
 start_redis() {
-  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >>"$RUN/redis.log" 2>&1 &
+  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+    --dir "$RUN/redis" >>"$RUN/redis.log" 2>&1 &
   REDIS_PID=$!
   for _ in $(seq 100); do redis_up 127.0.0.1 "$RPORT" && return 0; sleep 0.1; done
   log "redis-server did not start on $RPORT"; return 1
@@ -107,16 +117,22 @@ log "run $RUN: ${MINUTES} min, redis :$RPORT behind the proxy :$PPORT, $RATE pub
 C_PID=$!; PIDS+=($C_PID)
 "$VENV/bin/python" tests/soak/sub.py "$URL" "$CHANNEL" "$RUN/sub-py.ndjson" 2>>"$RUN/py-sub.log" &
 PY_PID=$!; PIDS+=($PY_PID)
-for f in sub-c sub-py; do
+# The durable members (their groups are created at subscribe, from the stream's end: they are
+# ready before the first publish).
+"$VENV/bin/python" tests/soak/sub.py "$URL" "$CHANNEL" "$RUN/dur-py.ndjson" soak-py py-1 2>>"$RUN/py-dur.log" &
+PYD_PID=$!; PIDS+=($PYD_PID)
+"$RUN/c-sub" "$URL" "$CHANNEL" "$RUN/dur-c.ndjson" soak-c c-1 2>>"$RUN/c-dur.log" &
+CD_PID=$!; PIDS+=($CD_PID)
+for f in sub-c sub-py dur-py dur-c; do
   for _ in $(seq 300); do grep -q '"ready"' "$RUN/$f.ndjson" 2>/dev/null && break; sleep 0.1; done
 done
-node tests/soak/pub.js "$URL" "$CHANNEL" "$RUN/pub.ndjson" "$RATE" 2>>"$RUN/pub.log" &
+node tests/soak/pub.js "$URL" "$CHANNEL" "$RUN/pub.ndjson" "$RATE" "$PERSISTENT_EVERY" 2>>"$RUN/pub.log" &
 PUB_PID=$!; PIDS+=($PUB_PID)
 
 sample() {
   local t name pid rss fds
   t=$(now_ms)
-  for name in pub:$PUB_PID py:$PY_PID c:$C_PID; do
+  for name in pub:$PUB_PID py:$PY_PID c:$C_PID pydur:$PYD_PID cdur:$CD_PID; do
     pid=${name#*:}
     [ -r "/proc/$pid/status" ] || continue
     rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
@@ -126,7 +142,8 @@ sample() {
 }
 
 # ---- faults -------------------------------------------------------------------------------------
-SUBS=(soak-py-sub:sub soak-c-sub:sub soak-node-pub:sub)
+# (`<service>:sub` names the durable members' stream connections too.)
+SUBS=(soak-py-sub:sub soak-c-sub:sub soak-node-pub:sub soak-py-dur:sub soak-c-dur:sub)
 one_fault() {
   local sub=${SUBS[$((RANDOM % ${#SUBS[@]}))]}
   case $((RANDOM % 7)) in
@@ -146,7 +163,7 @@ next_sample=$SECONDS
 next_fault=$((SECONDS + 3))
 died=""
 while [ $SECONDS -lt $END ]; do
-  for p in pub:$PUB_PID py:$PY_PID c:$C_PID; do
+  for p in pub:$PUB_PID py:$PY_PID c:$C_PID pydur:$PYD_PID cdur:$CD_PID; do
     kill -0 "${p#*:}" 2>/dev/null || died="$died ${p%%:*}"
   done
   [ -z "$died" ] || { log "died before the end:$died (logs in $RUN)"; break; }
@@ -174,14 +191,49 @@ kill -TERM "$PUB_PID" 2>/dev/null
 for _ in $(seq 600); do kill -0 "$PUB_PID" 2>/dev/null || break; sleep 0.1; done
 sleep 3
 sample
-kill -TERM "$PY_PID" "$C_PID" 2>/dev/null
+# The durable groups drain: wait (up to 2 min) until nothing is pending and nothing unread.
+STREAM="events:{$CHANNEL}"
+group_info() {   # "<pending> <lag>" of group $1 ("- -" when Redis cannot tell)
+  redis-cli -p "$RPORT" --json XINFO GROUPS "$STREAM" 2>/dev/null | "$VENV/bin/python" -c '
+import json, sys
+try:
+    gs = json.load(sys.stdin)
+except ValueError:
+    gs = []
+g = next((g for g in gs if isinstance(g, dict) and g.get("name") == sys.argv[1]), None)
+print("- -" if g is None else "%s %s" % (g.get("pending"), g.get("lag")))' "$1"
+}
+# (A lag Redis cannot tell, `None`, counts as drained once nothing was pending for 10 s.)
+quiet=0
+for _ in $(seq 240); do
+  a=$(group_info soak-py); b=$(group_info soak-c)
+  [ "$a" = "0 0" ] && [ "$b" = "0 0" ] && break
+  case "$a/$b" in "0 "*"/0 "*) quiet=$((quiet + 1)) ;; *) quiet=0 ;; esac
+  [ $quiet -ge 20 ] && break
+  sleep 0.5
+done
+kill -TERM "$PY_PID" "$C_PID" "$PYD_PID" "$CD_PID" 2>/dev/null
 for _ in $(seq 300); do
-  kill -0 "$PY_PID" 2>/dev/null || kill -0 "$C_PID" 2>/dev/null || break
+  kill -0 "$PY_PID" 2>/dev/null || kill -0 "$C_PID" 2>/dev/null ||
+    kill -0 "$PYD_PID" 2>/dev/null || kill -0 "$CD_PID" 2>/dev/null || break
   sleep 0.1
+done
+# What Redis says once the members are gone: XPENDING, lag, dead letters, stream length.
+dead=$(redis-cli -p "$RPORT" XLEN "$STREAM:dead" 2>/dev/null)
+len=$(redis-cli -p "$RPORT" XLEN "$STREAM" 2>/dev/null)
+for g in py:soak-py c:soak-c; do
+  xp=$(redis-cli -p "$RPORT" XPENDING "$STREAM" "${g#*:}" 2>/dev/null | head -1)
+  read -r _ lag <<<"$(group_info "${g#*:}")"
+  case $xp in ''|*[!0-9]*) xp=null ;; esac
+  case $lag in ''|*[!0-9]*) lag=null ;; esac
+  case $dead in ''|*[!0-9]*) dead=null ;; esac
+  case $len in ''|*[!0-9]*) len=null ;; esac
+  printf '{"k":"durable-end","t":%s,"member":"%s","group":"%s","pending":%s,"lag":%s,"dead":%s,"len":%s}\n' \
+    "$(now_ms)" "${g%%:*}" "${g#*:}" "$xp" "$lag" "$dead" "$len" >>"$RUN/durable.ndjson"
 done
 
 log "checking the ledger in $RUN"
-"$VENV/bin/python" tests/soak/check.py "$RUN" --expect py,c | tee "$RUN/summary.txt"
+"$VENV/bin/python" tests/soak/check.py "$RUN" --expect py,c --durable py,c | tee "$RUN/summary.txt"
 status=${PIPESTATUS[0]}
 [ -z "$died" ] || { echo "soak FAILED: died before the end:$died"; status=1; }
 exit "$status"

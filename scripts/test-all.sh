@@ -3,13 +3,13 @@
 # and runs every suite against a real Redis (REDIS_URL or 127.0.0.1:6379, started if none).
 #
 #   scripts/test-all.sh            # everything
-#   SUITES="core node" scripts/test-all.sh   # a subset: lint core node python c cross dist soak
+#   SUITES="core node" scripts/test-all.sh   # a subset: lint core cli node python c cross dist soak
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 . scripts/lib.sh
 
-SUITES=${SUITES:-"lint core node python c cross dist soak"}
+SUITES=${SUITES:-"lint core cli node python c cross dist soak"}
 export CARGO_TERM_COLOR=never
 passed=0; failed=0; failed_names=""
 
@@ -49,6 +49,12 @@ suite_lint() {
 
 suite_core() {
   cargo test -p event-bus-core
+}
+
+# The `event-bus` binary against the shared Redis (cli/tests/cli.rs) and against a cluster, a
+# Sentinel setup, a TLS-only and a password-protected server it starts (cli/tests/topology.rs).
+suite_cli() {
+  cargo test -p event-bus-cli
 }
 
 suite_node() {

@@ -5,7 +5,9 @@
 # example through pkg-config, and runs the tests under valgrind (zero errors, zero leaks).
 # The room tests (tests/c/test_rooms.c) start the Socket.IO test hub
 # (tests/fixtures/socketio-hub/hub.js) with node; its node_modules are installed if missing.
-# The durable tests (tests/c/test_durable.c) use the same Redis (streams of unique types).
+# The durable tests (tests/c/test_durable.c, test_durable_rows.c) use the same Redis (streams of
+# unique types); test_durable_rows.c also starts a private redis-server with AOF that it
+# SIGKILLs and restarts (redis-server and redis-cli needed).
 # The cluster tests (tests/c/test_cluster.c) start a private Redis Cluster and a Sentinel setup
 # with scripts/redis-topology.sh (redis-server and redis-cli needed) and stop them at exit.
 #
@@ -89,6 +91,10 @@ compile() {
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CXX -std=c++17 $WARN -D_GNU_SOURCE -x c++ tests/c/test_durable.c -o "$BUILD/test_durable_cpp" \
       $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CC -std=c11 $WARN -D_GNU_SOURCE tests/c/test_durable_rows.c -o "$BUILD/test_durable_rows" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
+  $CXX -std=c++17 $WARN -D_GNU_SOURCE -x c++ tests/c/test_durable_rows.c -o "$BUILD/test_durable_rows_cpp" \
+      $(pkg-config --cflags --libs event_bus) $RPATH -lpthread &&
   $CC -std=c11 $WARN tests/c/test_symbols.c -o "$BUILD/test_symbols" \
       $(pkg-config --cflags --libs event_bus) $RPATH &&
   $CXX -std=c++17 $WARN -x c++ tests/c/test_symbols.c -o "$BUILD/test_symbols_cpp" \
@@ -171,6 +177,18 @@ run_durable() {
   fi
 }
 
+# The durable rows (a member away, two groups, plain subscribers, a SIGKILLed member child, Redis
+# SIGKILLed and restarted with AOF on a private redis-server, trimming). The member child is the
+# same program re-executed; valgrind does not trace it. Run once, as C.
+run_durable_rows() {
+  command -v redis-server >/dev/null || apt_install redis-server redis-tools || return 1
+  if [ "${VALGRIND:-1}" = 0 ]; then
+    "$BUILD/test_durable_rows"
+  else
+    "${VG[@]}" "$BUILD/test_durable_rows"
+  fi
+}
+
 # The example receives an event published by a raw Redis client (the wire format, no library).
 example_runs() {
   command -v redis-cli >/dev/null || { echo "    (redis-cli missing: example only compiled)"; return 0; }
@@ -204,6 +222,7 @@ step "C room tests (Socket.IO hub)$([ "${VALGRIND:-1}" = 0 ] || echo " under val
 step "C room tests compiled as C++$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_rooms_cpp
 step "C cluster and Sentinel tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_cluster
 step "C durable delivery tests$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_durable
+step "C durable delivery rows (away, groups, plain, SIGKILLed member, AOF restart, trimming)$([ "${VALGRIND:-1}" = 0 ] || echo " under valgrind")" run_durable_rows
 step "example receives an event" example_runs
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -41,9 +41,14 @@ function addonFile(triple) {
   return `event-bus.${triple}.node`;
 }
 
-/** The npm package that carries the prebuilt addon for `triple`. */
+/** The file name of the `event-bus` command-line binary in the platform package of `triple`. */
+function cliFile(triple) {
+  return triple.startsWith('win32-') ? 'event-bus.exe' : 'event-bus';
+}
+
+/** The npm package that carries the prebuilt addon (and the CLI binary) for `triple`. */
 function platformPackage(triple) {
   return `${PACKAGE}-${triple}`;
 }
 
-module.exports = { PACKAGE, PREBUILT, platformTriple, addonFile, platformPackage };
+module.exports = { PACKAGE, PREBUILT, platformTriple, addonFile, cliFile, platformPackage };

@@ -3,6 +3,7 @@
 
 mod bench;
 mod conn;
+mod dlq;
 mod publish;
 mod tail;
 
@@ -48,24 +49,31 @@ const AFTER_HELP: &str = "\
 Examples:
   event-bus tail 'photo.*'                       one line per event
   event-bus tail 'photo.*' --json | jq .data     wire-format JSON, one object per line
+  event-bus tail 'photo.*' --filter data.photoId=p1 --filter source=uploader
+  event-bus tail order.created --stream --since 15m   a type's stream, outside any group
   event-bus publish photo.uploaded '{\"photoId\":\"p1\"}' --room photo:p1
+  event-bus publish order.created @order.json --persistent --ttl 86400000
   event-bus publish photo.uploaded @event.json --count 100 --rate 10
   cat events.ndjson | event-bus publish photo.uploaded -
+  event-bus dlq list order.created --group billing
+  event-bus dlq replay order.created --group billing --count 10
   event-bus health && echo up
   event-bus bench e2e --msgs 100000 --json
   REDIS_PW=secret event-bus --url redis://redis.internal:6379 --password-env REDIS_PW stats
+  event-bus --cluster 10.0.0.1:7000,10.0.0.2:7000 --ask-password topology
+  event-bus --sentinels 10.0.0.5:26379,10.0.0.6 --name mymaster --tls-ca ca.pem health
 
 Connection: --url, else REDIS_URL, else redis://127.0.0.1:6379; --config FILE takes the
-libraries' JSON configuration (cluster, sentinels, TLS, ...), --url overrides its redis.url.
-A password belongs in --password-env VAR: a command line is visible to other users.
+libraries' JSON configuration (cluster, sentinels, TLS, ...), and the flags override it:
+--url (redis.url), --cluster h:p,... (redis.cluster), --sentinels h:p,... --name M
+(redis.sentinels, redis.name), --tls-ca FILE (redis.tls.ca), --redis-user (redis.username).
+`event-bus config` prints the result, secrets redacted.
+A password belongs in --password-env VAR or --ask-password (read from the terminal without
+echo): a command line is visible to other users, and a password in --url is warned about.
 
 Exit codes: 0 success; 1 the command failed (a publish failed, health not healthy);
 2 bad command line; 3 Redis unreachable or refused the connection; 4 bad input (JSON,
-file, configuration); 5 not available in this build.
-
-Not yet available (durable subscriptions are not in this build; exit code 5):
-  event-bus dlq ...            dead letters of a durable subscription
-  event-bus tail --stream ...  reading a type's stream";
+file, configuration); 5 not available in this build.";
 
 #[derive(Parser)]
 #[command(name = "event-bus", version, about = "Watch, publish to and measure the event bus", after_help = AFTER_HELP)]
@@ -78,7 +86,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the events published on channels matching PATTERN... until interrupted
+    /// Print the events published on channels matching PATTERN... until interrupted (or, with
+    /// --stream/--since, the entries of event types' streams, read outside any group)
     Tail(tail::TailArgs),
     /// Publish events and print each PublishResult as JSON
     Publish(publish::PublishArgs),
@@ -88,14 +97,14 @@ enum Command {
     Stats,
     /// Print the servers the client sees (single, sentinel, cluster) as JSON
     Topology,
+    /// Print the libraries' JSON configuration these flags build, secrets redacted (does not
+    /// connect)
+    Config,
     /// Measure publishing and delivery against this Redis
     Bench(bench::BenchArgs),
-    /// Dead letters of durable subscriptions (not yet available in this build)
-    Dlq {
-        /// list | replay | purge TYPE --group G
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Dead letters of a durable subscription group: list, replay or purge
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 fn main() -> ExitCode {
@@ -143,17 +152,20 @@ async fn run(cli: Cli) -> CliResult {
             let _ = bus.disconnect().await;
             Ok(())
         }
+        Command::Config => {
+            print_json(&conn.redacted_config()?);
+            Ok(())
+        }
         Command::Bench(a) => bench::run(&conn, a).await,
-        Command::Dlq { .. } => Err(not_available("dlq")),
+        Command::Dlq(c) => dlq::run(&conn, c).await,
     }
 }
 
-/// The error of a command that needs durable subscriptions.
-pub fn not_available(what: &str) -> CliError {
-    CliError::new(
-        exit::NOT_AVAILABLE,
-        format!("`{what}` is not yet available: it needs durable subscriptions, which this build does not have"),
-    )
+/// `ms` since the epoch as an ISO-8601 UTC time with milliseconds.
+pub fn iso_ms(ms: u64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms as i64)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {

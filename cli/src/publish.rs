@@ -35,6 +35,12 @@ pub struct PublishArgs {
     /// A W3C traceparent carried in metadata.traceparent
     #[arg(long, value_name = "TRACEPARENT")]
     pub traceparent: Option<String>,
+    /// Also append the event to its type's stream, for durable subscriptions (Redis 7+)
+    #[arg(long)]
+    pub persistent: bool,
+    /// With --persistent: trim the type's stream of entries older than MS milliseconds
+    #[arg(long, value_name = "MS", requires = "persistent")]
+    pub ttl: Option<u64>,
     /// Publish the event N times
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub count: u64,
@@ -84,6 +90,12 @@ impl PublishArgs {
         }
         if let Some(tp) = &self.traceparent {
             o.insert("metadata".into(), json!({ "traceparent": tp }));
+        }
+        if self.persistent {
+            o.insert("persistent".into(), json!(true));
+        }
+        if let Some(t) = self.ttl {
+            o.insert("ttl".into(), json!(t));
         }
         PublishOptions::from_json(&Value::Object(o).to_string())
             .map_err(|e| CliError::new(exit::BAD_INPUT, e.to_string()))

@@ -89,6 +89,7 @@ pub use client::{
     PublishFailure, PublishOutcome, PublishReceipt, VERSION,
 };
 pub use config::{EventBusConfig, LogLevel};
+pub use durable::tail::{StreamTail, TailEntry, TailFrom};
 pub use durable::{DeadLetter, DurableStats};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{Delivery, DeliveryInfo, PublishOptions};

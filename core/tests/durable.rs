@@ -826,3 +826,68 @@ async fn start_from_all_reads_what_the_stream_holds_and_new_groups_start_at_the_
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_publish_waits_for_redis_up_to_the_publish_timeout() {
+    // While Redis cannot be reached, a persistent publish waits for it as a plain publish
+    // waits in the offline queue: stored once Redis is back within publishTimeout, else
+    // TIMEOUT (never sent), not a CONNECTION_ERROR at once.
+    let mut server = RedisServer::start();
+    let t = unique("dur.wait");
+    let patient = EventBusClient::from_json(&config(
+        "wait-long",
+        &server.url(),
+        r#""reconnectDelay":50,"reconnectDelayMax":200,"publishTimeout":30000"#,
+        "",
+    ))
+    .unwrap();
+    patient.connect().await.unwrap();
+    let hasty = EventBusClient::from_json(&config(
+        "wait-short",
+        &server.url(),
+        r#""reconnectDelay":50,"reconnectDelayMax":200,"publishTimeout":300"#,
+        "",
+    ))
+    .unwrap();
+    hasty.connect().await.unwrap();
+    patient
+        .publish(&t, &raw(r#"{"n":0}"#), &persistent())
+        .await
+        .unwrap();
+
+    server.kill();
+    let err = hasty
+        .publish(&t, &raw(r#"{"n":9}"#), &persistent())
+        .await
+        .unwrap_err()
+        .error;
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.message().contains("was not sent"), "{err}");
+
+    let waiting = {
+        let (bus, t) = (patient.clone(), t.clone());
+        tokio::spawn(async move { bus.publish(&t, &raw(r#"{"n":1}"#), &persistent()).await })
+    };
+    // Failing at once would have ended it by now; it is still waiting for Redis.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the publish ended while Redis was down: {:?}",
+        waiting.await
+    );
+    server.restart();
+    let r = waiting.await.unwrap();
+    assert!(r.is_ok(), "stored once Redis was back: {r:?}");
+
+    let mut c = raw_conn(&server.url());
+    let entries: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(format!("events:{{{t}}}"))
+        .arg("-")
+        .arg("+")
+        .query(&mut c)
+        .unwrap();
+    // The server kept nothing across the kill (no AOF): only what was stored after it.
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    patient.disconnect().await.unwrap();
+    hasty.disconnect().await.unwrap();
+}

@@ -92,6 +92,52 @@ async fn many_pipelines_in_flight_keep_publish_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_of_two_publishes_is_written_first_when_the_task_is_out_of_budget() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // A task that has used up tokio's cooperative budget sees tokio's channels answer Pending
+    // even when they have room. Publish `a` may be written on the connection from the
+    // caller's task (nothing else in flight) while `b`, made after it in the same poll, goes
+    // to the publisher task: `a` must be on the connection's queue before `b` can be, or `b`
+    // overtakes it (seen before the fix in about 1 run in 60 of the 3,000-publish test above).
+    let bus = shared_client(&unique("budget")).await;
+    let ch = unique("budget-order");
+    let rounds = 200u64;
+    let reader = raw_reader(&ch, 2 * rounds as usize);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+    let opts = PublishOptions::default();
+    for round in 0..rounds {
+        // More ready items than the budget (128) lets one poll take.
+        for i in 0..300 {
+            tx.send(i).unwrap();
+        }
+        let burn = async {
+            for _ in 0..300 {
+                rx.recv().await.unwrap();
+            }
+        };
+        let da = raw(&format!(r#"{{"n":{}}}"#, 2 * round));
+        let db = raw(&format!(r#"{{"n":{}}}"#, 2 * round + 1));
+        let (_, a, b) = tokio::join!(
+            burn,
+            bus.publish(&ch, &da, &opts),
+            bus.publish(&ch, &db, &opts)
+        );
+        assert_eq!(a.unwrap().delivered_to, 1);
+        assert_eq!(b.unwrap().delivered_to, 1);
+    }
+    let got = tokio::task::spawn_blocking(move || reader.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2 * rounds as usize, "every publish arrived once");
+    let out_of_order: Vec<_> = got.windows(2).filter(|w| w[0] > w[1]).collect();
+    assert!(
+        out_of_order.is_empty(),
+        "publishes arrived in the order they were made; out of order: {out_of_order:?}"
+    );
+    bus.disconnect().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_events_do_not_overrun_a_subscriber_in_the_same_process() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // 16 KB events published in bursts as fast as the publisher goes, into a subscriber of the

@@ -8,10 +8,18 @@
    reported failed before it was sent (only OUTCOME_UNKNOWN may go either way);
 4. RSS and open fds of every process stay flat (the last third of the samples against the
    middle third);
+5. durable groups (dur-*.ndjson, one member each, and durable.ndjson, what Redis said after the
+   drain): every persistent *success* was delivered to the group at least once, gap or no gap
+   (duplicates are allowed, at-least-once, and counted); no delivery of an event that was not
+   published persistent, or whose publish was reported failed before it was sent; the member
+   finished; its group ended with nothing pending (XPENDING 0) and no dead letters.
+   A persistent success with `deliveredTo` 0 is stored in the stream but its live copy reached
+   nobody (its PUBLISH failed after the XADD): rule 2 does not ask the pub/sub subscribers for it.
 
 and prints a one-screen summary with the RSS and fd curves. Exit status 1 when a check fails.
 
-    python tests/soak/check.py <run-dir> [--expect py,c]   # pub.ndjson, sub-*.ndjson, samples.ndjson, faults.ndjson
+    python tests/soak/check.py <run-dir> [--expect py,c] [--durable py,c]
+    # pub.ndjson, sub-*.ndjson, dur-*.ndjson, durable.ndjson, samples.ndjson, faults.ndjson
 """
 
 from __future__ import annotations
@@ -113,7 +121,8 @@ def curve(values: list[float], width: int = 24) -> str:
 
 
 def check(pub: list[Record], subs: dict[str, list[Record]], samples: list[Record],
-          faults: list[Record]) -> tuple[list[str], list[str]]:
+          faults: list[Record], durs: Optional[dict[str, list[Record]]] = None,
+          durable_end: Optional[list[Record]] = None) -> tuple[list[str], list[str]]:
     """(problems, summary lines)."""
     problems: list[str] = []
     lines: list[str] = []
@@ -142,6 +151,10 @@ def check(pub: list[Record], subs: dict[str, list[Record]], samples: list[Record
     if stray:
         problems.append(f"{len(stray)} outcomes without a publish (first: {stray[:5]})")
     ok = {i for i, o in outs.items() if o.get("ok")}
+    persistent = {i for i, r in sends.items() if r.get("p")}
+    persistent_ok = ok & persistent
+    # Stored in the stream, live copy lost (its PUBLISH failed after the XADD): not owed live.
+    live_lost = {i for i in persistent_ok if outs[i].get("deliveredTo") == 0}
     codes = Counter(o.get("code") for o in outs.values() if not o.get("ok"))
     span = {i: (sends[i]["t"], outs[i]["t"]) for i in outs if i in sends}
 
@@ -149,6 +162,12 @@ def check(pub: list[Record], subs: dict[str, list[Record]], samples: list[Record
     lines.append(f"{'node':<12} {len(sends):>7} {len(ok):>7} {codes.get('OUTCOME_UNKNOWN', 0):>8} "
                  f"{sum(codes.values()) - codes.get('OUTCOME_UNKNOWN', 0):>7}  "
                  + (", ".join(f"{c}={n}" for c, n in sorted(codes.items()) if c != "OUTCOME_UNKNOWN") or "-"))
+    if persistent:
+        pcodes = Counter(outs[i].get("code") for i in persistent if i in outs and not outs[i].get("ok"))
+        lines.append(f"{'persistent':<12} {len(persistent):>7} {len(persistent_ok):>7} "
+                     f"{pcodes.get('OUTCOME_UNKNOWN', 0):>8} "
+                     f"{sum(pcodes.values()) - pcodes.get('OUTCOME_UNKNOWN', 0):>7}  "
+                     f"live copy lost={len(live_lost)}")
     lines.append("")
 
     # 2 and 3. Deliveries.
@@ -176,8 +195,8 @@ def check(pub: list[Record], subs: dict[str, list[Record]], samples: list[Record
                             f"{[(i, outs[i].get('code')) for i in failed_but_got[:5]]})")
         ws = windows(recs, end_ms)
         missed = sorted(ok - set(c))
-        excused = [i for i in missed if overlaps(span[i], ws)]
-        lost = [i for i in missed if not overlaps(span[i], ws)]
+        excused = [i for i in missed if i in live_lost or overlaps(span[i], ws)]
+        lost = [i for i in missed if i not in live_lost and not overlaps(span[i], ws)]
         if lost:
             problems.append(f"{name}: {len(lost)} successful publishes never delivered outside any gap "
                             f"(first: {[(i, span[i]) for i in lost[:3]]})")
@@ -186,6 +205,55 @@ def check(pub: list[Record], subs: dict[str, list[Record]], samples: list[Record
         lines.append(f"{name:<12} {len(got):>7} {len(missed):>7} {len(excused):>8} {len(lost):>5} "
                      f"{len(dups):>4} {len(failed_but_got) + len(never):>4} {len(gaps):>5} {gap_ms:>7}")
     lines.append("")
+
+    # 5. Durable groups.
+    if durs:
+        ends = {r.get("member"): r for r in (durable_end or []) if r.get("k") == "durable-end"}
+        lines.append(f"{'durable':<12} {'owed':>7} {'got':>7} {'LOST':>5} {'dup':>5} {'bad':>4} "
+                     f"{'redeliv':>7} {'pending':>7} {'lag':>5} {'dead':>5}")
+        for name, recs in sorted(durs.items()):
+            label = f"dur-{name}"
+            got = [r["id"] for r in recs if r.get("k") == "recv"]
+            if any(r.get("k") in ("torn", "bad") for r in recs):
+                problems.append(f"{label}: unreadable records")
+            if not any(r.get("k") == "end" for r in recs):
+                problems.append(f"{label}: the member did not finish (no `end` record)")
+            c = Counter(got)
+            lost = sorted(persistent_ok - set(c))
+            if lost:
+                problems.append(f"{label}: {len(lost)} persistent publishes acknowledged but never "
+                                f"delivered to the group (first: {[(i, span.get(i)) for i in lost[:3]]})")
+            not_persistent = sorted(i for i in c if i not in persistent)
+            if not_persistent:
+                problems.append(f"{label}: {len(not_persistent)} deliveries of events not published "
+                                f"persistent (first: {not_persistent[:5]})")
+            failed_but_got = sorted(i for i in c if i in persistent and i in outs and not outs[i].get("ok")
+                                    and outs[i].get("code") != "OUTCOME_UNKNOWN")
+            if failed_but_got:
+                problems.append(f"{label}: {len(failed_but_got)} events delivered although their "
+                                f"persistent publish was reported failed before sending (first: "
+                                f"{[(i, outs[i].get('code')) for i in failed_but_got[:5]]})")
+            dup_ids = [i for i, n in c.items() if n > 1]
+            extra = sum(n - 1 for n in c.values())
+            redelivered = sum(1 for r in recs if r.get("k") == "recv" and int(r.get("attempt") or 1) > 1)
+            end = ends.get(name)
+            pending = lag = dead = None
+            if end is None:
+                problems.append(f"{label}: no final XPENDING / dead-letter reading (durable.ndjson)")
+            else:
+                pending, lag, dead = end.get("pending"), end.get("lag"), end.get("dead")
+                if pending != 0:
+                    problems.append(f"{label}: group {end.get('group')} ended with {pending} pending "
+                                    f"entries (XPENDING)")
+                if dead != 0:
+                    problems.append(f"{label}: {dead} dead letters")
+            lines.append(f"{label:<12} {len(persistent_ok):>7} {len(c):>7} {len(lost):>5} "
+                         f"{len(dup_ids):>5} {len(not_persistent) + len(failed_but_got):>4} "
+                         f"{redelivered:>7} {str(pending):>7} {str(lag):>5} {str(dead):>5}")
+            if dup_ids:
+                lines.append(f"{'':<12} {len(dup_ids)} events delivered more than once ({extra} extra "
+                             f"deliveries; first: {sorted(dup_ids)[:5]}): at-least-once allows it")
+        lines.append("")
 
     # 4. Flat RSS and fds.
     by_proc: dict[str, list[Record]] = defaultdict(list)
@@ -215,18 +283,28 @@ def check(pub: list[Record], subs: dict[str, list[Record]], samples: list[Record
 def main(argv: list[str]) -> int:
     args = argv[1:]
     expect: list[str] = []
-    if len(args) == 3 and args[1] == "--expect":
-        expect = [s for s in args[2].split(",") if s]
-        args = args[:1]
+    expect_durable: list[str] = []
+    while len(args) >= 3 and args[-2] in ("--expect", "--durable"):
+        names = [s for s in args[-1].split(",") if s]
+        if args[-2] == "--expect":
+            expect = names
+        else:
+            expect_durable = names
+        args = args[:-2]
     if len(args) != 1:
-        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        print("usage: python tests/soak/check.py <run-dir> [--expect py,c] [--durable py,c]", file=sys.stderr)
         return 2
     d = Path(args[0])
     subs = {p.stem.removeprefix("sub-"): load(p) for p in sorted(d.glob("sub-*.ndjson"))}
-    problems, lines = check(load(d / "pub.ndjson"), subs, load(d / "samples.ndjson"), load(d / "faults.ndjson"))
+    durs = {p.stem.removeprefix("dur-"): load(p) for p in sorted(d.glob("dur-*.ndjson"))}
+    problems, lines = check(load(d / "pub.ndjson"), subs, load(d / "samples.ndjson"), load(d / "faults.ndjson"),
+                            durs, load(d / "durable.ndjson"))
     for name in expect:
         if name not in subs:
             problems.insert(0, f"{name}: no ledger (sub-{name}.ndjson): the subscriber never started")
+    for name in expect_durable:
+        if name not in durs:
+            problems.insert(0, f"dur-{name}: no ledger (dur-{name}.ndjson): the durable member never started")
     print("\n".join(lines))
     print()
     if problems:

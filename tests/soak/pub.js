@@ -1,16 +1,19 @@
 'use strict';
 // Soak publisher (scripts/soak.sh): publishes numbered events on one channel at a steady rate
 // and writes every publish and its one outcome to an NDJSON ledger:
-//   {"k":"send","id":N,"t":ms}  {"k":"out","id":N,"t":ms,"ok":bool,"code":..,"deliveredTo":..}
+//   {"k":"send","id":N,"t":ms,"p":bool}  {"k":"out","id":N,"t":ms,"p":bool,"ok":bool,"code":..,"deliveredTo":..}
 //   {"k":"state","type":..,"t":ms,...}  {"k":"end","t":ms,"sent":N}
+// One publish in `persistentEvery` (default 4; 0: none) is persistent (`p`: appended to the
+// type's stream for the durable groups, then published live as the others).
 // SIGTERM: stop publishing, wait for every outcome, write `end`, disconnect.
-//   node pub.js <redis-url> <channel> <ledger> [per-second]
+//   node pub.js <redis-url> <channel> <ledger> [per-second] [persistentEvery]
 const fs = require('node:fs');
 const path = require('node:path');
 const { EventBusClient } = require(path.resolve(__dirname, '..', '..'));
 
 const [url, channel, ledger, rateArg] = process.argv.slice(2);
 const rate = Number(rateArg || 100);
+const persistentEvery = Number(process.argv[6] ?? 4);
 const fd = fs.openSync(ledger, 'a');
 const write = (o) => fs.writeSync(fd, `${JSON.stringify(o)}\n`);
 
@@ -48,10 +51,11 @@ async function main() {
     const due = Math.floor(((Date.now() - start) * rate) / 1000);
     while (n < due && inflight.size < 20000 && !stopping) {
       const id = n++;
-      write({ k: 'send', id, t: Date.now() });
-      const p = bus.publish(channel, { id }).then(
-        (r) => write({ k: 'out', id, t: Date.now(), ok: r.success, code: r.success ? null : r.error.code, deliveredTo: r.success ? r.deliveredTo : null }),
-        (e) => write({ k: 'out', id, t: Date.now(), ok: false, code: e.code || 'THROWN', message: e.message }),
+      const persistent = persistentEvery > 0 && id % persistentEvery === 0;
+      write({ k: 'send', id, t: Date.now(), p: persistent });
+      const p = bus.publish(channel, { id }, persistent ? { persistent: true } : undefined).then(
+        (r) => write({ k: 'out', id, t: Date.now(), p: persistent, ok: r.success, code: r.success ? null : r.error.code, deliveredTo: r.success ? r.deliveredTo : null }),
+        (e) => write({ k: 'out', id, t: Date.now(), p: persistent, ok: false, code: e.code || 'THROWN', message: e.message }),
       );
       inflight.add(p);
       p.finally(() => inflight.delete(p));

@@ -4,7 +4,10 @@
  *   {"k":"recv","id":N,"t":ms}  {"k":"state","type":"gap","t":ms,"ev":{...}}
  *   {"k":"ready","t":ms}  {"k":"end","t":ms}
  * SIGTERM: disconnect (queued handlers finish), write `end`, eb_shutdown.
- *   sub <redis-url> <channel> <ledger>
+ * With a group, it is a member of that durable group instead of a pub/sub subscriber: it reads
+ * the persistent events from the channel's (the event type's) stream and writes the delivery's
+ * attempt too: {"k":"recv","id":N,"t":ms,"attempt":A}.
+ *   sub <redis-url> <channel> <ledger> [<group> <consumer>]
  */
 #include <event_bus.h>
 
@@ -46,7 +49,12 @@ static int on_event(const struct eb_event *ev, void *ctx) {
     line("{\"k\":\"bad\",\"t\":%lld}", now_ms());
     return 0;
   }
-  line("{\"k\":\"recv\",\"id\":%lld,\"t\":%lld}", strtoll(p + 5, NULL, 10), now_ms());
+  if (ev->group != NULL) {
+    line("{\"k\":\"recv\",\"id\":%lld,\"t\":%lld,\"attempt\":%u}", strtoll(p + 5, NULL, 10),
+         now_ms(), (unsigned)ev->attempt);
+  } else {
+    line("{\"k\":\"recv\",\"id\":%lld,\"t\":%lld}", strtoll(p + 5, NULL, 10), now_ms());
+  }
   return 0;
 }
 
@@ -61,8 +69,8 @@ static void on_signal(int sig) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 4) {
-    fprintf(stderr, "usage: %s <redis-url> <channel> <ledger>\n", argv[0]);
+  if (argc != 4 && argc != 6) {
+    fprintf(stderr, "usage: %s <redis-url> <channel> <ledger> [<group> <consumer>]\n", argv[0]);
     return 2;
   }
   out = fopen(argv[3], "a");
@@ -74,10 +82,10 @@ int main(int argc, char **argv) {
   signal(SIGINT, on_signal);
   char config[1024];
   snprintf(config, sizeof config,
-           "{\"serviceName\":\"soak-c-sub\",\"logLevel\":\"error\",\"redis\":{\"url\":\"%s\","
+           "{\"serviceName\":\"%s\",\"logLevel\":\"error\",\"redis\":{\"url\":\"%s\","
            "\"heartbeatInterval\":1000,\"reconnectDelay\":50,\"reconnectDelayMax\":1000,"
            "\"connectTimeout\":2000}}",
-           argv[1]);
+           argc == 6 ? "soak-c-dur" : "soak-c-sub", argv[1]);
   struct eb_client *bus = NULL;
   if (eb_client_new(config, &bus) != EB_OK) {
     fprintf(stderr, "eb_client_new: %s\n", eb_last_error());
@@ -92,7 +100,18 @@ int main(int argc, char **argv) {
     usleep(500 * 1000);
   }
   struct eb_handler h = {on_event, NULL};
-  if (eb_subscribe(bus, argv[2], "{\"maxPending\":1000000}", h, NULL, NULL) != EB_OK) {
+  /* Durable: reclaim quickly, so that entries a lost connection left pending come back within
+   * about minIdleTime + claimInterval. */
+  char options[512];
+  if (argc == 6) {
+    snprintf(options, sizeof options,
+             "{\"durable\":{\"group\":\"%s\",\"consumer\":\"%s\",\"minIdleTime\":2000,"
+             "\"claimInterval\":500,\"block\":1000,\"count\":50}}",
+             argv[4], argv[5]);
+  } else {
+    snprintf(options, sizeof options, "{\"maxPending\":1000000}");
+  }
+  if (eb_subscribe(bus, argv[2], options, h, NULL, NULL) != EB_OK) {
     fprintf(stderr, "eb_subscribe: %s\n", eb_last_error());
     return 1;
   }

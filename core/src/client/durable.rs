@@ -156,7 +156,10 @@ impl EventBusClient {
             .arg("*")
             .arg("event")
             .arg(&ev.payload);
-        st.query::<redis::Value>(&key, &cmd, "XADD", s.publish_timeout)
+        // Like a plain publish in the offline queue: while Redis cannot be reached it waits
+        // (up to the publish timeout) instead of failing at once.
+        let deadline = tokio::time::Instant::now() + s.publish_timeout;
+        st.query_until::<redis::Value>(&key, &cmd, "XADD", deadline)
             .await?;
         let (replicas, wait) = s.durable_wait;
         if replicas > 0 {

@@ -187,7 +187,7 @@ impl EventBusClient {
         &self.inner.validator
     }
 
-    fn transport(&self) -> Option<Arc<Transport>> {
+    pub(crate) fn transport(&self) -> Option<Arc<Transport>> {
         self.inner
             .transport
             .read()

@@ -6,12 +6,15 @@
 //!   [`DurableStats`]);
 //! - `reader`: a durable subscription's tasks (read, claim, maintenance) and how an entry is
 //!   handled, acknowledged or dead-lettered;
-//! - `dead`: reading, replaying and purging dead letters.
+//! - `dead`: reading, replaying and purging dead letters;
+//! - `tail`: reading a type's stream outside any group (an observer, e.g. `event-bus tail
+//!   --stream`).
 //!
 //! The Redis side (which connection, which node) lives in `transport::redis::streams`.
 
 pub(crate) mod dead;
 pub(crate) mod reader;
+pub mod tail;
 mod value;
 
 use serde::Serialize;

@@ -24,7 +24,7 @@ mod sharded;
 pub(crate) mod streams;
 mod subscriber;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,20 @@ struct LinkState {
     sub_up: AtomicBool,
     offline: AtomicUsize,
     pub_conn: Mutex<Option<MultiplexedConnection>>,
+    /// Publish requests handed to the publisher task (queued, offline or in a pipeline) plus a
+    /// publish written from its caller's task: a caller writes directly only when this is 0,
+    /// so it never overtakes an earlier publish the task still holds.
+    busy: AtomicUsize,
+    /// Set by the publisher task while it serves a live connection with its offline queue
+    /// written (single node, Sentinel master, classic cluster; never for sharded pub/sub):
+    /// only then may a caller write a PUBLISH itself.
+    direct_ok: AtomicBool,
+    /// Which connection the publisher task serves (bumped each time it starts serving one).
+    conn_gen: AtomicU64,
+    /// A publish written from its caller's task found the connection `conn_gen` dead (lost,
+    /// or no reply within the publish timeout): the publisher task reconnects, as it does
+    /// when one of its own pipelines fails so.
+    direct_dead: mpsc::UnboundedSender<(u64, String)>,
     /// Bumped when the server the links use stops being the right one (the sentinels switched
     /// the master): each link's serve loop sees the change and reconnects.
     switch: watch::Sender<u64>,
@@ -85,11 +99,16 @@ impl RedisTransport {
             .open(&shared, Link::Subscriber)
             .await
             .map_err(explain_untrusted_certificate)?;
+        let (direct_dead, dead_rx) = mpsc::unbounded_channel();
         let links = Arc::new(LinkState {
             pub_up: AtomicBool::new(true),
             sub_up: AtomicBool::new(true),
             offline: AtomicUsize::new(0),
             pub_conn: Mutex::new(Some(pconn.clone())),
+            busy: AtomicUsize::new(0),
+            direct_ok: AtomicBool::new(false),
+            conn_gen: AtomicU64::new(0),
+            direct_dead,
             switch: watch::channel(0).0,
         });
         let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
@@ -110,6 +129,7 @@ impl RedisTransport {
             pconn,
             ppush,
             pub_rx,
+            dead_rx,
             shared.clone(),
             links.clone(),
             shut_rx.clone(),
@@ -154,6 +174,8 @@ impl RedisTransport {
                 .await
                 .map_err(explain_untrusted_certificate)?,
         );
+        // Never written from a caller's task: nobody reports dead connections this way.
+        let (direct_dead, _) = mpsc::unbounded_channel();
         let links = Arc::new(LinkState {
             pub_up: AtomicBool::new(true),
             sub_up: AtomicBool::new(true),
@@ -161,6 +183,10 @@ impl RedisTransport {
             // Sharded pub/sub has a connection per node, none of them "the" publisher's:
             // `ping` asks a master directly.
             pub_conn: Mutex::new(None),
+            busy: AtomicUsize::new(0),
+            direct_ok: AtomicBool::new(false),
+            conn_gen: AtomicU64::new(0),
+            direct_dead,
             switch: watch::channel(0).0,
         });
         let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);

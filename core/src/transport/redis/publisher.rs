@@ -81,6 +81,7 @@ pub(super) async fn run(
     mut conn: MultiplexedConnection,
     mut push: mpsc::UnboundedReceiver<PushInfo>,
     mut rx: mpsc::Receiver<PubRequest>,
+    mut dead: mpsc::UnboundedReceiver<(u64, String)>,
     shared: Arc<Shared>,
     links: Arc<LinkState>,
     mut shutdown: watch::Receiver<bool>,
@@ -104,6 +105,7 @@ pub(super) async fn run(
             &mut conn,
             &mut push,
             &mut rx,
+            &mut dead,
             &mut offline_q,
             &mut batch,
             &shared,
@@ -207,6 +209,7 @@ async fn serve_publisher(
     conn: &mut MultiplexedConnection,
     push: &mut mpsc::UnboundedReceiver<PushInfo>,
     rx: &mut mpsc::Receiver<PubRequest>,
+    dead: &mut mpsc::UnboundedReceiver<(u64, String)>,
     offline_q: &mut VecDeque<PubRequest>,
     batch: &mut Vec<PubRequest>,
     shared: &Shared,
@@ -226,6 +229,25 @@ async fn serve_publisher(
             }
         }
     }
+    let exit = serve_live(conn, push, rx, dead, batch, shared, links, shutdown).await;
+    links.direct_ok.store(false, Release);
+    exit
+}
+
+/// The live part of [`serve_publisher`], once the offline queue is written: callers may write
+/// a PUBLISH themselves while nothing else is queued (see `LinkState::direct_ok`).
+#[allow(clippy::too_many_arguments)]
+async fn serve_live(
+    conn: &mut MultiplexedConnection,
+    push: &mut mpsc::UnboundedReceiver<PushInfo>,
+    rx: &mut mpsc::Receiver<PubRequest>,
+    dead: &mut mpsc::UnboundedReceiver<(u64, String)>,
+    batch: &mut Vec<PubRequest>,
+    shared: &Shared,
+    links: &LinkState,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Exit {
+    let s = &shared.settings;
     let mut in_flight: FuturesOrdered<InFlight> = FuturesOrdered::new();
     let mut in_flight_bytes = 0usize;
     let hb = s.heartbeat_interval.unwrap_or(Duration::from_secs(3600));
@@ -234,10 +256,15 @@ async fn serve_publisher(
     ticker.tick().await;
     let mut last_io = Instant::now();
     let mut switch = links.switch.subscribe();
+    // Reports about earlier connections are stale.
+    while dead.try_recv().is_ok() {}
+    let gen = links.conn_gen.fetch_add(1, AcqRel) + 1;
+    links.direct_ok.store(true, Release);
     loop {
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
+                links.direct_ok.store(false, Release);
                 // Pipelines already written get their replies (bounded by the publish timeout).
                 while in_flight.next().await.is_some() {}
                 return Exit::Shutdown;
@@ -245,11 +272,22 @@ async fn serve_publisher(
             // The server stopped being the master: what is in flight gets its replies (or ends
             // outcome unknown), what follows waits offline for the new master.
             _ = switch.changed() => {
+                links.direct_ok.store(false, Release);
                 return drain_dead(in_flight, "the sentinels switched the master".into()).await
             }
+            Some((g, reason)) = dead.recv() => {
+                if g == gen {
+                    links.direct_ok.store(false, Release);
+                    return drain_dead(in_flight, reason).await;
+                }
+            }
             p = push.recv() => match p {
-                None => return drain_dead(in_flight, "connection closed".into()).await,
+                None => {
+                    links.direct_ok.store(false, Release);
+                    return drain_dead(in_flight, "connection closed".into()).await
+                }
                 Some(pi) if pi.kind == PushKind::Disconnection => {
+                    links.direct_ok.store(false, Release);
                     return drain_dead(
                         in_flight,
                         "connection closed by the server or the network".into(),
@@ -261,6 +299,7 @@ async fn serve_publisher(
             Some((r, bytes)) = in_flight.next(), if !in_flight.is_empty() => {
                 in_flight_bytes -= bytes;
                 if let Err(reason) = r {
+                    links.direct_ok.store(false, Release);
                     return drain_dead(in_flight, reason).await;
                 }
                 last_io = Instant::now();
@@ -369,6 +408,37 @@ fn prepare_batch(
     (!live.is_empty()).then_some((pipe, live, bytes))
 }
 
+/// The outcome of one PUBLISH sent on its own (from its caller's task), as [`answer_batch`]
+/// reports each of a pipeline's: Redis's receiver count, the server's refusal, or *outcome
+/// unknown* when the connection died or Redis did not reply in time after it was sent. With
+/// the outcome, why the connection is dead, if it is.
+pub(super) fn direct_outcome(
+    channel: &str,
+    res: std::result::Result<redis::RedisResult<Value>, tokio::time::error::Elapsed>,
+) -> (crate::error::Result<u64>, Option<String>) {
+    match res {
+        Ok(Ok(Value::Int(k))) => (Ok(k.max(0) as u64), None),
+        Ok(Ok(v)) => (Err(refused_reply("PUBLISH", channel, &v)), None),
+        Ok(Err(e)) if !is_connection_error(&e) => {
+            (Err(refused_error("PUBLISH", channel, &e)), None)
+        }
+        Ok(Err(e)) => (
+            Err(Error::new(
+                ErrorKind::OutcomeUnknown,
+                format!("Connection lost after the publish was sent; it may or may not have been delivered ({e})"),
+            )),
+            Some(format!("publish failed: {e}")),
+        ),
+        Err(_) => (
+            Err(Error::new(
+                ErrorKind::OutcomeUnknown,
+                "No reply from Redis within the publish timeout after the publish was sent; it may or may not have been delivered",
+            )),
+            Some("no reply to PUBLISH within the publish timeout".into()),
+        ),
+    }
+}
+
 /// Write one pipeline and answer every caller when Redis replies. `Err` means the connection
 /// is dead (every request in the pipeline was answered with *outcome unknown*).
 async fn answer_batch(
@@ -437,10 +507,13 @@ async fn start_batch(
 ) -> Option<(InFlight, usize)> {
     let (pipe, live, bytes) = prepare_batch(batch, links)?;
     let (conn, timeout) = (conn.clone(), shared.settings.publish_timeout);
-    let mut fut: InFlight =
-        Box::pin(async move { (answer_batch(conn, pipe, live, timeout).await, bytes) });
+    let mut fut: InFlight = Box::pin(tokio::task::unconstrained(async move {
+        (answer_batch(conn, pipe, live, timeout).await, bytes)
+    }));
     // One poll queues the packed pipeline on the connection (its request channel holds far
     // more than MAX_IN_FLIGHT pipelines), fixing the write order before the next one starts.
+    // Unconstrained, so an exhausted cooperative budget cannot turn that poll into a Pending
+    // that leaves the pipeline unqueued.
     let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
         Poll::Ready(r) => Poll::Ready(Some(r)),
         Poll::Pending => Poll::Ready(None),

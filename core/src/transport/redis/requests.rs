@@ -10,6 +10,8 @@
 //! [`Answers`] (states, slots and the caller's waker): one allocation per call, not two per
 //! publish.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -38,6 +40,8 @@ pub(super) struct PubRequest {
     pub(super) payload: String,
     answers: Arc<Answers>,
     i: usize,
+    /// Counted in `LinkState::busy` until dropped.
+    links: Arc<LinkState>,
 }
 
 impl PubRequest {
@@ -71,6 +75,7 @@ impl PubRequest {
 
 impl Drop for PubRequest {
     fn drop(&mut self) {
+        self.links.busy.fetch_sub(1, AcqRel);
         let a = &self.answers;
         {
             let mut slots = a.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -130,8 +135,22 @@ impl Answers {
     }
 }
 
+/// One PUBLISH written from its caller's task, answered when it resolves.
+type Direct = Pin<Box<dyn Future<Output = Result<u64>> + Send>>;
+
+/// Holds `LinkState::busy` for a publish written from its caller's task until it is answered.
+struct DirectGuard(Arc<LinkState>);
+
+impl Drop for DirectGuard {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, AcqRel);
+    }
+}
+
 /// Publishes handed to the publisher task, and what answering them needs.
 pub(crate) struct Replies {
+    /// A publish written from the caller's task instead (then `answers` is empty).
+    direct: Option<Direct>,
     answers: Arc<Answers>,
     deadline: tokio::time::Instant,
     links: Arc<LinkState>,
@@ -141,7 +160,11 @@ pub(crate) struct Replies {
 impl Replies {
     /// Wait for Redis's answers, up to the deadline; one per request, in order.
     pub(crate) async fn answers(self) -> Vec<Result<u64>> {
+        if let Some(d) = self.direct {
+            return vec![d.await];
+        }
         let Replies {
+            direct: _,
             answers,
             deadline,
             links,
@@ -203,6 +226,11 @@ impl RedisTransport {
         items: Vec<(String, String)>,
         deadline: tokio::time::Instant,
     ) -> Replies {
+        if let [(channel, payload)] = items.as_slice() {
+            if let Some(r) = self.write_directly(channel, payload, deadline).await {
+                return r;
+            }
+        }
         let answers = Answers::new(items.len());
         for (i, (channel, payload)) in items.into_iter().enumerate() {
             if let Some(req) = self.request(&answers, i, channel, payload) {
@@ -213,8 +241,73 @@ impl RedisTransport {
         self.replies(answers, deadline)
     }
 
+    /// One publish while the publisher connection is live and idle (nothing queued for the
+    /// publisher task, nothing offline, no other publish written this way still unanswered):
+    /// the PUBLISH goes from the caller's task straight to the connection, skipping the two
+    /// wake-ups of the publisher task. It is queued on the connection before this returns,
+    /// so it keeps its place among the caller's publishes; its outcome follows the same rules
+    /// as a pipeline's (see `publisher::direct_outcome`). `None`: hand it to the task.
+    async fn write_directly(
+        &self,
+        channel: &str,
+        payload: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<Replies> {
+        let links = &self.links;
+        if !links.direct_ok.load(Acquire)
+            || links.busy.compare_exchange(0, 1, AcqRel, Acquire).is_err()
+        {
+            return None;
+        }
+        let guard = DirectGuard(links.clone());
+        // Checked again now that `busy` is held: the task clears it before it stops serving.
+        if !links.direct_ok.load(Acquire) {
+            return None;
+        }
+        let gen = links.conn_gen.load(Acquire);
+        let mut conn = links
+            .pub_conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let mut cmd = redis::Cmd::with_capacity(3, 7 + channel.len() + payload.len());
+        cmd.arg("PUBLISH").arg(channel).arg(payload);
+        let channel = channel.to_string();
+        // Unconstrained: a caller's task that has used up tokio's cooperative budget (a
+        // `join_all` of thousands of publishes) would otherwise see its first poll return
+        // Pending before the command reached the connection's queue, and a publish handed to
+        // the publisher task after it could then be written first.
+        let mut fut: Direct = Box::pin(tokio::task::unconstrained(async move {
+            let res = crate::runtime::timeout_at(deadline, conn.send_packed_command(&cmd)).await;
+            let (out, dead) = super::publisher::direct_outcome(&channel, res);
+            if let Some(reason) = dead {
+                // Until the task has seen it, nothing more is written from here.
+                if guard.0.conn_gen.load(Acquire) == gen {
+                    guard.0.direct_ok.store(false, Release);
+                }
+                let _ = guard.0.direct_dead.send((gen, reason));
+            }
+            drop(guard);
+            out
+        }));
+        // One poll hands the command to the connection, fixing its place in the write order.
+        let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await;
+        let direct: Direct = match first {
+            Some(r) => Box::pin(std::future::ready(r)),
+            None => fut,
+        };
+        let mut r = self.replies(Answers::new(0), deadline);
+        r.direct = Some(direct);
+        Some(r)
+    }
+
     fn replies(&self, answers: Arc<Answers>, deadline: tokio::time::Instant) -> Replies {
         Replies {
+            direct: None,
             answers,
             deadline,
             links: self.links.clone(),
@@ -231,11 +324,13 @@ impl RedisTransport {
         channel: String,
         payload: String,
     ) -> Option<PubRequest> {
+        self.links.busy.fetch_add(1, AcqRel);
         let req = PubRequest {
             channel,
             payload,
             answers: answers.clone(),
             i,
+            links: self.links.clone(),
         };
         if !self.links.pub_up.load(Acquire) {
             // Publisher down: take a slot in the bounded offline queue or fail at once.

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::FromRedisValue;
+use redis::{FromRedisValue, PushInfo, PushKind};
+use tokio::sync::mpsc;
 
 use super::connect::is_connection_error;
 use super::locate::{slot, Locator, SlotMap};
@@ -37,8 +38,29 @@ pub(crate) struct Streams {
     locator: Locator,
     shared: Arc<Shared>,
     /// Connections by node (`""` for the single server / the sentinels' master).
-    conns: tokio::sync::Mutex<HashMap<String, MultiplexedConnection>>,
+    conns: tokio::sync::Mutex<HashMap<String, Cached>>,
     slots: tokio::sync::Mutex<Option<SlotMap>>,
+}
+
+/// An open connection, with what its driver reports (a `Disconnection` when it closes).
+struct Cached {
+    conn: MultiplexedConnection,
+    push: mpsc::UnboundedReceiver<PushInfo>,
+}
+
+impl Cached {
+    /// The connection closed since it was last used (Redis went away while it was idle): a
+    /// command sent on it now would fail with its outcome unknown, so it is not used again.
+    fn closed(&mut self) -> bool {
+        loop {
+            match self.push.try_recv() {
+                Ok(pi) if pi.kind == PushKind::Disconnection => return true,
+                Ok(_) => {}
+                Err(mpsc::error::TryRecvError::Empty) => return false,
+                Err(mpsc::error::TryRecvError::Disconnected) => return true,
+            }
+        }
+    }
 }
 
 /// Why a command failed, for the retry decision.
@@ -88,14 +110,23 @@ impl Streams {
         };
         let node = addr.as_ref().map(|a| a.to_string()).unwrap_or_default();
         let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(&node) {
-            return Ok((node, c.clone()));
+        if let Some(c) = conns.get_mut(&node) {
+            if !c.closed() {
+                return Ok((node, c.conn.clone()));
+            }
+            conns.remove(&node);
         }
-        let conn = match (self.locator.cluster(), &addr) {
-            (Some(c), Some(addr)) => c.open_node(&self.shared, Link::Subscriber, addr).await?.0,
-            _ => self.locator.open(&self.shared, Link::Subscriber).await?.0,
+        let (conn, push) = match (self.locator.cluster(), &addr) {
+            (Some(c), Some(addr)) => c.open_node(&self.shared, Link::Subscriber, addr).await?,
+            _ => self.locator.open(&self.shared, Link::Subscriber).await?,
         };
-        conns.insert(node.clone(), conn.clone());
+        conns.insert(
+            node.clone(),
+            Cached {
+                conn: conn.clone(),
+                push,
+            },
+        );
         Ok((node, conn))
     }
 
@@ -183,6 +214,51 @@ impl Streams {
                 Err(Failure::Misrouted(e) | Failure::Lost(e) | Failure::Other(e)) => Err(e),
             },
             Err(Failure::Lost(e) | Failure::Other(e)) => Err(e),
+        }
+    }
+
+    /// Run `cmd` (not safe to repeat once it ran: XADD) on the node holding `key`, waiting
+    /// until `deadline` for a connection while Redis cannot be reached, as a plain publish
+    /// waits in the offline queue: it is sent once a connection opens, and fails with
+    /// `TIMEOUT` (never sent) when none opens in time. Once sent, a lost connection or no
+    /// answer by the deadline is *outcome unknown*, never sent again.
+    pub(crate) async fn query_until<T: FromRedisValue>(
+        &self,
+        key: &str,
+        cmd: &redis::Cmd,
+        name: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<T> {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = self.try_once(key, cmd, name, left.max(Duration::from_millis(1)));
+            let last = match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(Failure::Lost(e) | Failure::Other(e))) => return Err(e),
+                Ok(Err(Failure::Misrouted(e))) => e,
+                // Still connecting at the deadline (try_once bounds the command itself by
+                // `left`, so this is the connection that did not open in time).
+                Err(_) => Error::new(
+                    ErrorKind::Connection,
+                    "the connection did not open in time".to_string(),
+                ),
+            };
+            // Not run: no connection, or refused by a node that does not hold the key or is
+            // not ready (MOVED, LOADING, CLUSTERDOWN...): a new look after a pause.
+            let now = tokio::time::Instant::now();
+            if now + delay >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{name} on \"{key}\" was not sent: Redis could not be reached before \
+                         the publish timeout ({})",
+                        last.message()
+                    ),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(500));
         }
     }
 
