@@ -144,9 +144,10 @@ typedef enum eb_log_level {
 
 /**
  * An event bus client (opaque). Created by eb_client_new, released by eb_client_free.
- * The pointer is a handle: the library checks it against its live handles and refuses one that
- * was freed (EB_ERR_INVALID_ARGUMENT) instead of reading freed memory, as far as it can tell
- * (a freed address reused by a later eb_client_new names the new client).
+ * The pointer is a handle, not an address: never dereference it. Each eb_client_new returns a
+ * value never returned before in this process, and every call checks it against the live
+ * handles, so a freed one (a use after free, a double free) is always refused with
+ * EB_ERR_INVALID_ARGUMENT ("a freed eb_client"), even after later clients were created.
  */
 typedef struct eb_client eb_client;
 
@@ -286,9 +287,9 @@ enum eb_status eb_broadcast(struct eb_client *client,
 
 /**
  * Disconnects (if connected) and frees a client. NULL is a no-op (EB_OK). A pointer that is not
- * a live client (already freed: a double free) is refused with EB_ERR_INVALID_ARGUMENT and
- * nothing happens. Every subscription's drop(ctx) and every state callback's drop(ctx) have
- * run when this returns (unless a handler outlives `disconnectTimeout`). Must not be called
+ * a live client (already freed: a double free, even after other clients were created) is
+ * refused with EB_ERR_INVALID_ARGUMENT and nothing happens. Every subscription's drop(ctx)
+ * and every state callback's drop(ctx) have run when this returns (unless a handler outlives `disconnectTimeout`). Must not be called
  * from inside a callback (EB_ERR_INVALID_ARGUMENT). Blocks the calling thread.
  */
 enum eb_status eb_client_free(struct eb_client *client);

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -14,17 +15,18 @@ use crate::status::{eb_status, guard, invalid};
 use crate::strings::{arg_str, check_json, out_str};
 
 /// An event bus client (opaque). Created by eb_client_new, released by eb_client_free.
-/// The pointer is a handle: the library checks it against its live handles and refuses one that
-/// was freed (EB_ERR_INVALID_ARGUMENT) instead of reading freed memory, as far as it can tell
-/// (a freed address reused by a later eb_client_new names the new client).
+/// The pointer is a handle, not an address: never dereference it. Each eb_client_new returns a
+/// value never returned before in this process, and every call checks it against the live
+/// handles, so a freed one (a use after free, a double free) is always refused with
+/// EB_ERR_INVALID_ARGUMENT ("a freed eb_client"), even after later clients were created.
 pub struct eb_client {
-    _token: u64,
+    _private: [u8; 0],
 }
 
 // ---------------------------------------------------------------------------------------------
 // Live client handles
 
-/// Live handles, by address. The `eb_client *` is only ever used as a key: the library never
+/// Live handles, by value. The `eb_client *` is only ever used as a key: the library never
 /// reads through it, so a freed or foreign pointer is refused instead of dereferenced.
 static CLIENTS: Mutex<BTreeMap<usize, EventBusClient>> = Mutex::new(BTreeMap::new());
 
@@ -32,11 +34,50 @@ fn clients() -> std::sync::MutexGuard<'static, BTreeMap<usize, EventBusClient>> 
     CLIENTS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The high bits every handle has: on 64-bit targets a non-canonical address (a C program
+/// that dereferences a handle faults at once instead of reading someone's memory), and never
+/// a value malloc returns.
+const HANDLE_TAG: usize = if usize::BITS >= 64 {
+    0xEB00_0000_0000_0000_u64 as usize
+} else {
+    0x8000_0000
+};
+const HANDLE_TAG_MASK: usize = if usize::BITS >= 64 {
+    0xFF00_0000_0000_0000_u64 as usize
+} else {
+    0x8000_0000
+};
+
+/// The serial number of the next handle (1, 2, ...). Handles are never reused: a handle is
+/// the tag, the serial number and three zero bits (aligned like a pointer). 2^53 handles on
+/// 64-bit targets, 2^28 on 32-bit ones, before the serial numbers would wrap.
+static NEXT_HANDLE: AtomicUsize = AtomicUsize::new(1);
+
 /// Register `client` and return its new handle.
 pub(crate) fn register(client: EventBusClient) -> *mut eb_client {
-    let p = Box::into_raw(Box::new(eb_client { _token: 0 }));
-    clients().insert(p as usize, client);
-    p
+    let serial = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
+    let h = HANDLE_TAG | ((serial << 3) & !HANDLE_TAG_MASK);
+    clients().insert(h, client);
+    h as *mut eb_client
+}
+
+/// True when `h` has the shape of a handle this process returned (live or freed).
+fn was_issued(h: usize) -> bool {
+    h & HANDLE_TAG_MASK == HANDLE_TAG
+        && h & 7 == 0
+        && (h & !HANDLE_TAG_MASK) >> 3 != 0
+        && (h & !HANDLE_TAG_MASK) >> 3 < NEXT_HANDLE.load(Ordering::Relaxed)
+}
+
+/// The error for a handle that is not live: `what` says what the caller was doing.
+fn not_live(h: usize, freed: &str) -> Error {
+    if was_issued(h) {
+        invalid(format!(
+            "client is a freed eb_client (a stale handle: {freed})"
+        ))
+    } else {
+        invalid("client is not an eb_client (never returned by eb_client_new)")
+    }
 }
 
 /// The client behind a handle, or `EB_ERR_INVALID_ARGUMENT` for NULL or a handle that is not
@@ -48,7 +89,7 @@ pub(crate) fn lookup(p: *const eb_client) -> Result<EventBusClient, Error> {
     clients()
         .get(&(p as usize))
         .cloned()
-        .ok_or_else(|| invalid("client is not a live eb_client (already freed?)"))
+        .ok_or_else(|| not_live(p as usize, "used after eb_client_free"))
 }
 
 /// The start of every function that answers through a `char **`: check `out` (named `what` in
@@ -67,25 +108,14 @@ pub(crate) unsafe fn lookup_with_out(
     lookup(p)
 }
 
-/// Remove a handle from the registry and release its memory; `None` when it was not live.
+/// Remove a handle from the registry; `None` when it was not live.
 pub(crate) fn unregister(p: *mut eb_client) -> Option<EventBusClient> {
-    let c = clients().remove(&(p as usize))?;
-    // SAFETY: the address was in the registry, so it came from `register`'s Box::into_raw and
-    // has not been freed (removal from the registry and freeing happen together, here).
-    drop(unsafe { Box::from_raw(p) });
-    Some(c)
+    clients().remove(&(p as usize))
 }
 
 /// Every live handle (for `eb_shutdown`).
 pub(crate) fn unregister_all() -> Vec<EventBusClient> {
-    let all: Vec<(usize, EventBusClient)> = std::mem::take(&mut *clients()).into_iter().collect();
-    all.into_iter()
-        .map(|(addr, c)| {
-            // SAFETY: as in `unregister`.
-            drop(unsafe { Box::from_raw(addr as *mut eb_client) });
-            c
-        })
-        .collect()
+    std::mem::take(&mut *clients()).into_values().collect()
 }
 
 /// Disconnect and forget a client (its subscriptions' `drop` callbacks run during this).
@@ -136,9 +166,9 @@ pub unsafe extern "C" fn eb_client_new(
 }
 
 /// Disconnects (if connected) and frees a client. NULL is a no-op (EB_OK). A pointer that is not
-/// a live client (already freed: a double free) is refused with EB_ERR_INVALID_ARGUMENT and
-/// nothing happens. Every subscription's drop(ctx) and every state callback's drop(ctx) have
-/// run when this returns (unless a handler outlives `disconnectTimeout`). Must not be called
+/// a live client (already freed: a double free, even after other clients were created) is
+/// refused with EB_ERR_INVALID_ARGUMENT and nothing happens. Every subscription's drop(ctx)
+/// and every state callback's drop(ctx) have run when this returns (unless a handler outlives `disconnectTimeout`). Must not be called
 /// from inside a callback (EB_ERR_INVALID_ARGUMENT). Blocks the calling thread.
 #[no_mangle]
 pub extern "C" fn eb_client_free(client: *mut eb_client) -> eb_status {
@@ -147,8 +177,7 @@ pub extern "C" fn eb_client_free(client: *mut eb_client) -> eb_status {
             return Ok(eb_status::EB_OK);
         }
         refuse_in_callback("eb_client_free")?;
-        let c = unregister(client)
-            .ok_or_else(|| invalid("client is not a live eb_client (double free?)"))?;
+        let c = unregister(client).ok_or_else(|| not_live(client as usize, "a double free"))?;
         close_client(c)?;
         Ok(eb_status::EB_OK)
     })

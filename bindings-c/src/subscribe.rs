@@ -76,15 +76,25 @@ pub(crate) struct CHandlerInner {
 
 /// Adapts a C handler to the core's [`Handler`]: each event is handed to the C function on the
 /// runtime's blocking pool (never on an async worker).
-pub(crate) struct CHandler(Arc<CHandlerInner>);
+/// A call that returns after the core stopped waiting for it (its timeout) counts as a late
+/// completion.
+pub(crate) struct CHandler(Arc<CHandlerInner>, event_bus::LateCompletions);
 
 impl CHandler {
-    pub(crate) fn new(call: HandlerFn, ctx: Ctx, serial: bool) -> Self {
-        CHandler(Arc::new(CHandlerInner {
-            call,
-            ctx,
-            serial: serial.then(|| Mutex::new(())),
-        }))
+    pub(crate) fn new(
+        call: HandlerFn,
+        ctx: Ctx,
+        serial: bool,
+        late: event_bus::LateCompletions,
+    ) -> Self {
+        CHandler(
+            Arc::new(CHandlerInner {
+                call,
+                ctx,
+                serial: serial.then(|| Mutex::new(())),
+            }),
+            late,
+        )
     }
 }
 
@@ -129,11 +139,22 @@ impl Handler for CHandler {
         // The blocking task keeps its own reference: when a timeout drops this future the C call
         // still running keeps ctx alive, so drop(ctx) can never run during a call.
         let inner = self.0.clone();
+        let late = self.1.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
         Box::pin(async move {
-            match tokio::task::spawn_blocking(move || inner.invoke(&event)).await {
+            let run = tokio::task::spawn_blocking(move || {
+                let rc = inner.invoke(&event);
+                if tx.send(rc).is_err() {
+                    late.record(); // the core stopped waiting for this call
+                }
+            });
+            match rx.await {
                 Ok(0) => Ok(()),
                 Ok(rc) => Err(HandlerError::new(format!("C handler returned {rc}"))),
-                Err(e) => Err(HandlerError::new(format!("C handler did not run: {e}"))),
+                Err(_) => Err(HandlerError::new(match run.await {
+                    Err(e) => format!("C handler did not run: {e}"),
+                    Ok(()) => "C handler did not run".to_string(),
+                })),
             }
         })
     }
@@ -211,7 +232,7 @@ pub unsafe extern "C" fn eb_subscribe(
             None => SubscriptionOptions::default(),
         };
         let serial = options.concurrency.unwrap_or(1) <= 1;
-        let h = Arc::new(CHandler::new(call, owned, serial));
+        let h = Arc::new(CHandler::new(call, owned, serial, c.late_completions()));
         let info =
             event_bus::runtime::block_on(
                 async move { c.subscribe_target(target, h, options).await },

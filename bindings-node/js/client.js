@@ -16,6 +16,7 @@
  */
 'use strict';
 
+const { AsyncLocalStorage } = require('node:async_hooks');
 const { EventEmitter } = require('node:events');
 const native = require('./native');
 const { ValidationError, mapError, callNative, awaitNative, notConnected, describeFailure } = require('./errors');
@@ -48,7 +49,53 @@ function checkRoom(room) {
 const LIVE = new Set();
 
 /** Event states in a group's shared bytes (NativeClient.groupStates), as the core defines them. */
-const { STATE_PENDING, STATE_OK, STATE_RUNNING } = native;
+const { STATE_PENDING, STATE_OK, STATE_RUNNING, STATE_GIVEN_UP } = native;
+
+/** Most events of one group (the core's MAX_HANDLER_BATCH): keys `group * GROUP_KEY + index`. */
+const GROUP_KEY = 1024;
+
+/**
+ * The handler run the current code belongs to (its HandlerContext), across its awaits: how
+ * disconnect() knows that a handler of this client calls it, before or after an await.
+ */
+const IN_HANDLER = new AsyncLocalStorage();
+
+/** Why a handler's signal is aborted: the core stopped waiting for it. */
+function givenUpReason() {
+  return new DOMException(
+    'The event bus stopped waiting for this handler: its timeout passed',
+    'TimeoutError'
+  );
+}
+
+/**
+ * The second argument of every handler: `signal`, an AbortSignal aborted when the core stops
+ * waiting for this run because its subscription's `timeout` passed.
+ * The controller is made on first use, so a handler that never reads `signal` costs none.
+ */
+class HandlerContext {
+  constructor(client) {
+    this._client = client;
+    this._ctl = null;
+    this._reason = undefined;
+    // The handler returned (sync) or its promise settled: code it started later is not "inside".
+    this._done = false;
+  }
+
+  get signal() {
+    if (this._ctl === null) {
+      this._ctl = new AbortController();
+      if (this._reason !== undefined) this._ctl.abort(this._reason);
+    }
+    return this._ctl.signal;
+  }
+
+  _abort() {
+    if (this._reason !== undefined || this._done) return;
+    this._reason = givenUpReason();
+    if (this._ctl !== null) this._ctl.abort(this._reason);
+  }
+}
 
 class EventBusClient extends EventEmitter {
   /**
@@ -80,9 +127,10 @@ class EventBusClient extends EventEmitter {
     // Async handler successes, reported together.
     this._okq = [];
     this._okqScheduled = false;
-    // > 0 while a handler runs synchronously (its body up to its first await): a disconnect()
-    // made there comes from a handler, which disconnect() must not wait for.
-    this._inHandler = 0;
+    // Handler runs still going after they returned a promise, by token (events run on their
+    // own) or by `group * GROUP_KEY + index`: the core may tell us to abort their signal.
+    this._running = new Map();
+    this._runningGroups = new Map();
     // The threadsafe functions keep their JS callbacks alive for as long as the native client
     // lives, and the native client lives as long as this object: a strong `this` in them would
     // be a cycle through a GC root, and no client would ever be collected.
@@ -119,7 +167,10 @@ class EventBusClient extends EventEmitter {
     this._publishes.flush();
     // From here on publish() and subscribe() reject, as the core's do once its disconnect runs.
     this._connected = false;
-    const fromHandler = this._inHandler > 0;
+    // From one of this client's handlers (before or after its awaits), while it runs: the
+    // core must not wait for handlers, that one cannot finish first.
+    const ctx = IN_HANDLER.getStore();
+    const fromHandler = ctx !== undefined && ctx._client === this && !ctx._done;
     try {
       await this._native.disconnect(fromHandler);
     } catch (err) {
@@ -272,7 +323,10 @@ class EventBusClient extends EventEmitter {
     let events;
     try {
       batch = this._native.takeBatch();
-      if (batch.tokens.length === 0) return;
+      if (batch.tokens.length === 0) {
+        this._abortGivenUp(batch.aborts);
+        return;
+      }
       events = JSON.parse(batch.events);
     } catch (err) {
       this._logger.error('Failed to take events from the native queue', err);
@@ -306,6 +360,16 @@ class EventBusClient extends EventEmitter {
       i = end;
     }
     if (ok.length) this._native.completeOk(new Uint32Array(ok));
+    this._abortGivenUp(batch.aborts);
+  }
+
+  /** Abort the signals of the handler runs the core gave up: pairs `group, id`. */
+  _abortGivenUp(aborts) {
+    for (let k = 0; k + 1 < aborts.length; k += 2) {
+      const g = aborts[k];
+      const ctx = g === 0 ? this._running.get(aborts[k + 1]) : this._runningGroups.get(g * GROUP_KEY + aborts[k + 1]);
+      if (ctx !== undefined) ctx._abort();
+    }
   }
 
   /** Start one handler; sync successes go to `ok`, async outcomes are reported when settled. */
@@ -315,17 +379,31 @@ class EventBusClient extends EventEmitter {
       ok.push(token); // unsubscribed meanwhile: nothing to run
       return;
     }
+    const ctx = new HandlerContext(this);
     try {
-      const r = this._call(handler, event);
+      const r = this._call(handler, event, ctx);
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
+        this._running.set(token, ctx);
+        const end = () => {
+          ctx._done = true;
+          this._running.delete(token);
+        };
         r.then(
-          () => this._settleOk(token),
-          (reason) => this._fail(token, reason)
+          () => {
+            end();
+            this._settleOk(token);
+          },
+          (reason) => {
+            end();
+            this._fail(token, reason);
+          }
         );
       } else {
+        ctx._done = true;
         ok.push(token);
       }
     } catch (err) {
+      ctx._done = true;
       this._fail(token, err);
     }
   }
@@ -351,25 +429,31 @@ class EventBusClient extends EventEmitter {
         continue;
       }
       let r;
+      const ctx = new HandlerContext(this);
       try {
-        r = this._call(handler, events[k]);
+        r = this._call(handler, events[k], ctx);
       } catch (err) {
+        ctx._done = true;
         this._native.reportFailure(g, i, describeFailure(err));
         continue;
       }
       if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
+        const key = g * GROUP_KEY + i;
+        this._runningGroups.set(key, ctx);
         this._native.groupWake(g);
         const next = k + 1;
         let settled = false;
         const resume = () => {
           if (settled) return;
           settled = true;
+          ctx._done = true;
+          this._runningGroups.delete(key);
           this._runGroup(g, states, slots, events, first, next, end);
         };
         try {
           r.then(
             () => {
-              Atomics.store(states, i, STATE_OK);
+              this._storeOk(g, states, i);
               resume();
             },
             (reason) => {
@@ -384,19 +468,25 @@ class EventBusClient extends EventEmitter {
         }
         return;
       }
-      Atomics.store(states, i, STATE_OK);
+      ctx._done = true;
+      this._storeOk(g, states, i);
     }
     this._native.groupEnd(g);
   }
 
-  /** Call a handler, counting it as running until it returns (its body up to its first await). */
-  _call(handler, event) {
-    this._inHandler++;
-    try {
-      return handler(event);
-    } finally {
-      this._inHandler--;
+  /**
+   * Mark event `i` of group `g` a success; when the core gave it up meanwhile (its timeout
+   * passed), report the late completion instead.
+   */
+  _storeOk(g, states, i) {
+    if (Atomics.compareExchange(states, i, STATE_RUNNING, STATE_OK) === STATE_GIVEN_UP) {
+      this._native.groupLate(g, i);
     }
+  }
+
+  /** Call a handler with its context, in its async context (see IN_HANDLER). */
+  _call(handler, event, ctx) {
+    return IN_HANDLER.run(ctx, handler, event, ctx);
   }
 
   _settleOk(token) {

@@ -391,7 +391,19 @@ export interface Subscription {
   active: boolean;
 }
 
-export type EventHandler<T = any> = (event: Event<T>) => Promise<void> | void;
+/**
+ * Added in 2.0: the second argument every handler gets (a 1.0.0 handler that takes one
+ * argument works unchanged). `signal` is aborted (reason: a `DOMException` named
+ * `TimeoutError`) when the client stops waiting for this run because the subscription's
+ * `timeout` passed. The client cannot stop JavaScript;
+ * a handler that should stop early passes `signal` on (`fetch(url, { signal })`) or checks
+ * `signal.aborted`. A run that finishes after that counts in `getStats().handlersLateCompleted`.
+ */
+export interface HandlerContext {
+  readonly signal: AbortSignal;
+}
+
+export type EventHandler<T = any> = (event: Event<T>, context?: HandlerContext) => Promise<void> | void;
 
 export interface SubscriptionOptions {
   /** Accepted; no effect. */
@@ -399,7 +411,11 @@ export interface SubscriptionOptions {
   retryOnError?: boolean;
   /** Retries after the first attempt (default 3). */
   maxRetries?: number;
-  /** Handler timeout in ms (default 30000). Timed-out handlers are not cancelled. */
+  /**
+   * Handler timeout in ms (default 30000). A timed-out handler is not stopped (JavaScript
+   * cannot be), but its `context.signal` is aborted; if it finishes anyway it counts in
+   * `getStats().handlersLateCompleted`.
+   */
   timeout?: number;
   /** Free-form; a `filter` inside it is honoured (as the 1.0.0 hub protocol sent it). */
   metadata?: Record<string, any>;
@@ -644,6 +660,11 @@ export interface EventBusStats {
   eventsReclaimed?: number;
   /** Added in 2.0: stream entries trimmed before a group of this client read them. */
   eventsTrimmedUnread?: number;
+  /**
+   * Added in 2.0: handler runs that finished after the client stopped waiting for them (their
+   * timeout passed, or disconnect() gave up on them), each counted once.
+   */
+  handlersLateCompleted?: number;
   /** Added in 2.0: events published with `persistent: true` that reached their stream. */
   persistentPublished?: number;
   /** Added in 2.0: one entry per durable subscription. */
@@ -971,9 +992,9 @@ export declare class EventBusClient implements IEventBusService {
 
   connect(): Promise<void>;
   /**
-   * Idempotent; waits for running handlers up to `disconnectTimeout`. Called by a handler
-   * before that handler's first `await`, it does not wait for handlers (that one could not
-   * finish first): queued events are dropped.
+   * Idempotent; waits for running handlers up to `disconnectTimeout`. Called by one of this
+   * client's handlers while it runs (before or after its awaits), it does not wait for
+   * handlers (that one could not finish first): queued events are dropped.
    */
   disconnect(): Promise<void>;
   isConnected(): boolean;
@@ -992,7 +1013,7 @@ export declare class EventBusClient implements IEventBusService {
    */
   subscribe<T = any>(
     pattern: string | string[],
-    handler: (event: DeliveredEvent<T>) => Promise<void> | void,
+    handler: (event: DeliveredEvent<T>, context?: HandlerContext) => Promise<void> | void,
     options?: SubscriptionOptions
   ): Promise<Subscription>;
   unsubscribe(subscriptionId: string): Promise<boolean>;

@@ -58,9 +58,10 @@ impl NativeClient {
             }));
             let shares_memory =
                 states_array(env, batch_outcomes(1, "probe").0.shared_states()).is_ok();
+            let late = client.late_completions();
             Ok(NativeClient {
                 client,
-                dispatcher: Arc::new(Dispatcher::new(wake, shares_memory)),
+                dispatcher: Arc::new(Dispatcher::new(wake, shares_memory, late)),
             })
         })
     }
@@ -225,6 +226,16 @@ impl NativeClient {
             Ok(Some(unsafe {
                 Unknown::from_raw_unchecked(env.raw(), array)
             }))
+        })
+    }
+
+    /// Event `i` of group `group` succeeded after the core gave it up (JS found
+    /// `STATE_GIVEN_UP` where it would store `STATE_OK`): counted as a late completion.
+    #[napi]
+    pub fn group_late(&self, group: u32, i: u32) -> napi::Result<(), Code> {
+        guard(|| {
+            self.dispatcher.group_late(group, i);
+            Ok(())
         })
     }
 

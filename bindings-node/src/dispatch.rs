@@ -11,6 +11,11 @@
 //!   ([`states_array`]): JS claims each event there before running it and marks each success,
 //!   and the core gives up after a timeout only what JS has not claimed, so each event runs
 //!   once.
+//! - **Given up.** When the core stops waiting for a handler (its timeout passed, or the
+//!   subscription or client went away) while JS runs it, JS is told (the event's token, or its
+//!   group and index, in the next [`EventBatch`]'s `aborts`) and aborts the `AbortSignal` the
+//!   handler got; the outcome JS reports later counts once as a late completion
+//!   ([`event_bus::LateCompletions`]).
 //! - **Promises.** [`promise`] runs a future on the core's runtime and settles the JS promise
 //!   from there (no runtime of napi's own, so no hop between two runtimes).
 
@@ -18,11 +23,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use event_bus::{
     Delivery, ErrorKind, EventBusClient, Handler, HandlerError, HandlerFuture, JsonItem,
-    OutcomeJson, OutcomeReporter, OutcomeShape, SharedStates,
+    LateCompletions, OutcomeJson, OutcomeReporter, OutcomeShape, SharedStates,
 };
 use futures_util::FutureExt;
 use napi::bindgen_prelude::*;
@@ -69,9 +74,9 @@ pub struct Pending {
     /// the events of one group are contiguous in the queue and JS runs them one after another.
     group: u32,
     json: String,
-    /// Where an event run on its own reports its outcome (through a token); `None` in a group,
-    /// whose outcomes go through the group's [`OutcomeReporter`].
-    done: Option<oneshot::Sender<Outcome>>,
+    /// Where an event run on its own reports its outcome, and the token JS reports it with;
+    /// `None` in a group, whose outcomes go through the group's [`OutcomeReporter`].
+    done: Option<(u32, oneshot::Sender<Outcome>)>,
 }
 
 #[derive(Default)]
@@ -79,6 +84,9 @@ struct Queue {
     items: Vec<Pending>,
     /// A wake-up is on its way to JS (or JS is about to take the queue).
     scheduled: bool,
+    /// Handler runs the core stopped waiting for, to abort in JS: `(0, token)` or
+    /// `(group, index)`.
+    aborts: Vec<(u32, u32)>,
 }
 
 /// The per-client queue between the core's workers and the JS thread.
@@ -93,6 +101,7 @@ pub struct Dispatcher {
     /// in-order events cross in batches. Without it each event crosses on its own.
     shares_memory: bool,
     wake: WakeFn,
+    late: LateCompletions,
 }
 
 /// Events taken from the queue in one call: `events` is a JSON array; `slots[i]` names the JS
@@ -107,10 +116,13 @@ pub struct EventBatch {
     pub groups: Uint32Array,
     /// `[event, ...]` as JSON text.
     pub events: String,
+    /// Handler runs the core stopped waiting for (timed out): pairs `group, id` (`id` a token
+    /// when `group` is 0, else the event's index in the group), whose signal JS aborts.
+    pub aborts: Uint32Array,
 }
 
 impl Dispatcher {
-    pub fn new(wake: WakeFn, shares_memory: bool) -> Self {
+    pub fn new(wake: WakeFn, shares_memory: bool, late: LateCompletions) -> Self {
         Dispatcher {
             queue: Mutex::new(Queue::default()),
             inflight: Mutex::new(HashMap::new()),
@@ -119,6 +131,29 @@ impl Dispatcher {
             next_group: AtomicU32::new(1),
             shares_memory,
             wake,
+            late,
+        }
+    }
+
+    fn token(&self) -> u32 {
+        loop {
+            let t = self.next_token.fetch_add(1, Ordering::Relaxed);
+            if t != 0 {
+                break t;
+            }
+        }
+    }
+
+    /// The core stopped waiting for handler run `(group, id)`: tell JS (one wake-up at most).
+    fn give_up(&self, group: u32, id: u32) {
+        let need_wake = {
+            let mut q = lock(&self.queue);
+            q.aborts.push((group, id));
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if need_wake {
+            // Shutting down when this fails: nothing is left to abort.
+            let _ = self.wake.call(1, ThreadsafeFunctionCallMode::NonBlocking);
         }
     }
 
@@ -151,7 +186,7 @@ impl Dispatcher {
             std::mem::take(&mut q.items)
         };
         for p in items {
-            if let Some(done) = p.done {
+            if let Some((_, done)) = p.done {
                 let _ = done.send(Err(HandlerError::new(message)));
             }
         }
@@ -165,10 +200,10 @@ impl Dispatcher {
 
     /// Take every queued event (resets the wake-up flag).
     pub fn take_batch(&self) -> EventBatch {
-        let items = {
+        let (items, aborts) = {
             let mut q = lock(&self.queue);
             q.scheduled = false;
-            std::mem::take(&mut q.items)
+            (std::mem::take(&mut q.items), std::mem::take(&mut q.aborts))
         };
         let mut slots = Vec::with_capacity(items.len());
         let mut tokens = Vec::with_capacity(items.len());
@@ -183,8 +218,7 @@ impl Dispatcher {
             }
             events.push_str(&p.json);
             let token = match p.done {
-                Some(done) => {
-                    let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+                Some((token, done)) => {
                     inflight.insert(token, done);
                     token
                 }
@@ -200,6 +234,7 @@ impl Dispatcher {
             tokens: Uint32Array::new(tokens),
             groups: Uint32Array::new(groups),
             events,
+            aborts: Uint32Array::new(aborts.into_iter().flat_map(|(g, i)| [g, i]).collect()),
         }
     }
 
@@ -208,7 +243,9 @@ impl Dispatcher {
         let mut inflight = lock(&self.inflight);
         for t in tokens {
             if let Some(tx) = inflight.remove(t) {
-                let _ = tx.send(Ok(()));
+                if tx.send(Ok(())).is_err() {
+                    self.late.record(); // the core stopped waiting for it
+                }
             }
         }
     }
@@ -219,7 +256,9 @@ impl Dispatcher {
         let err = HandlerError::new(message);
         if group == 0 {
             if let Some(tx) = lock(&self.inflight).remove(&id) {
-                let _ = tx.send(Err(err));
+                if tx.send(Err(err)).is_err() {
+                    self.late.record();
+                }
             }
         } else if let Some(r) = lock(&self.groups).get(&group) {
             r.report(id as usize, Err(err));
@@ -229,6 +268,14 @@ impl Dispatcher {
     /// The shared states of group `group`, while it is not finished.
     pub fn group_states(&self, group: u32) -> Option<SharedStates> {
         lock(&self.groups).get(&group).map(|r| r.shared_states())
+    }
+
+    /// A success of event `i` of group `group` that JS could not store because the core had
+    /// given the event up (`STATE_GIVEN_UP`): counted as a late completion.
+    pub fn group_late(&self, group: u32, i: u32) {
+        if let Some(r) = lock(&self.groups).get(&group) {
+            r.report(i as usize, Ok(()));
+        }
     }
 
     /// Wake the core to read the successes JS marked in group `group`'s states.
@@ -253,18 +300,47 @@ pub struct JsHandler {
     pub dispatcher: Arc<Dispatcher>,
 }
 
+/// Held by a handler call's future until its outcome arrives: dropped before that, the core
+/// stopped waiting (a timeout), and JS is told to abort the handler's signal.
+struct GiveUpOnDrop {
+    dispatcher: Weak<Dispatcher>,
+    token: u32,
+    armed: bool,
+}
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        if self.armed && event_bus::dropping_on_timeout() {
+            if let Some(d) = self.dispatcher.upgrade() {
+                d.give_up(0, self.token);
+            }
+        }
+    }
+}
+
 impl Handler for JsHandler {
     fn call(&self, event: Delivery) -> HandlerFuture {
         let (tx, rx) = oneshot::channel();
+        let token = self.dispatcher.token();
         self.dispatcher.push(Pending {
             slot: self.slot,
             group: 0,
             json: event.to_json_with_channel(),
-            done: Some(tx),
+            done: Some((token, tx)),
         });
+        let guard = GiveUpOnDrop {
+            dispatcher: Arc::downgrade(&self.dispatcher),
+            token,
+            armed: true,
+        };
         Box::pin(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(HandlerError::new("handler outcome was lost")))
+            // Moved in whole (a field alone would be captured, and the guard dropped now).
+            let mut guard = guard;
+            let out = rx
+                .await
+                .unwrap_or_else(|_| Err(HandlerError::new("handler outcome was lost")));
+            guard.armed = false;
+            out
         })
     }
 
@@ -284,6 +360,12 @@ impl Handler for JsHandler {
                 break g;
             }
         };
+        let dispatcher = Arc::downgrade(&self.dispatcher);
+        outcomes.on_give_up(move |i| {
+            if let Some(d) = dispatcher.upgrade() {
+                d.give_up(group, i as u32);
+            }
+        });
         lock(&self.dispatcher.groups).insert(group, outcomes);
         let items: Vec<Pending> = events
             .into_iter()

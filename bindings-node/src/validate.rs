@@ -21,6 +21,11 @@ pub const STATE_OK: u32 = event_bus::outcomes::STATE_OK as u32;
 #[napi]
 pub const STATE_RUNNING: u32 = event_bus::outcomes::STATE_RUNNING as u32;
 
+/// A claimed event the core stopped waiting for (its timeout passed): JS's later success could
+/// not be stored over it and is reported with `groupLate` instead (a late completion).
+#[napi]
+pub const STATE_GIVEN_UP: u32 = event_bus::outcomes::STATE_GIVEN_UP as u32;
+
 /// A byte limit from JS (any number): `Infinity` is no limit, NaN or negative is 0.
 fn limit(n: f64) -> usize {
     n as usize

@@ -115,4 +115,50 @@ function clientList(cli) {
     Object.fromEntries(line.split(' ').map((kv) => { const i = kv.indexOf('='); return [kv.slice(0, i), kv.slice(i + 1)]; })));
 }
 
-module.exports = { proxyBinary, privateRedis, startProxy, clientList };
+/**
+ * A throwaway CA and a server certificate signed by it (openssl CLI) in a temporary directory
+ * removed when the test ends: `san` is the certificate's subjectAltName, `days` its validity
+ * (-1: it expired yesterday). Returns the paths `{ dir, ca, cert, key }` and the CA's PEM text.
+ */
+function tlsFiles(t, { san = 'IP:127.0.0.1, DNS:localhost', days = '2' } = {}) {
+  const os = require('node:os');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'event-bus-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const f = (name) => path.join(dir, name);
+  const openssl = (...args) => {
+    const r = spawnSync('openssl', args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]} failed: ${r.stderr || r.error}`);
+  };
+  fs.writeFileSync(f('server.ext'), 'basicConstraints = critical, CA:FALSE\n'
+    + 'keyUsage = critical, digitalSignature, keyEncipherment\n'
+    + `extendedKeyUsage = serverAuth\nsubjectAltName = ${san}\n`);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+  openssl('req', '-x509', '-nodes', '-days', '2', '-sha256', ...ec, '-keyout', f('ca.key'), '-out', f('ca.crt'),
+    '-subj', `/CN=event-bus test CA ${process.pid}-${Date.now()}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  openssl('req', '-new', '-nodes', '-sha256', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+  openssl('x509', '-req', '-days', String(days), '-sha256', '-in', f('server.csr'), '-CA', f('ca.crt'),
+    '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.crt'), '-extfile', f('server.ext'));
+  return { dir, ca: f('ca.crt'), cert: f('server.crt'), key: f('server.key'), caPem: fs.readFileSync(f('ca.crt'), 'utf8') };
+}
+
+/**
+ * A private TLS-only redis-server with `files`' certificate (stopped when the test ends).
+ * `cli(...)` runs redis-cli over TLS without checking the certificate (the test's own client:
+ * the certificate may be one the client under test must refuse).
+ */
+async function privateTlsRedis(t, files) {
+  const port = await freePort();
+  const proc = spawn(SERVER, ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'no', '--tls-cert-file', files.cert, '--tls-key-file', files.key,
+    '--tls-ca-cert-file', files.ca, '--tls-auth-clients', 'no'], { stdio: 'ignore' });
+  t.after(() => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); });
+  const cli = (...a) => {
+    const r = spawnSync(CLI, ['--tls', '--insecure', '-p', String(port), ...a], { encoding: 'utf8', timeout: 10000 });
+    return r.status === 0 ? r.stdout.trim() : null;
+  };
+  await waitFor(() => cli('PING') === 'PONG', 10000, `TLS redis-server on ${port} up (is it built with TLS?)`);
+  return { port, cli, url: `rediss://127.0.0.1:${port}` };
+}
+
+module.exports = { proxyBinary, privateRedis, startProxy, clientList, tlsFiles, privateTlsRedis };

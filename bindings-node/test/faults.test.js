@@ -4,9 +4,10 @@
 // against a threshold; waits are generous upper bounds on "eventually".
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const net = require('node:net');
 const { EventBusClient } = require('../..');
 const { uniq, waitFor, sleep } = require('./helpers');
-const { privateRedis, startProxy, clientList } = require('./fault-proxy');
+const { privateRedis, startProxy, clientList, tlsFiles, privateTlsRedis } = require('./fault-proxy');
 
 /** A client on `url`; `redis` adds redis options. Its state events are recorded in `.log`. */
 function client(t, url, redis = {}, service = uniq('fault')) {
@@ -221,3 +222,50 @@ test('CLIENT PAUSE 3 s: publishes wait and complete, no false half-open reconnec
   assert.equal((await sub.getStats()).reconnects, 0, JSON.stringify(sub.log));
   assert.equal(count(pub, 'disconnected') + count(sub, 'disconnected'), 0);
 });
+
+test('server maxclients reached: connect fails with CONNECTION_ERROR naming the reason, succeeds once a slot frees', async (t) => {
+  const redis = await privateRedis(t, ['--maxclients', '3']);
+  // Three raw connections take every slot (each sends PING so the server has accepted it).
+  const holders = await Promise.all(Array.from({ length: 3 }, () => new Promise((resolve, reject) => {
+    const s = net.connect(redis.port, '127.0.0.1', () => s.write('PING\r\n'));
+    s.once('data', (d) => (String(d).startsWith('+PONG') ? resolve(s) : reject(new Error(String(d)))));
+    s.once('error', reject);
+  })));
+  t.after(() => holders.forEach((s) => s.destroy()));
+  const bus = client(t, `redis://127.0.0.1:${redis.port}`, { connectTimeout: 3000 });
+  for (let i = 0; i < 3; i++) {
+    await assert.rejects(bus.connect(), (e) => {
+      assert.equal(e.code, 'CONNECTION_ERROR', `${e.code}: ${e.message}`);
+      assert.ok(e.message.includes(`127.0.0.1:${redis.port}`), `names the address: ${e.message}`);
+      assert.ok(e.message.includes('the server refused a new client: max number of clients reached'), `says why: ${e.message}`);
+      return true;
+    });
+  }
+  holders.forEach((s) => s.destroy());
+  await waitFor(() => /^connected_clients:1$/m.test(redis.cli('INFO', 'clients') || ''), 10000, 'the slots freed');
+  await bus.connect();
+  const r = await bus.publish(uniq('maxclients'), { n: 1 });
+  assert.equal(r.success, true, JSON.stringify(r));
+});
+
+for (const [what, san, days, why] of [
+  ['an expired certificate', 'IP:127.0.0.1, DNS:localhost', '-1', '(it has expired)'],
+  ['a certificate for another host', 'DNS:elsewhere.invalid', '2', '(it is not issued for this host name)'],
+]) {
+  test(`TLS with ${what}: connect is refused with the reason, nothing is sent in plain text`, async (t) => {
+    const files = tlsFiles(t, { san, days });
+    const redis = await privateTlsRedis(t, files);
+    const service = uniq('tlsbad');
+    const bus = client(t, redis.url, { tls: { ca: files.caPem }, connectTimeout: 3000 }, service);
+    await assert.rejects(bus.connect(), (e) => {
+      assert.equal(e.code, 'CONNECTION_ERROR', `${e.code}: ${e.message}`);
+      assert.ok(e.message.includes(redis.url), `names the address: ${e.message}`);
+      assert.ok(e.message.includes("the server's TLS certificate is not trusted") && e.message.includes(why), `${why}: ${e.message}`);
+      return true;
+    });
+    const all = clientList(redis.cli);
+    assert.ok(all.length >= 1, 'CLIENT LIST answered (it lists its own connection)');
+    const ours = all.filter((c) => (c.name || '').includes(service));
+    assert.deepEqual(ours, [], 'a client of ours got through');
+  });
+}

@@ -74,6 +74,15 @@ async function main(): Promise<void> {
     await processPhoto(photoId, userId);
   });
 
+  // Added in 2.0: the handler's context, whose signal is aborted past the timeout.
+  await eventBus.subscribe('photo.uploaded', async (event, context) => {
+    const signal: AbortSignal | undefined = context?.signal;
+    if (!signal?.aborted) console.log(event.id);
+  });
+  // A 1.0.0 handler variable is still called with the event alone.
+  const one: EventHandler = (event) => console.log(event.id);
+  void one({} as Event);
+
   const typed: EventHandler<PhotoProcessingCompletedData> = (event) => {
     console.log(event.data.thumbnails.length, event.data.storageInfo.bucket);
   };

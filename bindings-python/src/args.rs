@@ -294,6 +294,7 @@ pub fn subscribe_args<R: Runner>(
     handler: &Bound<'_, PyAny>,
     options: Option<&Bound<'_, PyAny>>,
     runner: Arc<R>,
+    late: event_bus::LateCompletions,
 ) -> PyResult<SubscribeArgs> {
     let target = target(pattern)?;
     check_callable(handler)?;
@@ -304,6 +305,7 @@ pub fn subscribe_args<R: Runner>(
         handler: Arc::new(PyHandler {
             handler: Arc::new(handler.clone().unbind()),
             runner,
+            late,
         }),
         options,
         options_json: json.unwrap_or_default(),

@@ -181,7 +181,13 @@ impl NativeClient {
         options: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Subscription> {
         guard(|| {
-            let a = subscribe_args(pattern, handler, options, self.dispatcher.clone())?;
+            let a = subscribe_args(
+                pattern,
+                handler,
+                options,
+                self.dispatcher.clone(),
+                self.core.late_completions(),
+            )?;
             let c = self.core.clone();
             let info = errors::map(wait(py, async move {
                 c.subscribe_target(a.target, a.handler, a.options).await
@@ -436,7 +442,13 @@ impl NativeClient {
         options: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         guard(|| {
-            let a = subscribe_args(pattern, handler, options, bridge.inner.clone())?;
+            let a = subscribe_args(
+                pattern,
+                handler,
+                options,
+                bridge.inner.clone(),
+                self.core.late_completions(),
+            )?;
             let json = a.options_json;
             let c = self.core.clone();
             resolve_later(

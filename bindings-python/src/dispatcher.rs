@@ -123,6 +123,7 @@ fn run_job(py: Python<'_>, job: Job) {
             }
             outcomes.flush();
         }
-        Job::Resolve { .. } => {}
+        // A blocking handler cannot be stopped: it runs to its end (its late outcome counts).
+        Job::Resolve { .. } | Job::Cancel { .. } => {}
     }
 }

@@ -16,21 +16,80 @@
 //! (after a timeout the core calls the unclaimed ones on their own), so each event runs once.
 //!
 //! Handler outcomes reach the core only through the core's own calls (the reply of
-//! [`Handler::call`] and [`OutcomeReporter::report`]); this side counts nothing, the core
-//! keeps the stats. Each job runs under [`crate::errors::guard_unraisable`], so a Rust panic
+//! [`Handler::call`] and [`OutcomeReporter::report`]); the core keeps the stats. One count
+//! starts here: a [`Reply`] sent after the core stopped waiting for it (the handler's timeout
+//! passed) is a late completion ([`event_bus::LateCompletions`]). When the core stops waiting
+//! for an asyncio handler's task, the task is cancelled ([`Job::Cancel`]); the blocking client
+//! cannot stop a running callable, its handler runs to its end. Each job runs under [`crate::errors::guard_unraisable`], so a Rust panic
 //! in one is reported (as `InternalError`) without losing the rest of the queue; a job dropped
 //! that way fails its events in the core, as a dropped reply or reporter does.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use event_bus::{Delivery, Handler, HandlerError, HandlerFuture, OutcomeReporter};
+use event_bus::{Delivery, Handler, HandlerError, HandlerFuture, LateCompletions, OutcomeReporter};
 use pyo3::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::types::Event;
 
-/// Where a handler's outcome goes back to the core.
-pub type Reply = oneshot::Sender<Result<(), HandlerError>>;
+/// Where a handler's outcome goes back to the core; an outcome the core no longer waits for
+/// counts as a late completion.
+pub struct Reply {
+    tx: oneshot::Sender<Result<(), HandlerError>>,
+    late: LateCompletions,
+    /// The asyncio task running the handler, for [`Job::Cancel`].
+    pub task: Arc<Mutex<TaskSlot>>,
+}
+
+impl Reply {
+    /// Send the outcome; `Err` (and a late completion counted) when the core stopped waiting.
+    pub fn send(self, outcome: Result<(), HandlerError>) -> Result<(), ()> {
+        self.tx.send(outcome).map_err(|_| self.late.record())
+    }
+
+    /// The core stopped waiting (the call timed out while queued).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// The asyncio task of a handler call, as far as the core's giving up is concerned.
+#[derive(Default)]
+pub enum TaskSlot {
+    /// No task yet (queued, or a plain callable).
+    #[default]
+    None,
+    /// The task running the handler's coroutine.
+    Running(Py<PyAny>),
+    /// The core stopped waiting: cancel the task when it is made.
+    GivenUp,
+}
+
+/// Cancels the call's task when the core drops the call's future before its outcome arrived
+/// (its timeout passed, or the client stopped waiting at disconnect).
+struct CancelOnDrop<R: Runner> {
+    runner: Arc<R>,
+    task: Arc<Mutex<TaskSlot>>,
+    armed: bool,
+}
+
+impl<R: Runner> Drop for CancelOnDrop<R> {
+    fn drop(&mut self) {
+        // Only past the timeout: a disconnect that stops waiting (perhaps called by this very
+        // handler) leaves the task running.
+        if !self.armed || !event_bus::dropping_on_timeout() {
+            return;
+        }
+        let mut slot = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        match std::mem::replace(&mut *slot, TaskSlot::GivenUp) {
+            TaskSlot::Running(task) => {
+                drop(slot);
+                self.runner.send(Job::Cancel { task });
+            }
+            TaskSlot::None | TaskSlot::GivenUp => {}
+        }
+    }
+}
 /// Builds the value (or exception) an asyncio future is resolved with, on the loop thread.
 pub type Resolver = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Py<PyAny>> + Send>;
 
@@ -53,6 +112,8 @@ pub enum Job {
     },
     /// Resolve an asyncio future with the result of an operation.
     Resolve { future: Py<PyAny>, make: Resolver },
+    /// Cancel the task of a handler call the core stopped waiting for (asyncio only).
+    Cancel { task: Py<PyAny> },
 }
 
 /// A queue of [`Job`]s that some Python thread runs.
@@ -70,21 +131,36 @@ pub trait Runner: Send + Sync + 'static {
 pub struct PyHandler<R: Runner> {
     pub handler: Arc<Py<PyAny>>,
     pub runner: Arc<R>,
+    pub late: LateCompletions,
 }
 
 impl<R: Runner> Handler for PyHandler<R> {
     fn call(&self, event: Delivery) -> HandlerFuture {
-        let (reply, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        let task = Arc::new(Mutex::new(TaskSlot::None));
         let sent = self.runner.send(Job::Call {
             handler: self.handler.clone(),
             event,
-            reply,
+            reply: Reply {
+                tx,
+                late: self.late.clone(),
+                task: task.clone(),
+            },
         });
+        let guard = CancelOnDrop {
+            runner: self.runner.clone(),
+            task,
+            armed: sent,
+        };
         Box::pin(async move {
+            // Moved in whole, so it lives as long as the future.
+            let mut guard = guard;
             if !sent {
                 return Err(HandlerError::new(R::LOST));
             }
-            rx.await.unwrap_or_else(|_| Err(HandlerError::new(R::LOST)))
+            let out = rx.await.unwrap_or_else(|_| Err(HandlerError::new(R::LOST)));
+            guard.armed = false;
+            out
         })
     }
 

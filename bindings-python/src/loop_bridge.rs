@@ -18,7 +18,9 @@ use pyo3::types::PyString;
 
 use crate::aio_batch::{AioBatch, Flusher};
 use crate::errors;
-use crate::handler::{describe, failure, log_traceback, run_call, Job, Reply, Runner, BATCH};
+use crate::handler::{
+    describe, failure, log_traceback, run_call, Job, Reply, Runner, TaskSlot, BATCH,
+};
 
 /// What a [`LoopBridge`] shares with the handlers and operations that queue jobs on it.
 pub struct BridgeInner {
@@ -89,6 +91,9 @@ impl Completer {
             .call_method0("cancelled")
             .and_then(|b| b.is_truthy())
             .unwrap_or(false);
+        if cancelled && reply.is_closed() {
+            return; // cancelled because the core stopped waiting: not a late completion
+        }
         let outcome = if cancelled {
             Err(HandlerError::new("handler task was cancelled"))
         } else {
@@ -247,6 +252,9 @@ impl BridgeInner {
                     log_traceback(py, &e);
                 }
             }
+            Job::Cancel { task } => {
+                let _ = task.bind(py).call_method0("cancel");
+            }
             Job::Resolve { future, make } => {
                 let fut = future.bind(py);
                 if fut
@@ -299,6 +307,12 @@ impl BridgeInner {
                                 },
                             )?;
                             t.call_method1("add_done_callback", (c.clone_ref(py),))?;
+                            let mut slot = reply.task.lock().unwrap_or_else(|p| p.into_inner());
+                            if matches!(*slot, TaskSlot::GivenUp) {
+                                t.call_method0("cancel")?; // timed out before it started
+                            } else {
+                                *slot = TaskSlot::Running(t.unbind());
+                            }
                             Ok(c)
                         });
                         match task {

@@ -103,14 +103,15 @@ class RedisServer:
 class TlsFiles:
     """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl CLI."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, san: str = "IP:127.0.0.1, DNS:localhost", days: str = "2") -> None:
+        """`san`: the server certificate's subjectAltName; `days`: its validity (-1: expired)."""
         self.ca, self.cert, self.key = tmp / "ca.crt", tmp / "server.crt", tmp / "server.key"
         ext = tmp / "server.ext"
         ext.write_text(
             "basicConstraints = critical, CA:FALSE\n"
             "keyUsage = critical, digitalSignature, keyEncipherment\n"
             "extendedKeyUsage = serverAuth\n"
-            "subjectAltName = IP:127.0.0.1, DNS:localhost\n"
+            f"subjectAltName = {san}\n"
         )
         ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
         self._openssl("req", "-x509", "-nodes", "-days", "2", "-sha256", *ec, "-keyout", tmp / "ca.key",
@@ -119,7 +120,7 @@ class TlsFiles:
                       "-addext", "keyUsage=critical,keyCertSign,cRLSign")
         self._openssl("req", "-new", "-nodes", "-sha256", *ec, "-keyout", self.key,
                       "-out", tmp / "server.csr", "-subj", "/CN=127.0.0.1")
-        self._openssl("x509", "-req", "-days", "2", "-sha256", "-in", tmp / "server.csr", "-CA", self.ca,
+        self._openssl("x509", "-req", "-days", days, "-sha256", "-in", tmp / "server.csr", "-CA", self.ca,
                       "-CAkey", tmp / "ca.key", "-CAcreateserial", "-out", self.cert, "-extfile", ext)
 
     @staticmethod

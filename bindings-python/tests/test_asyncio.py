@@ -193,6 +193,54 @@ async def test_a_timed_out_coroutine_does_not_fail_the_rest_of_its_batch(config:
         assert runs == [-1, 0, 1, 2, 3]
         stats = bus._native.get_stats()
         assert (stats["eventsFailed"], stats["eventsDelivered"]) == (1, 4), stats
+        # Event 0 finished after the core gave it up: one late completion (a handler of an
+        # in-order batch is not cancelled, see docs/reliability.md).
+        assert await until(lambda: bus._native.get_stats()["handlersLateCompleted"] == 1), stats
+
+
+async def test_a_timed_out_coroutine_is_cancelled(config: dict[str, Any], uid: str) -> None:
+    seen: list[str] = []
+
+    async def slow(e: event_bus.Event) -> None:
+        try:
+            await asyncio.sleep(60)
+            seen.append("finished")
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async with aio.EventBusClient(config) as bus:
+        # concurrency 2: each event runs in a task of its own.
+        await bus.subscribe(f"{uid}.c", slow, timeout=100, concurrency=2)
+        await bus.publish(f"{uid}.c", 1)
+        assert await until(lambda: seen == ["cancelled"], timeout=10), seen
+        stats = bus._native.get_stats()
+        assert stats["eventsFailed"] == 1, stats
+        # Cancelled is not completed: no late completion.
+        await asyncio.sleep(0.2)
+        assert bus._native.get_stats()["handlersLateCompleted"] == 0
+
+
+async def test_a_coroutine_that_ignores_its_cancel_counts_as_late_once(config: dict[str, Any], uid: str) -> None:
+    seen: list[str] = []
+
+    async def stubborn(e: event_bus.Event) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+        await asyncio.sleep(0.05)
+        seen.append("finished")
+
+    async with aio.EventBusClient(config) as bus:
+        await bus.subscribe(f"{uid}.s", stubborn, timeout=100, concurrency=2)
+        await bus.publish(f"{uid}.s", 1)
+        assert await until(lambda: bus._native.get_stats()["handlersLateCompleted"] == 1, timeout=10)
+        assert seen == ["cancelled", "finished"]
+        await asyncio.sleep(0.2)
+        stats = bus._native.get_stats()
+        assert (stats["handlersLateCompleted"], stats["eventsFailed"], stats["eventsDelivered"]) == (1, 1, 0)
+        assert "eventbus_handlers_late_completed_total" in bus.metrics()
 
 
 async def test_exactly_once(config: dict[str, Any], uid: str) -> None:

@@ -140,6 +140,10 @@ def test_handler_timeout(config: dict[str, Any], uid: str) -> None:
         bus.subscribe(f"{uid}.t", lambda e: time.sleep(0.3), timeout=50)
         bus.publish(f"{uid}.t", 1)
         assert wait_for(lambda: bus.get_stats()["eventsFailed"] >= 1)
+        # The blocking client cannot stop a running callable: it finishes, late, counted once.
+        assert wait_for(lambda: bus.get_stats()["handlersLateCompleted"] == 1)
+        time.sleep(0.2)
+        assert bus.get_stats()["handlersLateCompleted"] == 1
 
 
 def test_events_that_timed_out_behind_a_blocked_handler_do_not_run_late(config: dict[str, Any], uid: str) -> None:

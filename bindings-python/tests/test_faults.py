@@ -4,15 +4,17 @@ against a threshold; waits are generous upper bounds on "eventually"."""
 
 from __future__ import annotations
 
+import builtins
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import pytest
 
 import event_bus
-from conftest import unique, wait_for
+from conftest import RedisServer, TlsFiles, unique, wait_for
 from fault_proxy import FaultProxy, PrivateRedis
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
@@ -258,3 +260,79 @@ def test_client_pause_publishes_wait_and_complete(redis_private: PrivateRedis, p
         assert pub.bus.get_stats()["reconnects"] == 0, pub.states
         assert sub.bus.get_stats()["reconnects"] == 0, sub.states
         assert pub.count("disconnected") + sub.count("disconnected") == 0
+
+
+def test_maxclients_reached_fails_connect_clearly_then_succeeds(redis_private: PrivateRedis) -> None:
+    import socket
+
+    redis_private.restart(["--maxclients", "3"])
+    holders = []
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", redis_private.port), timeout=10)
+        s.sendall(b"PING\r\n")
+        assert s.recv(64).startswith(b"+PONG")
+        holders.append(s)
+    b = Bus(redis_private.url, connect_timeout=3000)
+    try:
+        for _ in range(3):
+            with pytest.raises(event_bus.ConnectionError) as e:
+                b.bus.connect()
+            assert isinstance(e.value, builtins.ConnectionError)
+            text = str(e.value)
+            assert f"127.0.0.1:{redis_private.port}" in text, text
+            assert "the server refused a new client: max number of clients reached" in text, text
+    finally:
+        for s in holders:
+            s.close()
+
+    def slots_free() -> bool:
+        try:
+            admin = redis_private.admin()
+            try:
+                return int(admin.info("clients")["connected_clients"]) == 1
+            finally:
+                admin.close()
+        except Exception:
+            return False
+    assert wait_for(slots_free, timeout=10)
+    b.bus.connect()
+    try:
+        assert b.bus.publish(unique("maxclients"), {"n": 1}).success
+    finally:
+        b.bus.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("san", "days", "why"),
+    [("IP:127.0.0.1, DNS:localhost", "-1", "(it has expired)"),
+     ("DNS:elsewhere.invalid", "2", "(it is not issued for this host name)")],
+    ids=["expired", "wrong-host"],
+)
+def test_tls_expired_or_wrong_host_certificate_is_refused_with_the_reason(
+    tmp_path: Path, san: str, days: str, why: str
+) -> None:
+    import redis
+
+    files = TlsFiles(tmp_path, san=san, days=days)
+    srv = RedisServer()
+    srv.start(tls=files)
+    try:
+        url = f"rediss://127.0.0.1:{srv.port}"
+        b = Bus(url, redis_tls={"ca": files.ca.read_text()}, connect_timeout=3000)
+        with pytest.raises(event_bus.ConnectionError) as e:
+            b.bus.connect()
+        text = str(e.value)
+        assert e.value.code == "CONNECTION_ERROR"
+        assert url in text, text
+        assert "the server's TLS certificate is not trusted" in text and why in text, text
+        # Nothing was sent in plain text instead: the server never saw a client of ours.
+        admin = redis.Redis(port=srv.port, ssl=True, ssl_cert_reqs=None, ssl_check_hostname=False, decode_responses=True)
+        try:
+            listed = admin.client_list()
+            ours = [c for c in listed if b.service in c.get("name", "")]
+        finally:
+            admin.close()
+        assert listed, "CLIENT LIST answered (it lists its own connection)"
+        assert ours == [], "a client of ours got through"
+    finally:
+        srv.kill()

@@ -277,7 +277,7 @@ pub fn render(x: &Exposition<'_>) -> String {
     let base = [("service", x.service), ("transport", x.transport)];
     let bl = labels(&base);
     let s = x.stats;
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 12] = [
         (
             "eventbus_events_published_total",
             "Events published (Redis answered).",
@@ -332,6 +332,11 @@ pub fn render(x: &Exposition<'_>) -> String {
             "eventbus_redirects_total",
             "Sharded pub/sub publishes or subscriptions sent again after a slot moved.",
             s.redirects,
+        ),
+        (
+            "eventbus_handlers_late_completed_total",
+            "Handler runs that finished after the client stopped waiting for them (timed out).",
+            s.handlers_late_completed,
         ),
     ];
     for (name, help, v) in counters {

@@ -48,6 +48,7 @@ pub struct Stats {
     pub(crate) trimmed_unread: AtomicU64,
     pub(crate) persistent_published: AtomicU64,
     pub(crate) persistent_publish_only: AtomicU64,
+    pub(crate) handlers_late_completed: AtomicU64,
     /// Publish round trip (event encoded to Redis's answer).
     pub(crate) publish_rtt: Hist,
     /// Publish-to-handler latency (the event's timestamp to its handler's start).
@@ -55,6 +56,19 @@ pub struct Stats {
     /// Handler call durations.
     pub(crate) handler: Hist,
     rate: Mutex<RateWindow>,
+}
+
+/// Where a face reports handler runs that finished after the core stopped waiting for them
+/// ([`StatsSnapshot::handlers_late_completed`]); from
+/// [`EventBusClient::late_completions`](crate::EventBusClient::late_completions).
+#[derive(Debug, Clone)]
+pub struct LateCompletions(pub(crate) std::sync::Arc<Stats>);
+
+impl LateCompletions {
+    /// One more handler run finished late. Call it once per run.
+    pub fn record(&self) {
+        self.0.handlers_late_completed.fetch_add(1, Relaxed);
+    }
 }
 
 /// Per-second buckets of received events over the last `RATE_SLOTS` seconds.
@@ -149,6 +163,12 @@ pub struct StatsSnapshot {
     /// Persistent publishes stored in their stream whose PUBLISH (the live copy) failed:
     /// successes for durable readers, missed by live subscribers.
     pub persistent_live_failed: u64,
+    /// Handler runs that finished after the core had stopped waiting for them (their timeout
+    /// passed, or the subscription or client went away first), each counted once. The core
+    /// cannot stop a host's code: a face signals the handler where its host allows (Node: an
+    /// `AbortSignal`; Python asyncio: the task is cancelled) and reports the run when it
+    /// finishes anyway.
+    pub handlers_late_completed: u64,
     /// Durable subscriptions of this client.
     pub durable: Vec<crate::durable::DurableStats>,
     /// Where the client is connected (absent before `connect()`).
@@ -273,6 +293,7 @@ impl Stats {
             events_trimmed_unread: self.trimmed_unread.load(Relaxed),
             persistent_published: self.persistent_published.load(Relaxed),
             persistent_live_failed: self.persistent_publish_only.load(Relaxed),
+            handlers_late_completed: self.handlers_late_completed.load(Relaxed),
             memory_usage: MemoryUsage {
                 rss: rss_bytes(),
                 ..Default::default()

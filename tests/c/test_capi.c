@@ -345,6 +345,21 @@ static void test_timeout_retry_does_not_overlap(void) {
   h_sleep_ms(100);
   CHECK(r.calls == 2);
   CHECK(!r.overlap);
+  {
+    /* both calls returned after their timeouts: the first sleeps 400 ms past its 100 ms, and
+       the retry (started 10 ms after that timeout) waits for the first to return before it
+       runs, past its own 100 ms: two late completions in the stats */
+    int waited;
+    bool late = false;
+    for (waited = 0; waited < 10000 && !late; waited += 20) {
+      char *stats = NULL;
+      CHECK_OK(eb_get_stats(c, &stats));
+      late = stats != NULL && strstr(stats, "\"handlersLateCompleted\":2") != NULL;
+      eb_string_free(stats);
+      if (!late) h_sleep_ms(20);
+    }
+    CHECK(late);
+  }
   CHECK_OK(eb_client_free(c));
   CHECK(r.drops == 1);
   rec_destroy(&r);
@@ -582,7 +597,7 @@ static void test_use_after_free_refused(void) {
   CHECK_OK(eb_client_free(c));
   /* c is dangling now: every call must refuse it without touching it */
   CHECK_STATUS(eb_publish(c, "ctest.x", "1", NULL, &res), EB_ERR_INVALID_ARGUMENT);
-  CHECK(strstr(eb_last_error(), "not a live eb_client") != NULL);
+  CHECK(strstr(eb_last_error(), "a freed eb_client") != NULL);
   CHECK_STATUS(eb_connect(c), EB_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(eb_disconnect(c), EB_ERR_INVALID_ARGUMENT);
   CHECK_STATUS(eb_is_connected(c, &b), EB_ERR_INVALID_ARGUMENT);
@@ -592,7 +607,34 @@ static void test_use_after_free_refused(void) {
   CHECK(r.drops == 1);
   /* a pointer that never was a client */
   CHECK_STATUS(eb_connect((eb_client *)&r), EB_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(eb_last_error(), "not an eb_client") != NULL);
   rec_destroy(&r);
+}
+
+/* Handles are never reused: a freed handle stays refused after new clients are created (an
+   allocator would hand a freed address straight back), and the new ones are not confused with
+   it. */
+static void test_stale_handle_refused_after_reuse(void) {
+  eb_client *old = NULL;
+  eb_client *fresh[8] = {NULL};
+  bool b = true;
+  int i;
+  CHECK_OK(eb_client_new(h_config(), &old));
+  CHECK_OK(eb_client_free(old));
+  for (i = 0; i < 8; i++) {
+    CHECK_OK(eb_client_new(h_config(), &fresh[i]));
+    CHECK(fresh[i] != old);
+  }
+  CHECK_STATUS(eb_is_connected(old, &b), EB_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(eb_last_error(), "a freed eb_client") != NULL);
+  CHECK_STATUS(eb_client_free(old), EB_ERR_INVALID_ARGUMENT);
+  CHECK(strstr(eb_last_error(), "double free") != NULL);
+  for (i = 0; i < 8; i++) {
+    CHECK_OK(eb_is_connected(fresh[i], &b));
+    CHECK(b == false);
+    CHECK_OK(eb_client_free(fresh[i]));
+    CHECK_STATUS(eb_client_free(fresh[i]), EB_ERR_INVALID_ARGUMENT);
+  }
 }
 
 static void test_double_free_harmless(void) {
@@ -739,6 +781,7 @@ int main(void) {
   RUN(test_four_threads_publishing);
   RUN(test_use_after_free_refused);
   RUN(test_double_free_harmless);
+  RUN(test_stale_handle_refused_after_reuse);
   RUN(test_publish_and_unsubscribe_inside_handler);
   RUN(test_state_callback);
   RUN(test_matches_pattern);

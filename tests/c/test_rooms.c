@@ -774,7 +774,7 @@ static void test_bad_arguments(void) {
   CHECK_OK(eb_client_free(c));
   /* a freed handle is refused, not read */
   CHECK_FAILS(eb_join_room(c, "r"), EB_ERR_INVALID_ARGUMENT,
-              "client is not a live eb_client (already freed?)");
+              "client is a freed eb_client (a stale handle: used after eb_client_free)");
   CHECK_OK(eb_client_free(plain));
   hub_kill(&h);
 }

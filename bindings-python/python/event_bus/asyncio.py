@@ -2,7 +2,9 @@
 
 Handlers run on the event loop that called :meth:`EventBusClient.subscribe`; coroutine handlers
 become tasks on that loop and the subscription's ``timeout`` / ``retry_on_error`` apply to them
-(a timed-out coroutine is not cancelled, so a retry may overlap it). The Rust runtime never
+(past its timeout, the task of a coroutine whose event ran on its own is cancelled; one
+running inside an in-order batch is not, and a retry may overlap it; a run that finishes after
+its timeout counts once in ``get_stats()["handlersLateCompleted"]``). The Rust runtime never
 blocks the loop: results and events are queued in Rust and handed over in batches, one
 ``call_soon_threadsafe`` per batch. In-order subscriptions (``concurrency=1``, the default)
 run a batch of queued events one after another in a single task, each starting after the

@@ -171,6 +171,12 @@ impl EventBusClient {
         }
     }
 
+    /// Where a face reports a handler run that finished after the core stopped waiting for it
+    /// (counted in `getStats().handlersLateCompleted`).
+    pub fn late_completions(&self) -> crate::stats::LateCompletions {
+        crate::stats::LateCompletions(self.inner.stats.clone())
+    }
+
     /// `getStats()`.
     pub fn stats(&self) -> StatsSnapshot {
         let mut s = self.inner.stats.snapshot();

@@ -77,6 +77,31 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+thread_local! {
+    static DROPPING_ON_TIMEOUT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// True while the core drops a handler call's future (or a batch event's) because the
+/// handler's timeout passed: a face's drop guard reads it to tell its handler to stop (Node
+/// aborts the handler's signal, asyncio cancels its task). Other drops (an unsubscribe, a
+/// disconnect that stops waiting, possibly from inside that very handler) read false.
+pub fn dropping_on_timeout() -> bool {
+    DROPPING_ON_TIMEOUT.with(|c| c.get())
+}
+
+/// Drop `v` (a timed-out call's future) with [`dropping_on_timeout`] true meanwhile.
+pub(crate) fn drop_on_timeout<T>(v: T) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            DROPPING_ON_TIMEOUT.with(|c| c.set(false));
+        }
+    }
+    DROPPING_ON_TIMEOUT.with(|c| c.set(true));
+    let _reset = Reset;
+    drop(v);
+}
+
 /// Most events handed to one [`Handler::run_batch`].
 pub const MAX_HANDLER_BATCH: usize = 1024;
 

@@ -44,6 +44,14 @@ const ABANDONED: u8 = STATE_ABANDONED;
 /// gives it up, it waits for its outcome.
 pub const STATE_RUNNING: u8 = 4;
 const RUNNING: u8 = STATE_RUNNING;
+/// The host claimed the event and runs it, but the core stopped waiting for it (its timeout
+/// passed): the host's outcome comes late. The host reports it
+/// as usual ([`OutcomeReporter::report`]; a host writing [`SharedStates`] itself reports a
+/// success it could not store over this state), and the run counts as a late completion.
+pub const STATE_GIVEN_UP: u8 = 5;
+const GIVEN_UP: u8 = STATE_GIVEN_UP;
+/// A given-up event whose late outcome arrived (and was counted).
+const LATE: u8 = 6;
 
 /// Longest a success waits for a wake while the host keeps running handlers.
 const FLUSH_EVERY: Duration = Duration::from_millis(1);
@@ -58,7 +66,13 @@ struct Shared {
     /// The reporter is gone: events without an outcome fail with `gone`.
     closed: AtomicBool,
     gone: &'static str,
+    /// Where a late outcome of a given-up event is counted.
+    late: Option<crate::stats::LateCompletions>,
+    /// What the host asked to be told when the core gives up a running event.
+    on_give_up: Mutex<Option<GiveUpHook>>,
 }
+
+type GiveUpHook = Box<dyn Fn(usize) + Send + Sync>;
 
 /// The host's end: records each event's outcome by its index in the batch.
 pub struct OutcomeReporter {
@@ -75,12 +89,23 @@ pub struct OutcomeReporter {
 /// Futures for the `n` events of a batch, in order, and the reporter that completes them.
 /// Dropping the reporter fails every event it did not report with `gone`.
 pub fn batch_outcomes(n: usize, gone: &'static str) -> (OutcomeReporter, Vec<BatchOutcome>) {
+    batch_outcomes_counted(n, gone, None)
+}
+
+/// [`batch_outcomes`], counting the late outcomes of given-up events in `late`.
+pub(crate) fn batch_outcomes_counted(
+    n: usize,
+    gone: &'static str,
+    late: Option<crate::stats::LateCompletions>,
+) -> (OutcomeReporter, Vec<BatchOutcome>) {
     let shared = Arc::new(Shared {
         states: (0..n).map(|_| AtomicU8::new(PENDING)).collect(),
         errors: Mutex::new(Vec::new()),
         waker: AtomicWaker::new(),
         closed: AtomicBool::new(false),
         gone,
+        late,
+        on_give_up: Mutex::new(None),
     });
     let futs = (0..n)
         .map(|i| BatchOutcome {
@@ -149,7 +174,23 @@ impl OutcomeReporter {
             .compare_exchange(RUNNING, new, AcqRel, Acquire)
             .or_else(|_| state.compare_exchange(PENDING, new, AcqRel, Acquire));
         if recorded.is_err() {
-            return; // abandoned, or reported twice
+            if failed {
+                self.shared
+                    .errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|(k, _)| *k != i);
+            }
+            // The core stopped waiting for this one: a late completion, counted once.
+            if state
+                .compare_exchange(GIVEN_UP, LATE, AcqRel, Acquire)
+                .is_ok()
+            {
+                if let Some(late) = &self.shared.late {
+                    late.record();
+                }
+            }
+            return; // abandoned, given up, or reported twice
         }
         self.unflushed.store(true, Relaxed);
         let now = self.micros();
@@ -191,6 +232,18 @@ impl OutcomeReporter {
     /// and calls [`wake`](Self::wake) at the points where it would [`flush`](Self::flush).
     pub fn shared_states(&self) -> SharedStates {
         SharedStates(self.shared.clone())
+    }
+
+    /// Call `hook(i)` when the core stops waiting for event `i` after the host claimed it (its
+    /// timeout passed): the host may then tell its handler to
+    /// stop (Node aborts the handler's `AbortSignal`, asyncio cancels its task). Called on the
+    /// core's thread, at most once per event; it must not block.
+    pub fn on_give_up(&self, hook: impl Fn(usize) + Send + Sync + 'static) {
+        *self
+            .shared
+            .on_give_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
     }
 
     /// Wake the core to read outcomes written through [`SharedStates`].
@@ -288,9 +341,31 @@ impl Future for BatchOutcome {
 
 impl Drop for BatchOutcome {
     fn drop(&mut self) {
-        if !self.done {
-            let _ =
-                self.shared.states[self.i].compare_exchange(PENDING, ABANDONED, AcqRel, Acquire);
+        if self.done {
+            return;
+        }
+        let state = &self.shared.states[self.i];
+        if state
+            .compare_exchange(PENDING, ABANDONED, AcqRel, Acquire)
+            .is_ok()
+        {
+            return;
+        }
+        // Claimed and still running, and its timeout passed: the core stops waiting; tell
+        // the host. (Dropped otherwise, by an unsubscribe or a disconnect, it stays running.)
+        if super::dropping_on_timeout()
+            && state
+                .compare_exchange(RUNNING, GIVEN_UP, AcqRel, Acquire)
+                .is_ok()
+        {
+            let hook = self
+                .shared
+                .on_give_up
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(hook) = hook.as_ref() {
+                hook(self.i);
+            }
         }
     }
 }
@@ -298,6 +373,42 @@ impl Drop for BatchOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn giving_up_a_running_event_tells_the_host_and_counts_its_late_outcome_once() {
+        let stats = Arc::new(crate::stats::Stats::default());
+        let late = crate::stats::LateCompletions(stats.clone());
+        let (rep, futs) = batch_outcomes_counted(3, "gone", Some(late));
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let t = told.clone();
+        rep.on_give_up(move |i| t.lock().unwrap().push(i));
+        let mut futs = futs.into_iter();
+        let (f0, f1, f2) = (
+            futs.next().unwrap(),
+            futs.next().unwrap(),
+            futs.next().unwrap(),
+        );
+        assert!(rep.claim(0) && rep.claim(1));
+        crate::handler::drop_on_timeout(f0); // timed out while the host runs it
+        drop(f2); // never claimed: abandoned, not given up
+        assert_eq!(*told.lock().unwrap(), vec![0]);
+        assert_eq!(
+            rep.shared_states().states()[0].load(Acquire),
+            STATE_GIVEN_UP
+        );
+        assert!(!rep.claim(2));
+        rep.report(0, Ok(()));
+        rep.report(0, Err(HandlerError::new("again")));
+        rep.report(1, Ok(())); // in time
+        let snap = stats.snapshot();
+        assert_eq!(snap.handlers_late_completed, 1);
+        drop(f1);
+        assert_eq!(
+            *told.lock().unwrap(),
+            vec![0],
+            "a finished event is not given up"
+        );
+    }
 
     #[tokio::test]
     async fn successes_and_failures_arrive_in_order() {

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::{Ctx, Entry, Policy, Registry};
 use crate::event::Delivery;
-use crate::handler::outcomes::{batch_outcomes, BatchOutcome};
+use crate::handler::outcomes::{batch_outcomes_counted, BatchOutcome};
 use crate::handler::{Handler, HandlerFuture, MAX_HANDLER_BATCH};
 use crate::metrics::SubscriptionMetrics;
 
@@ -103,7 +103,11 @@ pub(super) async fn run_worker(
             }
             if batched && buf.len() > 1 {
                 let events: Vec<Delivery> = std::mem::take(&mut buf);
-                let (outcomes, futs) = batch_outcomes(events.len(), BATCH_GONE);
+                let (outcomes, futs) = batch_outcomes_counted(
+                    events.len(),
+                    BATCH_GONE,
+                    Some(crate::stats::LateCompletions(ctx.stats.clone())),
+                );
                 let batch = events.clone();
                 let mut futs: Vec<Option<BatchOutcome>> = futs.into_iter().map(Some).collect();
                 // Give up, in order, the events the host has not claimed: those are then called
@@ -227,9 +231,14 @@ async fn run_one_outcome(
             Some(f) => f,
             None => handler.call(d.clone()),
         };
-        let fut = AssertUnwindSafe(call).catch_unwind();
+        let mut fut = Box::pin(AssertUnwindSafe(call).catch_unwind());
         let began = std::time::Instant::now();
-        let result = tokio::time::timeout(p.timeout, fut).await;
+        let result = tokio::time::timeout(p.timeout, fut.as_mut()).await;
+        if result.is_err() {
+            crate::handler::drop_on_timeout(fut); // faces tell their handler to stop
+        } else {
+            drop(fut);
+        }
         let took = began.elapsed();
         ctx.stats.handler.record(took);
         m.handler.record(took);

@@ -60,19 +60,7 @@ pub(super) async fn open_conn(
         .set_connection_timeout(Some(s.connect_timeout))
         .set_response_timeout(None)
         .set_push_sender(tx);
-    let connect_err = |e: redis::RedisError| {
-        Error::new(
-            ErrorKind::Connection,
-            format!("Failed to connect to Redis at {display}"),
-        )
-        .with_source(e)
-    };
-    let mut conn = tokio::time::timeout(
-        s.connect_timeout + Duration::from_millis(100),
-        client.get_multiplexed_async_connection_with_config(&cfg),
-    )
-    .await
-    .map_err(|_| {
+    let timed_out = || {
         Error::new(
             ErrorKind::Connection,
             format!(
@@ -80,19 +68,113 @@ pub(super) async fn open_conn(
                 s.connect_timeout.as_millis()
             ),
         )
-    })?
-    .map_err(connect_err)?;
+    };
     let suffix = match link {
         Link::Publisher => "pub",
         _ => "sub",
     };
-    redis::cmd("CLIENT")
-        .arg("SETNAME")
-        .arg(conn_name(&s.service_name, suffix))
-        .query_async::<()>(&mut conn)
+    let handshake = async {
+        let mut conn = client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?;
+        redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(conn_name(&s.service_name, suffix))
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok::<_, redis::RedisError>(conn)
+    };
+    // The connect timeout bounds the dial and the handshake; SETNAME answers at once.
+    let conn = match tokio::time::timeout(s.connect_timeout + Duration::from_millis(100), handshake)
         .await
-        .map_err(connect_err)?;
+    {
+        Err(_) => return Err(timed_out()),
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => return Err(connect_failed(client, display, s.connect_timeout, e).await),
+    };
     Ok((conn, rx))
+}
+
+/// What a server that refuses a new client at once says, in its own words (the reply Redis
+/// writes before closing when `maxclients` is reached).
+const MAXCLIENTS: &str = "max number of clients reached";
+
+/// The connection error for a failed dial or handshake to `display`. A server that closes the
+/// connection as soon as it is opened (Redis at `maxclients`) writes its reason first, but
+/// when the client's first command crosses that close the kernel answers with a reset and the
+/// reason is lost: then a second connection, which sends nothing, reads what the server says
+/// to a new client ([`server_greeting`]), and the error names that reason.
+async fn connect_failed(
+    client: &redis::Client,
+    display: &str,
+    connect_timeout: Duration,
+    e: redis::RedisError,
+) -> Error {
+    let base = format!("Failed to connect to Redis at {display}");
+    let said = if e.to_string().contains(MAXCLIENTS) {
+        Some(format!("ERR {MAXCLIENTS}"))
+    } else if (e.is_io_error() || e.is_connection_dropped())
+        && !e.is_connection_refusal()
+        && !e.is_timeout()
+    {
+        server_greeting(client, connect_timeout.min(GREETING_WAIT)).await
+    } else {
+        None
+    };
+    let message = match said {
+        Some(said) if said.contains(MAXCLIENTS) => format!(
+            "{base}: the server refused a new client: {MAXCLIENTS} (the server's `maxclients` \
+             limit; connecting succeeds once another connection to it closes)"
+        ),
+        Some(said) => format!("{base}: the server closed the connection at once, saying: {said}"),
+        None => base,
+    };
+    Error::new(ErrorKind::Connection, message).with_source(e)
+}
+
+/// How long [`server_greeting`] waits for a server to speak first. A server that refuses a new
+/// client writes its reason as soon as it accepts; one that accepts says nothing, and then this
+/// is the time lost on an error path that has already failed.
+const GREETING_WAIT: Duration = Duration::from_millis(1000);
+
+/// The error line a server writes to a new connection before any command (`-ERR ...`), read
+/// on a connection of its own that sends nothing; `None` when the server says nothing within
+/// `wait`, closes without a word, or is not reachable over plain TCP or a Unix socket (a TLS
+/// server would need a handshake first: not probed).
+async fn server_greeting(client: &redis::Client, wait: Duration) -> Option<String> {
+    use tokio::io::{AsyncRead, AsyncReadExt};
+    async fn first_line(mut s: impl AsyncRead + Unpin) -> Option<String> {
+        let mut buf = Vec::with_capacity(128);
+        let mut chunk = [0u8; 128];
+        while !buf.ends_with(b"\r\n") && buf.len() < 512 {
+            let n = s.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let line = text.lines().next()?.strip_prefix('-')?.trim();
+        (!line.is_empty()).then(|| line.to_string())
+    }
+    let read = async {
+        match client.get_connection_info().addr() {
+            redis::ConnectionAddr::Tcp(host, port) => {
+                first_line(
+                    tokio::net::TcpStream::connect((host.as_str(), *port))
+                        .await
+                        .ok()?,
+                )
+                .await
+            }
+            #[cfg(unix)]
+            redis::ConnectionAddr::Unix(path) => {
+                first_line(tokio::net::UnixStream::connect(path).await.ok()?).await
+            }
+            _ => None,
+        }
+    };
+    tokio::time::timeout(wait, read).await.ok().flatten()
 }
 
 /// How long to wait before reconnect attempt `attempt` (1-based).
