@@ -993,8 +993,9 @@ export declare class EventBusClient implements IEventBusService {
   connect(): Promise<void>;
   /**
    * Idempotent; waits for running handlers up to `disconnectTimeout`. Called by one of this
-   * client's handlers while it runs (before or after its awaits), it does not wait for
-   * handlers (that one could not finish first): queued events are dropped.
+   * client's handlers while it runs (before its first await; on Node >= 24 after its awaits
+   * too), it does not wait for handlers (that one could not finish first): queued events are
+   * dropped.
    */
   disconnect(): Promise<void>;
   isConnected(): boolean;
