@@ -71,6 +71,12 @@ struct IoThread {
 
 static IO: Mutex<Option<IoThread>> = Mutex::new(None);
 
+thread_local! {
+    /// Set on the I/O thread. (Not `thread::current()`: on a host's thread that allocates a
+    /// handle that is never freed, which valgrind reports for C programs.)
+    static ON_IO_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A handle to the I/O thread's runtime (see [`IoThread`]).
 pub(crate) fn io_handle() -> Handle {
     let mut guard = IO.lock().unwrap_or_else(|p| p.into_inner());
@@ -94,6 +100,7 @@ pub(crate) fn io_handle() -> Handle {
     let thread = std::thread::Builder::new()
         .name("event-bus-io".into())
         .spawn(move || {
+            ON_IO_THREAD.with(|on| on.set(true));
             rt.block_on(async {
                 let _ = stopped.await;
             });
@@ -133,7 +140,7 @@ fn stop_io(timeout: Duration) {
     let Some(thread) = io.thread.take() else {
         return;
     };
-    if thread.thread().id() == std::thread::current().id() {
+    if ON_IO_THREAD.with(|on| on.get()) {
         return; // called on the I/O thread itself: it ends when this returns
     }
     // Joined when it ends in time; otherwise it winds down on its own.
