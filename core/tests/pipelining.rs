@@ -242,14 +242,18 @@ async fn lone_queued_publishes_written_from_the_host_thread_keep_call_order() {
         let mut call = 0u64;
         while n < total {
             call += 1;
-            let k = if call % 40 == 0 { 5.min(total - n) } else { 1 };
+            let k = if call.is_multiple_of(40) {
+                5.min(total - n)
+            } else {
+                1
+            };
             let queued = b.queue_batch(numbered_items(&ch2, n..n + k));
             n += k;
             let tx = tx.clone();
             event_bus::runtime::start_from_host(async move {
                 let _ = tx.send(queued.await);
             });
-            if call % 25 == 0 {
+            if call.is_multiple_of(25) {
                 std::thread::sleep(Duration::from_millis(2)); // the publisher goes idle
             }
         }
