@@ -37,11 +37,19 @@ def rb(pipeline, n, wire):
                         "-q", "PUBLISH", "bench-ceiling", "x" * wire], capture_output=True, text=True, check=True).stdout
     return float(re.findall(r"([\d.]+) requests per second", o)[-1])
 
+def rb_serial(n, wire):
+    """-c 1 -P 1: requests per second, and the p50 and p99 of one round trip (ms)."""
+    o = subprocess.run(["redis-benchmark", "-h", host, "-p", port, "-c", "1", "-P", "1", "-n", str(n), "--csv",
+                        "PUBLISH", "bench-ceiling", "x" * wire], capture_output=True, text=True, check=True).stdout
+    head, values = [line.replace('"', "").split(",") for line in o.strip().splitlines()[-2:]]
+    row = dict(zip(head, values))
+    return float(row["rps"]), float(row["p50_latency_ms"]), float(row["p99_latency_ms"])
+
 med = statistics.median
 rows = []
 for label, (size, wire) in SIZES.items():
     n = 100_000 if label == "small" else 20_000
-    f = {k: [] for k in ("batch", "threads", "ceil", "serial", "p50", "p99", "p1")}
+    f = {k: [] for k in ("batch", "threads", "ceil", "serial", "p50", "p99", "p1", "p1_p50", "p1_p99")}
     for r in range(rounds):
         print(f"[bench c] {label} round {r + 1}/{rounds}", file=sys.stderr, flush=True)
         f["batch"].append(c("batch", n, size)["rate"])
@@ -49,7 +57,8 @@ for label, (size, wire) in SIZES.items():
         f["threads"].append(c("threads", n // 2, size)["rate"])
         s = c("serial", n // 10, size)
         f["serial"].append(s["rate"]); f["p50"].append(s["p50_ms"]); f["p99"].append(s["p99_ms"])
-        f["p1"].append(rb(1, n // 10, wire))
+        rps, q50, q99 = rb_serial(n // 10, wire)
+        f["p1"].append(rps); f["p1_p50"].append(q50); f["p1_p99"].append(q99)
     ceil, p1 = med(f["ceil"]), med(f["p1"])
     rows += [
         {"scenario": f"burst publish, eb_publish_batch x1000 ({label})", "unit": "events/s", "higher_is_better": True,
@@ -59,9 +68,9 @@ for label, (size, wire) in SIZES.items():
         {"scenario": f"awaited publish, one at a time ({label})", "unit": "events/s", "higher_is_better": True,
          "project": med(f["serial"]), "peer": p1, "peer_name": "redis-benchmark -c 1 -P 1"},
         {"scenario": f"awaited publish p50 ({label})", "unit": "ms", "higher_is_better": False,
-         "project": med(f["p50"]), "peer": 1000.0 / p1, "peer_name": "redis-benchmark -P 1 (mean)"},
+         "project": med(f["p50"]), "peer": med(f["p1_p50"]), "peer_name": "redis-benchmark -c 1 -P 1"},
         {"scenario": f"awaited publish p99 ({label})", "unit": "ms", "higher_is_better": False,
-         "project": med(f["p99"]), "peer": None, "peer_name": "-"},
+         "project": med(f["p99"]), "peer": med(f["p1_p99"]), "peer_name": "redis-benchmark -c 1 -P 1"},
     ]
 doc = {"face": "c", "peer": "redis-benchmark", "rounds": rounds, "rows": rows}
 if out_path:

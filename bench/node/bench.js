@@ -76,11 +76,17 @@ async function awaited(kind, data) {
   const s = await side(kind);
   const ch = chan('aw');
   for (let i = 0; i < 200; i++) await s.publish(ch, data);
+  const lat = new Float64Array(N);
   const t = now();
-  for (let i = 0; i < N; i++) await s.publish(ch, data);
+  for (let i = 0; i < N; i++) {
+    const a = now();
+    await s.publish(ch, data);
+    lat[i] = now() - a;
+  }
   const r = N / ((now() - t) / 1000);
   await s.close();
-  return r;
+  lat.sort();
+  return { rate: r, p50: pct(lat, 0.5), p99: pct(lat, 0.99) };
 }
 
 async function burst(kind, data) {
@@ -245,7 +251,9 @@ async function main() {
     if (!res) return; // left out by BENCH_ONLY
     rows.push({ scenario, unit, higher_is_better: hib, project: median(res.project.map(pick)), peer: median(res.peer.map(pick)) });
   };
-  add('awaited publish, one at a time (small)', 'events/s', true, await compare('awaited', (k) => awaited(k, SMALL)));
+  const aw = await compare('awaited', (k) => awaited(k, SMALL));
+  add('awaited publish, one at a time (small)', 'events/s', true, aw, (x) => x.rate);
+  for (const q of ['p50', 'p99']) add(`awaited publish ${q}, one at a time (small)`, 'ms', false, aw, (x) => x[q]);
   for (const [name, data] of Object.entries(SIZES)) {
     add(`bursts of 1,000 concurrent publishes (${name})`, 'events/s', true, await compare(`burst ${name}`, (k) => burst(k, data)));
   }

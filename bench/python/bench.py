@@ -64,22 +64,39 @@ def ours(url: str) -> eb_aio.EventBusClient:
 
 # ---------------------------------------------------------------- publish
 
-async def pub_single(kind: str, url: str, n: int, data: Any) -> float:
+# The awaited rows' p50/p99 of one publish (ms), by row name (`{}` for the statistic) and
+# side, filled as they run.
+AWAITED_LATENCY: dict[str, dict[str, list[tuple[float, float]]]] = {}
+
+
+def note_latency(row: str, kind: str, lat: list[float]) -> None:
+    """Keep the p50 and p99 (ms) of one run of an awaited row."""
+    AWAITED_LATENCY.setdefault(row, {}).setdefault(kind, []).append((pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3))
+
+
+async def pub_single(kind: str, url: str, n: int, data: Any, row: str = "") -> float:
     c = chan()
+    lat: list[float] = []
     if kind == "project":
         async with ours(url) as b:
             await b.publish(c, data)
             t = time.perf_counter()
             for _ in range(n):
+                a = time.perf_counter()
                 await b.publish(c, data)
-            return n / (time.perf_counter() - t)
-    r = aredis.Redis.from_url(url)
-    await r.publish(c, envelope(c, data))
-    t = time.perf_counter()
-    for _ in range(n):
+                lat.append(time.perf_counter() - a)
+            dt = time.perf_counter() - t
+    else:
+        r = aredis.Redis.from_url(url)
         await r.publish(c, envelope(c, data))
-    dt = time.perf_counter() - t
-    await r.aclose()
+        t = time.perf_counter()
+        for _ in range(n):
+            a = time.perf_counter()
+            await r.publish(c, envelope(c, data))
+            lat.append(time.perf_counter() - a)
+        dt = time.perf_counter() - t
+        await r.aclose()
+    note_latency(row, kind, lat)
     return n / dt
 
 
@@ -312,22 +329,29 @@ def ours_blocking(url: str) -> event_bus.EventBusClient:
     return event_bus.EventBusClient(service_name="bench", redis_url=url, log_level="error")
 
 
-def b_pub_single(kind: str, url: str, n: int, data: Any) -> float:
+def b_pub_single(kind: str, url: str, n: int, data: Any, row: str = "") -> float:
     c = chan()
+    lat: list[float] = []
     if kind == "project":
         with ours_blocking(url) as b:
             b.publish(c, data)
             t = time.perf_counter()
             for _ in range(n):
+                a = time.perf_counter()
                 b.publish(c, data)
-            return n / (time.perf_counter() - t)
-    r = redis.Redis.from_url(url)
-    r.publish(c, envelope(c, data))
-    t = time.perf_counter()
-    for _ in range(n):
+                lat.append(time.perf_counter() - a)
+            dt = time.perf_counter() - t
+    else:
+        r = redis.Redis.from_url(url)
         r.publish(c, envelope(c, data))
-    dt = time.perf_counter() - t
-    r.close()
+        t = time.perf_counter()
+        for _ in range(n):
+            a = time.perf_counter()
+            r.publish(c, envelope(c, data))
+            lat.append(time.perf_counter() - a)
+        dt = time.perf_counter() - t
+        r.close()
+    note_latency(row, kind, lat)
     return n / dt
 
 
@@ -581,7 +605,7 @@ def main() -> None:
         big = data is BIG
         specs += [
             (f"publish awaited one at a time ({label})", "events/s", True,
-             lambda k, d=data, b=big: pub_single(k, url, sc(1500 if b else 3000), d)),
+             lambda k, d=data, b=big, lb=label: pub_single(k, url, sc(1500 if b else 3000), d, f"publish awaited one at a time {{}} ({lb})")),
             (f"publish batched/pipelined, 1000 per batch ({label})", "events/s", True,
              lambda k, d=data, b=big: pub_batch(k, url, sc(10000 if b else 40000), d)),
             (f"end-to-end into a handler, one process ({label})", "events/s", True,
@@ -589,7 +613,8 @@ def main() -> None:
             (f"end-to-end into a handler, two processes ({label})", "events/s", True,
              lambda k, d=data, b=big: e2e_two(k, url, sc(1500 if b else 40000), d)),
             (f"blocking: publish one at a time ({label})", "events/s", True,
-             lambda k, d=data, b=big: now(b_pub_single(k, url, sc(1500 if b else 3000), d))),
+             lambda k, d=data, b=big, lb=label: now(b_pub_single(k, url, sc(1500 if b else 3000), d,
+                                                                  f"blocking: publish one at a time {{}} ({lb})"))),
             (f"blocking: publish batched/pipelined, 1000 per batch ({label})", "events/s", True,
              lambda k, d=data, b=big: now(b_pub_batch(k, url, sc(10000 if b else 40000), d))),
             (f"blocking: end-to-end into a handler, one process ({label})", "events/s", True,
@@ -641,10 +666,15 @@ def main() -> None:
             raw.setdefault("blocking: RSS per client after 100,000 events, anonymous only (added KiB)",
                            {}).setdefault(kind, []).append(anon)
 
+    for row, by_kind in AWAITED_LATENCY.items():
+        for i, stat in enumerate(("p50", "p99")):
+            name = row.format(stat)
+            for kind, runs in by_kind.items():
+                raw.setdefault(name, {})[kind] = [r[i] for r in runs]
     rows = []
     for name, by in raw.items():
         bare = name.removeprefix("blocking: ")
-        unit = "ms" if bare.startswith("latency") else "KiB" if bare.startswith("RSS") else "events/s"
+        unit = "ms" if bare.startswith("latency") or " one at a time p" in name else "KiB" if bare.startswith("RSS") else "events/s"
         rows.append({
             "scenario": name, "unit": unit, "higher_is_better": unit == "events/s",
             "project": statistics.median(by["project"]), "peer": statistics.median(by["peer"]),

@@ -121,7 +121,9 @@ pub struct BatchItem {
 }
 
 /// An item for [`EventBusClient::queue_batch`](crate::EventBusClient::queue_batch): made into a [`BatchItem`] on the runtime, by
-/// the client's hand-over task, so the host's thread does not pay for the checking.
+/// the client's hand-over task, so the host's thread does not pay for the checking; except
+/// the item of a call of one while the hand-over task holds nothing, which is checked and
+/// written from the calling thread (the fast path of a lone awaited publish).
 pub trait IntoBatchItem: Send + 'static {
     /// The item, or why it cannot be published (it then fails before it is sent).
     fn into_batch_item(self) -> Result<BatchItem>;

@@ -247,7 +247,10 @@ impl EventBusClient {
     /// hand-over task at once, which validates, encodes and hands them to the publisher after
     /// those of earlier calls, so events queued by successive calls reach Redis in call
     /// order, whichever thread awaits the returned future (which answers each item). The
-    /// host's thread only moves the items; the encoding runs on the runtime. When
+    /// host's thread only moves the items; the encoding runs on the runtime. A call of one
+    /// item while the task holds nothing (a lone awaited publish) is the exception: it is
+    /// checked, encoded and, when the publisher connection is idle, written on the calling
+    /// thread ([`write_lone`](Self::write_lone)), which wakes one thread fewer. When
     /// [`MAX_WAITING_HAND_OVER`] events already wait for the task, the calling thread waits
     /// for room, up to the publish timeout (then the items fail with a timeout): call it from
     /// a host thread, not from inside the runtime. (The memory transport delivers when the
@@ -261,13 +264,24 @@ impl EventBusClient {
         let n = items.len();
         let timeout = s.publish_timeout;
         let taken = Arc::new(AtomicU8::new(JOB_WAITING));
-        let parts = if self.room_to_hand_over(n, deadline) {
-            Ok(self.send_to_hand_over(items, deadline, taken.clone()))
-        } else {
-            Err(Unsent::TimedOut)
+        let mut lone = None;
+        let parts = match self.write_lone(items, deadline) {
+            Lone::Written(l) => {
+                lone = Some(l);
+                Ok(None)
+            }
+            Lone::HandOver(item) => self.queue_for_hand_over(vec![item], deadline, &taken),
+            Lone::Many(items) => self.queue_for_hand_over(items, deadline, &taken),
         };
         let this = self.clone();
         async move {
+            if let Some(l) = lone {
+                crate::runtime::note_activity();
+                return vec![match l {
+                    Ok((ev, queued)) => this.outcomes(vec![ev], Some(queued)).await.remove(0),
+                    Err(f) => Err(f),
+                }];
+            }
             let gone = || Unsent::RuntimeGone;
             let why = match parts {
                 Ok(Some(mut rx)) => {
@@ -312,6 +326,66 @@ impl EventBusClient {
         }
     }
 
+    /// Room for `items` among the events waiting for the hand-over task, and the items given
+    /// to it; `Err` when no room was made by `deadline`.
+    fn queue_for_hand_over<I: IntoBatchItem>(
+        &self,
+        items: Vec<I>,
+        deadline: tokio::time::Instant,
+        taken: &Arc<AtomicU8>,
+    ) -> std::result::Result<Option<HandedOverRx>, Unsent> {
+        if self.room_to_hand_over(items.len(), deadline) {
+            Ok(self.send_to_hand_over(items, deadline, taken.clone()))
+        } else {
+            Err(Unsent::TimedOut)
+        }
+    }
+
+    /// A `queue_batch` call of one item while the hand-over task holds nothing (no earlier
+    /// call's events can be waiting to go before it): the item is checked and encoded on the
+    /// calling thread and, when the publisher connection is idle, written from here
+    /// ([`Transport::write_directly`]), so a lone awaited publish wakes neither the hand-over
+    /// task nor the publisher task. Anything else is for the hand-over task, as before: more
+    /// than one item, a persistent event (its `XADD` goes first), not connected, or a busy
+    /// publisher.
+    fn write_lone<I: IntoBatchItem>(
+        &self,
+        mut items: Vec<I>,
+        deadline: tokio::time::Instant,
+    ) -> Lone<I> {
+        if items.len() != 1 || self.inner.waiting_hand_over.load(Acquire) != 0 {
+            return Lone::Many(items);
+        }
+        let Some(t) = self.transport() else {
+            return Lone::Many(items);
+        };
+        let item = match items.pop().expect("one item").into_batch_item() {
+            Ok(item) => item,
+            Err(e) => {
+                let f = failure(e);
+                self.count_failure(&f);
+                return Lone::Written(Err(f));
+            }
+        };
+        if item.options.is_persistent() {
+            return Lone::HandOver(item);
+        }
+        let mut ev = match self.prepare(&item.event_type, &item.data, &item.options) {
+            Ok(ev) => ev,
+            Err(f) => {
+                self.count_failure(&f);
+                return Lone::Written(Err(f));
+            }
+        };
+        match t.write_directly(&ev.channel, &ev.payload, deadline) {
+            Some(queued) => {
+                ev.payload = String::new(); // written: not needed any more
+                Lone::Written(Ok((ev, queued)))
+            }
+            None => Lone::HandOver(item),
+        }
+    }
+
     /// Count `n` more events waiting for the hand-over task, first waiting (on this thread,
     /// up to `deadline`) while that would pass [`MAX_WAITING_HAND_OVER`]; `false` when the
     /// deadline passed first. A call larger than the bound goes alone.
@@ -339,7 +413,7 @@ impl EventBusClient {
         items: Vec<I>,
         deadline: tokio::time::Instant,
         taken: Arc<AtomicU8>,
-    ) -> Option<tokio::sync::oneshot::Receiver<HandedOver>> {
+    ) -> Option<HandedOverRx> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let mut job = HandOverJob {
             client: self.clone(),
@@ -504,6 +578,18 @@ enum Unsent {
 const JOB_WAITING: u8 = 0;
 const JOB_TAKEN: u8 = 1;
 const JOB_CANCELLED: u8 = 2;
+
+/// What [`EventBusClient::write_lone`] made of a `queue_batch` call.
+enum Lone<I> {
+    /// Written (the event, and what the transport answers it with), or failed its checks.
+    Written(std::result::Result<(OutgoingEvent, Queued), PublishFailure>),
+    /// One item, checked already, for the hand-over task.
+    HandOver(BatchItem),
+    /// The call's items, for the hand-over task.
+    Many(Vec<I>),
+}
+
+type HandedOverRx = tokio::sync::oneshot::Receiver<HandedOver>;
 
 /// What the hand-over task made of a job: the parts handed to the transport, and one slot per
 /// item, holding the failure of one that could not be made into an event.

@@ -87,6 +87,23 @@ impl Transport {
         }
     }
 
+    /// One publish written on the calling thread, now, when the Redis publisher connection
+    /// is live and idle (see `RedisTransport::write_directly`); `None` otherwise (and always
+    /// for the memory broker): hand it over instead.
+    pub(crate) fn write_directly(
+        &self,
+        channel: &str,
+        payload: &str,
+        deadline: tokio::time::Instant,
+    ) -> Option<Queued> {
+        match self {
+            Transport::Redis(r) => r
+                .write_directly(channel, payload, deadline)
+                .map(Queued::Redis),
+            Transport::Memory(_) => None,
+        }
+    }
+
     /// Bring the server-side subscriptions in line with the registry. Resolves once Redis has
     /// confirmed them (or at once while disconnected: the resubscribe applies them later).
     pub(crate) async fn sync(&self) -> Result<()> {

@@ -227,7 +227,7 @@ impl RedisTransport {
         deadline: tokio::time::Instant,
     ) -> Replies {
         if let [(channel, payload)] = items.as_slice() {
-            if let Some(r) = self.write_directly(channel, payload, deadline).await {
+            if let Some(r) = self.write_directly(channel, payload, deadline) {
                 return r;
             }
         }
@@ -247,7 +247,12 @@ impl RedisTransport {
     /// wake-ups of the publisher task. It is queued on the connection before this returns,
     /// so it keeps its place among the caller's publishes; its outcome follows the same rules
     /// as a pipeline's (see `publisher::direct_outcome`). `None`: hand it to the task.
-    async fn write_directly(
+    ///
+    /// Not async: the command is queued on the connection by the time this returns, from
+    /// whichever thread calls it (a host's thread too: the Node and Python faces' lone
+    /// publishes, see `EventBusClient::queue_batch`); the returned `Replies` are awaited
+    /// anywhere.
+    pub(crate) fn write_directly(
         &self,
         channel: &str,
         payload: &str,
@@ -291,14 +296,12 @@ impl RedisTransport {
             out
         }));
         // One poll hands the command to the connection, fixing its place in the write order.
-        let first = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
-            Poll::Ready(r) => Poll::Ready(Some(r)),
-            Poll::Pending => Poll::Ready(None),
-        })
-        .await;
-        let direct: Direct = match first {
-            Some(r) => Box::pin(std::future::ready(r)),
-            None => fut,
+        // Its waker is never woken for anything that matters: whoever awaits the replies polls
+        // the future again, with its own waker, before it could be answered or time out.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let direct: Direct = match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(r) => Box::pin(std::future::ready(r)),
+            Poll::Pending => fut,
         };
         let mut r = self.replies(Answers::new(0), deadline);
         r.direct = Some(direct);
