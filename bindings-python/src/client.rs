@@ -21,7 +21,7 @@ use crate::convert;
 use crate::dispatcher::Dispatcher;
 use crate::errors::{self, guard, BusError};
 use crate::loop_bridge::LoopBridge;
-use crate::run::{resolve_later, resolve_later_started_here, wait, wait_started_here};
+use crate::run::{resolve_later, wait};
 use crate::types::Subscription;
 
 fn none(py: Python<'_>) -> Py<PyAny> {
@@ -149,7 +149,7 @@ impl NativeClient {
                 })(),
             )?;
             let c = self.core.clone();
-            let r = wait_started_here(py, async move { c.publish(&t, &d, &o).await })?;
+            let r = wait(py, async move { c.publish(&t, &d, &o).await })?;
             outcome(py, r, true)
         })
     }
@@ -397,7 +397,7 @@ impl NativeClient {
                 })(),
             )?;
             let queued = self.queue(event_type.py(), vec![item]);
-            resolve_later_started_here(
+            resolve_later(
                 bridge,
                 future,
                 async move { queued.await.pop() },
@@ -425,7 +425,7 @@ impl NativeClient {
                 return Err(BusError::from(event_bus::Error::not_connected()).into());
             }
             let queued = self.queue(py, items);
-            resolve_later_started_here(bridge, future, queued, |py, rs| {
+            resolve_later(bridge, future, queued, |py, rs| {
                 Ok(outcome_list(py, rs)?.into_any().unbind())
             });
             Ok(())

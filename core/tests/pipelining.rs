@@ -228,8 +228,8 @@ async fn lone_queued_publishes_written_from_the_host_thread_keep_call_order() {
     // A host thread (as Node's JS thread does) makes calls of one item, which the core writes
     // from that thread while the publisher is idle, mixed with calls of several items, which
     // go through the hand-over task, and with pauses that let the publisher go idle; each
-    // call's future is started on the host thread (`start_from_host`). Redis sees them all
-    // in call order, each once.
+    // call's future is awaited on the runtime, as the faces do. Redis sees them all in call
+    // order, each once.
     let bus = shared_client(&unique("lone")).await;
     let ch = unique("lone-order");
     let total: u64 = 3_000;
@@ -250,7 +250,7 @@ async fn lone_queued_publishes_written_from_the_host_thread_keep_call_order() {
             let queued = b.queue_batch(numbered_items(&ch2, n..n + k));
             n += k;
             let tx = tx.clone();
-            event_bus::runtime::start_from_host(async move {
+            event_bus::runtime::spawn(async move {
                 let _ = tx.send(queued.await);
             });
             if call.is_multiple_of(25) {

@@ -264,14 +264,10 @@ impl EventBusClient {
         let n = items.len();
         let timeout = s.publish_timeout;
         let taken = Arc::new(AtomicU8::new(JOB_WAITING));
-        let mut lone = None;
-        let parts = match self.write_lone(items, deadline) {
-            Lone::Written(l) => {
-                lone = Some(l);
-                Ok(None)
-            }
-            Lone::HandOver(item) => self.queue_for_hand_over(vec![item], deadline, &taken),
-            Lone::Many(items) => self.queue_for_hand_over(items, deadline, &taken),
+        let (lone, parts) = match self.write_lone(items, deadline) {
+            Lone::Written(l) => (Some(l), Err(Unsent::RuntimeGone)), // `parts` unused
+            Lone::HandOver(item) => (None, self.queue_for_hand_over(vec![item], deadline, &taken)),
+            Lone::Many(items) => (None, self.queue_for_hand_over(items, deadline, &taken)),
         };
         let this = self.clone();
         async move {
@@ -356,7 +352,8 @@ impl EventBusClient {
         if items.len() != 1 || self.inner.waiting_hand_over.load(Acquire) != 0 {
             return Lone::Many(items);
         }
-        let Some(t) = self.transport() else {
+        // Not connected, or a publisher with work of its own: encoding here would be wasted.
+        let Some(t) = self.transport().filter(|t| t.idle_for_direct_write()) else {
             return Lone::Many(items);
         };
         let item = match items.pop().expect("one item").into_batch_item() {
@@ -382,7 +379,7 @@ impl EventBusClient {
                 ev.payload = String::new(); // written: not needed any more
                 Lone::Written(Ok((ev, queued)))
             }
-            None => Lone::HandOver(item),
+            None => Lone::HandOver(item), // busy since the check above: re-encoded there
         }
     }
 

@@ -87,6 +87,15 @@ impl Transport {
         }
     }
 
+    /// Whether [`write_directly`](Self::write_directly) would write now (never for the memory
+    /// broker).
+    pub(crate) fn idle_for_direct_write(&self) -> bool {
+        match self {
+            Transport::Redis(r) => r.idle(),
+            Transport::Memory(_) => false,
+        }
+    }
+
     /// One publish written on the calling thread, now, when the Redis publisher connection
     /// is live and idle (see `RedisTransport::write_directly`); `None` otherwise (and always
     /// for the memory broker): hand it over instead.

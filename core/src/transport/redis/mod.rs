@@ -91,15 +91,10 @@ impl RedisTransport {
                 return Self::connect_sharded(locator.clone(), shared).await;
             }
         }
-        // The publisher connection lives on the I/O thread (its driver task is spawned where
-        // it is opened); see `runtime::io_handle`.
-        let (pconn, ppush) = {
-            let (l, sh) = (locator.clone(), shared.clone());
-            crate::runtime::on_io(async move { l.open(&sh, Link::Publisher).await })
-                .await
-                .ok_or_else(Error::closed)?
-                .map_err(explain_untrusted_certificate)?
-        };
+        let (pconn, ppush) = locator
+            .open(&shared, Link::Publisher)
+            .await
+            .map_err(explain_untrusted_certificate)?;
         let (sconn, spush) = locator
             .open(&shared, Link::Subscriber)
             .await
@@ -129,7 +124,7 @@ impl RedisTransport {
                 shut_rx.clone(),
             )));
         }
-        let p = crate::runtime::io_handle().spawn(publisher::run(
+        let p = crate::runtime::spawn(publisher::run(
             locator.clone(),
             pconn,
             ppush,

@@ -252,6 +252,12 @@ impl RedisTransport {
     /// whichever thread calls it (a host's thread too: the Node and Python faces' lone
     /// publishes, see `EventBusClient::queue_batch`); the returned `Replies` are awaited
     /// anywhere.
+    /// Whether [`write_directly`](Self::write_directly) would write now (it checks again):
+    /// lets a caller skip encoding on its own thread an event that would go to the task.
+    pub(crate) fn idle(&self) -> bool {
+        self.links.direct_ok.load(Acquire) && self.links.busy.load(Acquire) == 0
+    }
+
     pub(crate) fn write_directly(
         &self,
         channel: &str,
@@ -296,8 +302,8 @@ impl RedisTransport {
             out
         }));
         // One poll hands the command to the connection, fixing its place in the write order.
-        // Its waker is never woken for anything that matters: whoever awaits the replies polls
-        // the future again, with its own waker, before it could be answered or time out.
+        // A no-op waker is enough: whoever awaits the replies polls the future again with its
+        // own waker, and that poll sees an answer or a timeout that came meanwhile.
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let direct: Direct = match fut.as_mut().poll(&mut cx) {
             Poll::Ready(r) => Box::pin(std::future::ready(r)),
