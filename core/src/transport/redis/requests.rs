@@ -241,6 +241,12 @@ impl RedisTransport {
         self.replies(answers, deadline)
     }
 
+    /// Whether [`write_directly`](Self::write_directly) would write now (it checks again):
+    /// lets a caller skip encoding on its own thread an event that would go to the task.
+    pub(crate) fn idle(&self) -> bool {
+        self.links.direct_ok.load(Acquire) && self.links.busy.load(Acquire) == 0
+    }
+
     /// One publish while the publisher connection is live and idle (nothing queued for the
     /// publisher task, nothing offline, no other publish written this way still unanswered):
     /// the PUBLISH goes from the caller's task straight to the connection, skipping the two
@@ -252,12 +258,6 @@ impl RedisTransport {
     /// whichever thread calls it (a host's thread too: the Node and Python faces' lone
     /// publishes, see `EventBusClient::queue_batch`); the returned `Replies` are awaited
     /// anywhere.
-    /// Whether [`write_directly`](Self::write_directly) would write now (it checks again):
-    /// lets a caller skip encoding on its own thread an event that would go to the task.
-    pub(crate) fn idle(&self) -> bool {
-        self.links.direct_ok.load(Acquire) && self.links.busy.load(Acquire) == 0
-    }
-
     pub(crate) fn write_directly(
         &self,
         channel: &str,
