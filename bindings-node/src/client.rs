@@ -23,7 +23,8 @@ use napi_derive::napi;
 use serde_json::json;
 
 use crate::dispatch::{
-    promise, queue_many_json, states_array, Dispatcher, EventBatch, JsHandler, StateFn, WakeFn,
+    promise, promise_started_here, queue_many_json, states_array, Dispatcher, EventBatch,
+    JsHandler, StateFn, WakeFn,
 };
 use crate::error::{face_error, guard, js_error, Code, JsResult};
 
@@ -118,7 +119,7 @@ impl NativeClient {
         options: Vec<String>,
     ) -> napi::Result<Object<'e>, Code> {
         let replies = guard(|| queue_many_json(&self.client, types, data, options))?;
-        promise(env, replies)
+        promise_started_here(env, replies)
     }
 
     /// Subscribe; `slot` names the JS handler, `options` is JSON text (or `""`) the core
