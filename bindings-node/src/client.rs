@@ -23,8 +23,7 @@ use napi_derive::napi;
 use serde_json::json;
 
 use crate::dispatch::{
-    promise, promise_started_here, queue_many_json, states_array, Dispatcher, EventBatch,
-    JsHandler, StateFn, WakeFn,
+    promise, queue_many_json, states_array, Dispatcher, EventBatch, JsHandler, StateFn, WakeFn,
 };
 use crate::error::{face_error, guard, js_error, Code, JsResult};
 
@@ -119,7 +118,7 @@ impl NativeClient {
         options: Vec<String>,
     ) -> napi::Result<Object<'e>, Code> {
         let replies = guard(|| queue_many_json(&self.client, types, data, options))?;
-        promise_started_here(env, replies)
+        promise(env, replies)
     }
 
     /// Subscribe; `slot` names the JS handler, `options` is JSON text (or `""`) the core

@@ -54,38 +54,14 @@ where
     F: Future<Output = JsResult<T>> + Send + 'static,
     T: ToNapiValue + Send + 'static,
 {
-    settled_by(env, fut, false)
-}
-
-/// [`promise`] for a future that is cheap to start on the JS thread (a publish: it waits for
-/// Redis at once): its first poll runs here and its task is spawned only when it is woken
-/// ([`event_bus::runtime::start_from_host`]), which saves waking a runtime worker for it.
-pub fn promise_started_here<'e, T, F>(env: &'e Env, fut: F) -> JsResult<Object<'e>>
-where
-    F: Future<Output = JsResult<T>> + Send + 'static,
-    T: ToNapiValue + Send + 'static,
-{
-    settled_by(env, fut, true)
-}
-
-fn settled_by<'e, T, F>(env: &'e Env, fut: F, start_here: bool) -> JsResult<Object<'e>>
-where
-    F: Future<Output = JsResult<T>> + Send + 'static,
-    T: ToNapiValue + Send + 'static,
-{
     let (deferred, promise) = env.create_deferred::<T, _>().map_err(from_napi)?;
-    let task = async move {
+    event_bus::runtime::spawn(async move {
         let out = AssertUnwindSafe(fut)
             .catch_unwind()
             .await
             .unwrap_or_else(|p| Err(face_error(ErrorKind::Internal, panic_message(&*p))));
         deferred.resolve(move |env| out.map_err(|e| rejection(&env, e)));
-    };
-    if start_here {
-        event_bus::runtime::start_from_host(task);
-    } else {
-        event_bus::runtime::spawn(task);
-    }
+    });
     Ok(promise)
 }
 

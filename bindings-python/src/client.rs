@@ -21,7 +21,7 @@ use crate::convert;
 use crate::dispatcher::Dispatcher;
 use crate::errors::{self, guard, BusError};
 use crate::loop_bridge::LoopBridge;
-use crate::run::{resolve_later, wait, wait_started_here};
+use crate::run::{resolve_later, wait};
 use crate::types::Subscription;
 
 fn none(py: Python<'_>) -> Py<PyAny> {
@@ -149,7 +149,7 @@ impl NativeClient {
                 })(),
             )?;
             let c = self.core.clone();
-            let r = wait_started_here(py, async move { c.publish(&t, &d, &o).await })?;
+            let r = wait(py, async move { c.publish(&t, &d, &o).await })?;
             outcome(py, r, true)
         })
     }

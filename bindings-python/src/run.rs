@@ -30,29 +30,6 @@ where
     event_bus::runtime::spawn(async move {
         let _ = tx.send(fut.await);
     });
-    wait_for(py, rx)
-}
-
-/// [`wait`] for a future that is cheap to start on the calling thread (a publish: checked,
-/// encoded and written from here, then waiting for Redis): its first poll runs here with the
-/// GIL released, and no runtime worker is woken for it
-/// ([`event_bus::runtime::start_from_host`]).
-pub fn wait_started_here<T, F>(py: Python<'_>, fut: F) -> PyResult<T>
-where
-    F: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let (tx, rx) = mpsc::sync_channel(1);
-    py.detach(|| {
-        event_bus::runtime::start_from_host(async move {
-            let _ = tx.send(fut.await);
-        })
-    });
-    wait_for(py, rx)
-}
-
-/// Wait for the answer on `rx` with the GIL released (see [`wait`]).
-fn wait_for<T: Send + 'static>(py: Python<'_>, rx: mpsc::Receiver<T>) -> PyResult<T> {
     let mut rx = rx;
     loop {
         let (r, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));

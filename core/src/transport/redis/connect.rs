@@ -73,33 +73,16 @@ pub(super) async fn open_conn(
         Link::Publisher => "pub",
         _ => "sub",
     };
-    let (dial, name) = (client.clone(), conn_name(&s.service_name, suffix));
-    let handshake = async move {
-        let mut conn = dial
+    let handshake = async {
+        let mut conn = client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?;
         redis::cmd("CLIENT")
             .arg("SETNAME")
-            .arg(name)
+            .arg(conn_name(&s.service_name, suffix))
             .query_async::<()>(&mut conn)
             .await?;
         Ok::<_, redis::RedisError>(conn)
-    };
-    // The redis crate runs a connection's driver task (which writes and reads its socket) on
-    // the runtime it is opened on: a publisher connection is opened on the I/O thread, so a
-    // publish written from a host's thread wakes that one thread, not a worker of the shared
-    // runtime (see `runtime::io_handle`). The publisher's supervisor task stays on the shared
-    // runtime, sharing its workers with the subscribers of the same process.
-    let handshake = async move {
-        match link {
-            Link::Publisher => crate::runtime::on_io(handshake).await.unwrap_or_else(|| {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "the event-bus I/O thread stopped",
-                )))
-            }),
-            _ => handshake.await,
-        }
     };
     // The connect timeout bounds the dial and the handshake; SETNAME answers at once.
     let conn = match tokio::time::timeout(s.connect_timeout + Duration::from_millis(100), handshake)
