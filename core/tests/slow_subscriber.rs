@@ -194,3 +194,70 @@ async fn eviction_is_detected_reported_and_recovered() {
     assert!(bus.stats().reconnects >= 1);
     bus.disconnect().await.unwrap();
 }
+
+/// A subscriber that reads slower than a publisher of the same process writes (its link capped
+/// at 4 MB/s by the fault proxy, the publisher's not) is not pushed past Redis's pub/sub output
+/// limit (8 MB here, no soft limit): the publisher waits for it instead of filling Redis's
+/// buffer for it. 1,000 events of 16 KB (16 MB), in bursts of 250: without the wait Redis holds
+/// most of them for the subscriber at once and cuts it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_waits_for_a_slow_subscriber_of_its_own_process() {
+    let server = RedisServer::start_with(&["--client-output-buffer-limit", "pubsub 8mb 0 0"]);
+    let proxy = fault_proxy(server.port);
+    let cfg = |service: &str| {
+        config(
+            service,
+            &proxy.url(),
+            r#""publishTimeout":60000,"reconnectDelay":50,"reconnectDelayMax":200"#,
+            "",
+        )
+    };
+    let (pub_service, sub_service) = (unique("ahead-pub"), unique("ahead-sub"));
+    let publisher = EventBusClient::from_json(&cfg(&pub_service)).unwrap();
+    let subscriber = EventBusClient::from_json(&cfg(&sub_service)).unwrap();
+    publisher.connect().await.unwrap();
+    subscriber.connect().await.unwrap();
+    let states = StateLog::attach(&subscriber);
+    let got = Arc::new(AtomicUsize::new(0));
+    let g = got.clone();
+    subscriber
+        .subscribe(
+            "ahead.chan",
+            Arc::new(move |_d: Delivery| {
+                g.fetch_add(1, Ordering::Relaxed);
+                async { Ok::<(), HandlerError>(()) }
+            }),
+            SubscriptionOptions {
+                max_pending: Some(10_000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        proxy.must(&format!("bandwidth 4000000 {sub_service}:sub")),
+        "ok 1",
+        "the subscriber's link is capped"
+    );
+    let total = 1_000;
+    let data = raw(&format!(r#"{{"pad":"{}"}}"#, "x".repeat(16_000)));
+    let opts = event_bus::PublishOptions::default();
+    for _ in 0..total / 250 {
+        let futs = (0..250).map(|_| publisher.publish("ahead.chan", &data, &opts));
+        for r in futures_util::future::join_all(futs).await {
+            r.expect("published");
+        }
+    }
+    wait_until(Duration::from_secs(60), || {
+        got.load(Ordering::Relaxed) >= total || !sub_disconnects(&states).is_empty()
+    })
+    .await;
+    assert_eq!(
+        sub_disconnects(&states),
+        Vec::<String>::new(),
+        "the subscriber was never cut off"
+    );
+    assert_eq!(got.load(Ordering::Relaxed), total, "every event arrived");
+    publisher.disconnect().await.unwrap();
+    subscriber.disconnect().await.unwrap();
+}

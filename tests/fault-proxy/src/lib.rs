@@ -47,6 +47,8 @@ struct Conn {
     reset_after: AtomicI64,
     to_server: AtomicU64,
     to_client: AtomicU64,
+    /// Bytes per second each direction of this connection may carry; 0: the global cap.
+    bandwidth: AtomicU64,
     kill: watch::Sender<Kill>,
     closed: AtomicBool,
 }
@@ -71,7 +73,8 @@ impl Conn {
 struct Global {
     latency_ms: AtomicU64,
     jitter_ms: AtomicU64,
-    /// Bytes per second each direction of each connection may carry; 0: no cap.
+    /// Bytes per second each direction of each connection may carry (unless the connection has
+    /// its own cap); 0: no cap.
     bandwidth: AtomicU64,
     /// New connections are accepted and black-holed.
     blackhole_new: AtomicBool,
@@ -203,13 +206,13 @@ impl FaultProxy {
     /// | command | effect |
     /// |---|---|
     /// | `latency MS [JITTER_MS]` | every chunk in both directions waits MS ± JITTER ms (order kept); `latency 0` ends it |
-    /// | `bandwidth BYTES_PER_S` | caps each direction of each connection; `0` ends it |
+    /// | `bandwidth BYTES_PER_S [TARGET]` | caps each direction of each connection (or of those connections only); `0` ends it. Paced where the proxy reads, so a capped link pushes back on its sender as a slow network does (nothing piles up in the proxy) |
     /// | `blackhole TARGET` | those connections stay open but nothing crosses them (half-open) |
     /// | `blackhole-new on\|off` | new connections are accepted and black-holed |
     /// | `reset TARGET [AFTER_BYTES]` | RST both ends now, or after that many more client-to-server bytes |
     /// | `close TARGET [SLOW_MS]` | stop forwarding, wait SLOW_MS, then close both ends (FIN) |
     /// | `refuse MS` | new connections are reset at once for MS ms |
-    /// | `heal` | ends latency, bandwidth, blackhole-new and refuse (black-holed connections stay so) |
+    /// | `heal` | ends latency, bandwidth (global and per connection), blackhole-new and refuse (black-holed connections stay so) |
     /// | `conns` | `ok [{"id":..,"name":..,"toServer":..,"toClient":..,"blackholed":..}, ...]` |
     /// | `stats` | `ok {"accepted":..,"refused":..,"open":..}` |
     pub fn command(&self, line: &str) -> Result<String, String> {
@@ -243,7 +246,15 @@ impl FaultProxy {
                 Ok("ok".into())
             }
             Some("bandwidth") => {
-                g.bandwidth.store(num(1, "bytes per second")?, Relaxed);
+                let cap = num(1, "bytes per second")?;
+                if words.len() > 2 {
+                    let hit = target(2)?;
+                    for c in &hit {
+                        c.bandwidth.store(cap, Relaxed);
+                    }
+                    return Ok(format!("ok {}", hit.len()));
+                }
+                g.bandwidth.store(cap, Relaxed);
                 Ok("ok".into())
             }
             Some("blackhole") => {
@@ -291,6 +302,9 @@ impl FaultProxy {
                 g.latency_ms.store(0, Relaxed);
                 g.jitter_ms.store(0, Relaxed);
                 g.bandwidth.store(0, Relaxed);
+                for c in self.shared.matching("all") {
+                    c.bandwidth.store(0, Relaxed);
+                }
                 g.blackhole_new.store(false, Relaxed);
                 g.refuse_until_ms.store(0, Relaxed);
                 Ok("ok".into())
@@ -363,6 +377,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             reset_after: AtomicI64::new(-1),
             to_server: AtomicU64::new(0),
             to_client: AtomicU64::new(0),
+            bandwidth: AtomicU64::new(0),
             kill,
             closed: AtomicBool::new(false),
         });
@@ -402,8 +417,8 @@ async fn serve(client: TcpStream, conn: Arc<Conn>, shared: Arc<Shared>) {
     let (ur, uw) = upstream.into_split();
     let (to_up_tx, to_up_rx) = mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(1024);
     let (to_cl_tx, to_cl_rx) = mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(1024);
-    let w_up = tokio::spawn(writer(uw, to_up_rx, shared.clone()));
-    let w_cl = tokio::spawn(writer(cw, to_cl_rx, shared.clone()));
+    let w_up = tokio::spawn(writer(uw, to_up_rx));
+    let w_cl = tokio::spawn(writer(cw, to_cl_rx));
     let mut kill = conn.kill.subscribe();
     let how = tokio::select! {
         k = pump(cr, to_up_tx, &conn, &shared, true) => k,
@@ -452,8 +467,10 @@ fn dup(s: &TcpStream) -> std::io::Result<socket2::Socket> {
     socket2::SockRef::from(s).try_clone()
 }
 
-/// Read one direction and queue each chunk for its writer with the time it may be written.
-/// Returns when the source closes or fails (or the writer is gone).
+/// Read one direction and queue each chunk for its writer with the time it may be written,
+/// reading no faster than the bandwidth cap (so a capped link fills its sender's socket buffer
+/// instead of the proxy's queue). Returns when the source closes or fails (or the writer is
+/// gone).
 async fn pump(
     mut from: OwnedReadHalf,
     to: mpsc::Sender<(tokio::time::Instant, Vec<u8>)>,
@@ -514,6 +531,13 @@ async fn pump(
         if !chunk.is_empty() && to.send((last_due, chunk.to_vec())).await.is_err() {
             return Kill::Close(Duration::ZERO);
         }
+        let cap = match conn.bandwidth.load(Relaxed) {
+            0 => g.bandwidth.load(Relaxed),
+            own => own,
+        };
+        if let Some(us) = (n as u64 * 1_000_000).checked_div(cap) {
+            tokio::time::sleep(Duration::from_micros(us)).await;
+        }
         if then_reset {
             // Let the writer put the last allowed bytes on the wire, then reset.
             while to.capacity() < to.max_capacity() {
@@ -525,21 +549,13 @@ async fn pump(
     }
 }
 
-/// Write what the pump queued, each chunk at its time, within the bandwidth cap; on the end of
-/// the queue, shut the write half down (FIN).
-async fn writer(
-    mut to: OwnedWriteHalf,
-    mut rx: mpsc::Receiver<(tokio::time::Instant, Vec<u8>)>,
-    shared: Arc<Shared>,
-) {
+/// Write what the pump queued, each chunk at its time; on the end of the queue, shut the write
+/// half down (FIN).
+async fn writer(mut to: OwnedWriteHalf, mut rx: mpsc::Receiver<(tokio::time::Instant, Vec<u8>)>) {
     while let Some((due, bytes)) = rx.recv().await {
         tokio::time::sleep_until(due).await;
         if to.write_all(&bytes).await.is_err() {
             return;
-        }
-        let cap = shared.global.bandwidth.load(Relaxed);
-        if let Some(us) = (bytes.len() as u64 * 1_000_000).checked_div(cap) {
-            tokio::time::sleep(Duration::from_micros(us)).await;
         }
     }
     let _ = to.shutdown().await;

@@ -14,7 +14,11 @@
 //! - [`subscriber`]: the subscriber task: the RESP3 push messages dispatched to the registry,
 //!   resubscribing exactly the registry's keys after a reconnect, and the PING heartbeat that
 //!   catches half-open links.
+//! - [`backlog`]: how far a publisher may run ahead of the subscribers of its own process (what
+//!   they are owed against what they read), so it never pushes them past Redis's pub/sub
+//!   output limit.
 
+mod backlog;
 mod connect;
 mod locate;
 mod publisher;
@@ -62,6 +66,9 @@ struct LinkState {
     /// or no reply within the publish timeout): the publisher task reconnects, as it does
     /// when one of its own pipelines fails so.
     direct_dead: mpsc::UnboundedSender<(u64, String)>,
+    /// What the process's subscribers (of this Redis address) are owed: the publisher waits
+    /// when it is too far ahead of them.
+    backlog: Arc<backlog::Backlog>,
     /// Bumped when the server the links use stops being the right one (the sentinels switched
     /// the master): each link's serve loop sees the change and reconnects.
     switch: watch::Sender<u64>,
@@ -109,6 +116,7 @@ impl RedisTransport {
             direct_ok: AtomicBool::new(false),
             conn_gen: AtomicU64::new(0),
             direct_dead,
+            backlog: backlog::Backlog::for_address(&shared.settings.display_addr),
             switch: watch::channel(0).0,
         });
         let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);
@@ -187,6 +195,7 @@ impl RedisTransport {
             direct_ok: AtomicBool::new(false),
             conn_gen: AtomicU64::new(0),
             direct_dead,
+            backlog: backlog::Backlog::for_address(&shared.settings.display_addr),
             switch: watch::channel(0).0,
         });
         let (pub_tx, pub_rx) = mpsc::channel(PUBLISH_CHANNEL);

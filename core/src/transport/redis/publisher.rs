@@ -261,6 +261,8 @@ async fn serve_live(
     let gen = links.conn_gen.fetch_add(1, AcqRel) + 1;
     links.direct_ok.store(true, Release);
     loop {
+        // Too far ahead of the process's own subscribers: no new pipeline until they read.
+        let ahead = links.backlog.ahead();
         tokio::select! {
             biased;
             _ = shutdown.changed() => {
@@ -307,6 +309,7 @@ async fn serve_live(
             // The rest of a batch too large for one pipeline goes before anything newer.
             _ = std::future::ready(()),
                 if !batch.is_empty()
+                    && !ahead
                     && (in_flight.is_empty()
                         || (in_flight.len() < MAX_IN_FLIGHT && in_flight_bytes < MAX_IN_FLIGHT_BYTES)) =>
             {
@@ -317,6 +320,7 @@ async fn serve_live(
             }
             n = rx.recv_many(batch, s.batch_size),
                 if batch.is_empty()
+                    && !ahead
                     && (in_flight.is_empty()
                         || (in_flight.len() < MAX_IN_FLIGHT && in_flight_bytes < MAX_IN_FLIGHT_BYTES)) =>
             {
@@ -338,6 +342,7 @@ async fn serve_live(
                     in_flight.push_back(f);
                 }
             }
+            _ = links.backlog.wait(), if ahead => {}
             _ = ticker.tick(), if s.heartbeat_interval.is_some() => {
                 if last_io.elapsed() >= hb {
                     let ping = tokio::time::timeout(
@@ -397,6 +402,7 @@ fn prepare_batch(
             if r.offline().swap(false, AcqRel) {
                 links.offline.fetch_sub(1, AcqRel);
             }
+            links.backlog.published(&r.channel, r.payload.len());
             // Sized up front: the command buffer is written once, never regrown.
             let mut cmd = redis::Cmd::with_capacity(3, 7 + r.channel.len() + r.payload.len());
             cmd.arg("PUBLISH").arg(&r.channel).arg(&r.payload);

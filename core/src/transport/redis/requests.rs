@@ -244,7 +244,9 @@ impl RedisTransport {
     /// Whether [`write_directly`](Self::write_directly) would write now (it checks again):
     /// lets a caller skip encoding on its own thread an event that would go to the task.
     pub(crate) fn idle(&self) -> bool {
-        self.links.direct_ok.load(Acquire) && self.links.busy.load(Acquire) == 0
+        self.links.direct_ok.load(Acquire)
+            && self.links.busy.load(Acquire) == 0
+            && !self.links.backlog.ahead()
     }
 
     /// One publish while the publisher connection is live and idle (nothing queued for the
@@ -265,7 +267,9 @@ impl RedisTransport {
         deadline: tokio::time::Instant,
     ) -> Option<Replies> {
         let links = &self.links;
+        // Too far ahead of the process's own subscribers: the publisher task waits for them.
         if !links.direct_ok.load(Acquire)
+            || links.backlog.ahead()
             || links.busy.compare_exchange(0, 1, AcqRel, Acquire).is_err()
         {
             return None;
@@ -281,6 +285,7 @@ impl RedisTransport {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()?;
+        links.backlog.published(channel, payload.len());
         let mut cmd = redis::Cmd::with_capacity(3, 7 + channel.len() + payload.len());
         cmd.arg("PUBLISH").arg(channel).arg(payload);
         let channel = channel.to_string();

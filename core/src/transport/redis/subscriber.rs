@@ -16,6 +16,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::backlog::Backlog;
 use super::connect::{is_connection_error, Attempt, Reconnect};
 use super::locate::Locator;
 use super::refusal::refused_error;
@@ -32,12 +33,27 @@ pub(super) enum SubCtl {
 /// A failed (un)subscribe: the error, the command and the channels or patterns it named.
 type Refused = (redis::RedisError, &'static str, String);
 
+/// The keys subscribed on the current connection, counted in the process's backlog account
+/// (what a publisher of the process may run ahead of its subscribers) while held.
+struct Subscribed<'a> {
+    keys: HashSet<Key>,
+    backlog: &'a Backlog,
+}
+
+impl Drop for Subscribed<'_> {
+    /// The connection is gone (or the task ends): it is owed nothing more.
+    fn drop(&mut self) {
+        self.backlog.lost(&self.keys);
+    }
+}
+
 /// Subscribe/unsubscribe so the connection's set equals the registry's keys.
 async fn reconcile(
     conn: &mut MultiplexedConnection,
     shared: &Shared,
-    current: &mut HashSet<Key>,
+    current: &mut Subscribed<'_>,
 ) -> std::result::Result<(), Refused> {
+    let (backlog, current) = (current.backlog, &mut current.keys);
     let named = |cmd: &'static str, keys: &[&str]| {
         let keys = keys.join(", ");
         move |e| (e, cmd, keys)
@@ -69,6 +85,7 @@ async fn reconcile(
             .await
             .map_err(named("PSUBSCRIBE", &pats))?;
     }
+    backlog.change(&add, true);
     current.extend(add);
     let rchans: Vec<&str> = remove
         .iter()
@@ -94,6 +111,7 @@ async fn reconcile(
             .await
             .map_err(named("PUNSUBSCRIBE", &rpats))?;
     }
+    backlog.change(&remove, false);
     for k in remove {
         current.remove(&k);
     }
@@ -119,13 +137,14 @@ fn into_bulk(v: Value) -> Option<Vec<u8>> {
 }
 
 /// Dispatch one push message; `Some(reason)` when it says the connection is gone.
-fn handle_push(shared: &Shared, pi: PushInfo) -> Option<String> {
+fn handle_push(shared: &Shared, backlog: &Backlog, pi: PushInfo) -> Option<String> {
     let mut data = pi.data;
     match pi.kind {
         PushKind::Message => {
             if let [ch, payload, ..] = &mut data[..] {
                 let payload = into_bulk(std::mem::replace(payload, Value::Nil));
                 if let (Some(ch), Some(payload)) = (bulk(ch), payload) {
+                    backlog.received(payload.len());
                     let ch = String::from_utf8_lossy(ch);
                     shared.registry.dispatch(&ch, None, payload);
                 }
@@ -136,6 +155,7 @@ fn handle_push(shared: &Shared, pi: PushInfo) -> Option<String> {
             if let [pat, ch, payload, ..] = &mut data[..] {
                 let payload = into_bulk(std::mem::replace(payload, Value::Nil));
                 if let (Some(pat), Some(ch), Some(payload)) = (bulk(pat), bulk(ch), payload) {
+                    backlog.received(payload.len());
                     let pat = String::from_utf8_lossy(pat);
                     let ch = String::from_utf8_lossy(ch);
                     shared.registry.dispatch(&ch, Some(&pat), payload);
@@ -156,7 +176,7 @@ fn handle_push(shared: &Shared, pi: PushInfo) -> Option<String> {
 async fn reconcile_timed(
     conn: &mut MultiplexedConnection,
     shared: &Shared,
-    current: &mut HashSet<Key>,
+    current: &mut Subscribed<'_>,
 ) -> std::result::Result<(), (bool, Error)> {
     match tokio::time::timeout(
         shared.settings.connect_timeout,
@@ -204,7 +224,10 @@ pub(super) async fn run(
     let hb = s.heartbeat_interval.unwrap_or(Duration::from_secs(3600));
     'outer: loop {
         // ---- connected: (re)subscribe exactly the registry's keys ----
-        let mut current: HashSet<Key> = HashSet::new();
+        let mut current = Subscribed {
+            keys: HashSet::new(),
+            backlog: &links.backlog,
+        };
         let mut reason = match reconcile_timed(&mut conn, &shared, &mut current).await {
             Ok(()) => None,
             Err((_, e)) => {
@@ -227,7 +250,7 @@ pub(super) async fn run(
                 super::announce_resubscribed(
                     &shared,
                     "Redis subscriber reconnected and resubscribed",
-                    current.len(),
+                    current.keys.len(),
                     at,
                     from,
                 );
@@ -249,7 +272,7 @@ pub(super) async fn run(
                         None => break "connection closed".to_string(),
                         Some(pi) => {
                             heard = true;
-                            if let Some(r) = handle_push(&shared, pi) {
+                            if let Some(r) = handle_push(&shared, &links.backlog, pi) {
                                 break r;
                             }
                         }
@@ -300,6 +323,7 @@ pub(super) async fn run(
         }
         // ---- disconnected ----
         links.sub_up.store(false, Release);
+        drop(current);
         let reason = reason.unwrap_or_default();
         if lost.is_none() {
             // Without a heartbeat nothing tells when the link stopped delivering: from now.
