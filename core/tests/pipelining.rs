@@ -451,3 +451,51 @@ async fn large_events_split_across_pipelines_keep_publish_order() {
     );
     bus.disconnect().await.unwrap();
 }
+
+/// Lone awaited publishes (written on the socket from the caller's task) mixed with health-check
+/// PINGs from another task and bursts of concurrent publishes on the same connection: every
+/// reply answers its own request. The channels have 1 and 2 subscribers, so a receiver count
+/// given to the wrong publish shows, and a PONG taken for a publish's reply (or the other way
+/// round) fails the call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_publishes_pings_and_bursts_each_get_their_own_reply() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let bus = shared_client(&unique("mixed")).await;
+    let (one, two) = (unique("mixed-one"), unique("mixed-two"));
+    let mut subs: Vec<redis::Connection> = (0..3).map(|_| raw_conn(&shared_url())).collect();
+    for (c, ch) in subs.iter_mut().zip([&one, &two, &two]) {
+        redis::cmd("SUBSCRIBE").arg(ch).exec(c).unwrap();
+    }
+    let mut probe = raw_conn(&shared_url());
+    assert!(
+        wait_until(Duration::from_secs(10), || numsub(&mut probe, &one) == 1
+            && numsub(&mut probe, &two) == 2)
+        .await
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (b, s) = (bus.clone(), stop.clone());
+    let pings = tokio::spawn(async move {
+        let mut n = 0u64;
+        while !s.load(Ordering::Relaxed) {
+            assert_eq!(b.health_check().await.status, "healthy");
+            n += 1;
+        }
+        n
+    });
+    let data = raw(r#"{"k":1}"#);
+    let opts = PublishOptions::default();
+    for i in 0..3_000 {
+        let (ch, want) = if i % 2 == 0 { (&one, 1) } else { (&two, 2) };
+        if i % 250 == 0 {
+            let futs = (0..100).map(|_| bus.publish(&two, &data, &opts));
+            for r in futures_util::future::join_all(futs).await {
+                assert_eq!(r.unwrap().delivered_to, 2, "burst {i}");
+            }
+        }
+        let r = bus.publish(ch, &data, &opts).await.unwrap();
+        assert_eq!(r.delivered_to, want, "publish {i} to {ch}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(pings.await.unwrap() > 0, "health checks ran alongside");
+    bus.disconnect().await.unwrap();
+}

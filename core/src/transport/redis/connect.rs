@@ -7,6 +7,7 @@
 //! the client does not trust is explained in plain words ([`explain_untrusted_certificate`]).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -14,6 +15,7 @@ use redis::{AsyncConnectionConfig, PushInfo};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
 
+use super::direct::DirectLink;
 use super::locate::Locator;
 use super::Shared;
 use crate::error::{Error, ErrorKind, Result};
@@ -46,14 +48,50 @@ pub(super) fn is_connection_error(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
 }
 
+/// An open connection: the redis crate's handle, its push messages, and for a publisher
+/// connection over plain TCP the socket a lone publish may be written on directly.
+pub(super) type Opened = (
+    MultiplexedConnection,
+    mpsc::UnboundedReceiver<PushInfo>,
+    Option<Arc<DirectLink>>,
+);
+
+/// Dial the redis crate's connection for `client` with `cfg`. A publisher connection over plain
+/// TCP is dialled here instead, its socket shared with direct publishes ([`DirectLink`]): the
+/// redis crate then does the same handshake over it.
+async fn dial(
+    client: &redis::Client,
+    cfg: &AsyncConnectionConfig,
+    direct: bool,
+) -> redis::RedisResult<(MultiplexedConnection, Option<Arc<DirectLink>>)> {
+    let info = client.get_connection_info();
+    if let (true, redis::ConnectionAddr::Tcp(host, port)) = (direct, info.addr()) {
+        let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+        stream.set_nodelay(true)?;
+        let (direct, stream) = DirectLink::new(stream);
+        let (conn, driver) =
+            MultiplexedConnection::new_with_config(info.redis_settings(), stream, cfg.clone())
+                .await?;
+        // Ends once every handle of the connection is dropped.
+        tokio::spawn(driver);
+        return Ok((conn, Some(direct)));
+    }
+    let conn = client
+        .get_multiplexed_async_connection_with_config(cfg)
+        .await?;
+    Ok((conn, None))
+}
+
 /// Open one link's connection to `client`'s server (`display` names it in messages): its push
-/// messages arrive on the returned receiver.
+/// messages arrive on the returned receiver. `direct`: the publisher connection of a client
+/// (not sharded), whose lone publishes may be written on its socket directly.
 pub(super) async fn open_conn(
     client: &redis::Client,
     display: &str,
     shared: &Shared,
     link: Link,
-) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+    direct: bool,
+) -> Result<Opened> {
     let s = &shared.settings;
     let (tx, rx) = mpsc::unbounded_channel();
     let cfg = AsyncConnectionConfig::new()
@@ -74,15 +112,13 @@ pub(super) async fn open_conn(
         _ => "sub",
     };
     let handshake = async {
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?;
+        let (mut conn, direct) = dial(client, &cfg, direct).await?;
         redis::cmd("CLIENT")
             .arg("SETNAME")
             .arg(conn_name(&s.service_name, suffix))
             .query_async::<()>(&mut conn)
             .await?;
-        Ok::<_, redis::RedisError>(conn)
+        Ok::<_, redis::RedisError>((conn, direct))
     };
     // The connect timeout bounds the dial and the handshake; SETNAME answers at once.
     let conn = match tokio::time::timeout(s.connect_timeout + Duration::from_millis(100), handshake)
@@ -92,7 +128,7 @@ pub(super) async fn open_conn(
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => return Err(connect_failed(client, display, s.connect_timeout, e).await),
     };
-    Ok((conn, rx))
+    Ok((conn.0, rx, conn.1))
 }
 
 /// What a server that refuses a new client at once says, in its own words (the reply Redis
@@ -191,8 +227,8 @@ const REPEAT_FAILURE_REPORT: Duration = Duration::from_secs(60);
 
 /// How one reconnect attempt went.
 pub(super) enum Attempt {
-    /// Connected again: the new connection and its push messages.
-    Up(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>),
+    /// Connected again: the new connection, its push messages and its direct socket.
+    Up(Opened),
     /// Failed (and reported); the next attempt follows its backoff.
     Failed,
     /// Shutdown came first.
@@ -239,7 +275,7 @@ impl Reconnect {
             _ = shutdown.changed() => return Attempt::Shutdown,
         };
         match r {
-            Ok((conn, push)) => Attempt::Up(conn, push),
+            Ok(opened) => Attempt::Up(opened),
             Err(e) => {
                 self.failed(shared, e);
                 Attempt::Failed

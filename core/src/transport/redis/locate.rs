@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, PushInfo, PushKind, Value};
+use redis::{AsyncConnectionConfig, PushKind, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::connect::{client, conn_name, open_conn};
+use super::connect::{client, conn_name, open_conn, Opened};
 use super::{LinkState, Shared};
 use crate::config::{with_addr, ClusterSettings, Endpoint, NodeAddr, SentinelSettings};
 use crate::error::{Error, ErrorKind, Result};
@@ -113,20 +113,17 @@ impl Locator {
 
     /// Find the server and open `link`'s connection to it (named, RESP3, push messages on the
     /// receiver).
-    pub(super) async fn open(
-        &self,
-        shared: &Shared,
-        link: Link,
-    ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
-        let (conn, push, node) = match &self.kind {
+    pub(super) async fn open(&self, shared: &Shared, link: Link) -> Result<Opened> {
+        let (opened, node) = match &self.kind {
             Kind::Single { client, display } => {
-                let (c, p) = open_conn(client, display, shared, link).await?;
+                let opened =
+                    open_conn(client, display, shared, link, link == Link::Publisher).await?;
                 let node = display.split("://").last().unwrap_or(display).to_string();
-                (c, p, node)
+                (opened, node)
             }
             Kind::Sentinel(s) => s.open(shared, link).await?,
             Kind::Cluster(c) => {
-                let (conn, push, node) = c.open(shared, link).await?;
+                let (opened, node) = c.open(shared, link).await?;
                 // A link that lands on another node than before moved because its node failed.
                 let before = self.in_use[link_index(link)]
                     .lock()
@@ -135,11 +132,11 @@ impl Locator {
                 if !before.is_empty() && before != [node.clone()] {
                     shared.stats.failovers.fetch_add(1, Relaxed);
                 }
-                (conn, push, node)
+                (opened, node)
             }
         };
         self.set_in_use(link, vec![node]);
-        Ok((conn, push))
+        Ok(opened)
     }
 
     /// Record the node(s) `link` uses now.
@@ -341,20 +338,13 @@ impl SentinelLocator {
         sentinel_master(&mut conn, &self.cfg.name).await
     }
 
-    async fn open(
-        &self,
-        shared: &Shared,
-        link: Link,
-    ) -> Result<(
-        MultiplexedConnection,
-        mpsc::UnboundedReceiver<PushInfo>,
-        String,
-    )> {
+    async fn open(&self, shared: &Shared, link: Link) -> Result<(Opened, String)> {
         let timeout = shared.settings.connect_timeout;
         let addr = self.master_addr(shared).await?;
         let display = format!("{addr} ({})", self.display());
         let c = client(with_addr(&self.cfg.node, &addr))?;
-        let (mut conn, push) = open_conn(&c, &display, shared, link).await?;
+        let (mut conn, push, direct) =
+            open_conn(&c, &display, shared, link, link == Link::Publisher).await?;
         match tokio::time::timeout(timeout, role(&mut conn)).await {
             Ok(Ok(r)) if r == "master" => {}
             Ok(Ok(r)) => {
@@ -381,7 +371,7 @@ impl SentinelLocator {
             }
         }
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr.clone());
-        Ok((conn, push, addr.to_string()))
+        Ok(((conn, push, direct), addr.to_string()))
     }
 
     fn current(&self) -> Option<NodeAddr> {
@@ -545,9 +535,27 @@ impl ClusterLocator {
         shared: &Shared,
         link: Link,
         addr: &NodeAddr,
-    ) -> Result<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+    ) -> Result<Opened> {
+        self.open_node_with(shared, link, addr, false).await
+    }
+
+    /// [`open_node`](Self::open_node), `direct` as [`open_conn`] takes it.
+    async fn open_node_with(
+        &self,
+        shared: &Shared,
+        link: Link,
+        addr: &NodeAddr,
+        direct: bool,
+    ) -> Result<Opened> {
         let c = client(with_addr(&self.cfg.node, addr))?;
-        open_conn(&c, &format!("{addr} (cluster master)"), shared, link).await
+        open_conn(
+            &c,
+            &format!("{addr} (cluster master)"),
+            shared,
+            link,
+            direct,
+        )
+        .await
     }
 
     /// Read which healthy master serves which slots from the first known node that answers
@@ -607,19 +615,13 @@ impl ClusterLocator {
         ))
     }
 
-    async fn open(
-        &self,
-        shared: &Shared,
-        link: Link,
-    ) -> Result<(
-        MultiplexedConnection,
-        mpsc::UnboundedReceiver<PushInfo>,
-        String,
-    )> {
+    async fn open(&self, shared: &Shared, link: Link) -> Result<(Opened, String)> {
         let masters = self.masters(shared).await?;
         let addr = &masters[self.next.fetch_add(1, Relaxed) % masters.len()];
-        let (conn, push) = self.open_node(shared, link, addr).await?;
-        Ok((conn, push, addr.to_string()))
+        let opened = self
+            .open_node_with(shared, link, addr, link == Link::Publisher)
+            .await?;
+        Ok((opened, addr.to_string()))
     }
 }
 

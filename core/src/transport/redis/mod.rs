@@ -14,12 +14,15 @@
 //! - [`subscriber`]: the subscriber task: the RESP3 push messages dispatched to the registry,
 //!   resubscribing exactly the registry's keys after a reconnect, and the PING heartbeat that
 //!   catches half-open links.
+//! - [`direct`]: the publisher connection's TCP socket, shared by the redis crate and a lone
+//!   publish written on it from its caller's thread (only the reply wakes the runtime).
 //! - [`backlog`]: how far a publisher may run ahead of the subscribers of its own process (what
 //!   they are owed against what they read), so it never pushes them past Redis's pub/sub
 //!   output limit.
 
 mod backlog;
 mod connect;
+mod direct;
 mod locate;
 mod publisher;
 mod refusal;
@@ -52,6 +55,9 @@ struct LinkState {
     sub_up: AtomicBool,
     offline: AtomicUsize,
     pub_conn: Mutex<Option<MultiplexedConnection>>,
+    /// The publisher connection's socket, when a lone publish may be written on it directly
+    /// (plain TCP; see `direct`).
+    pub_direct: Mutex<Option<Arc<direct::DirectLink>>>,
     /// Publish requests handed to the publisher task (queued, offline or in a pipeline) plus a
     /// publish written from its caller's task: a caller writes directly only when this is 0,
     /// so it never overtakes an earlier publish the task still holds.
@@ -98,11 +104,11 @@ impl RedisTransport {
                 return Self::connect_sharded(locator.clone(), shared).await;
             }
         }
-        let (pconn, ppush) = locator
+        let (pconn, ppush, pdirect) = locator
             .open(&shared, Link::Publisher)
             .await
             .map_err(explain_untrusted_certificate)?;
-        let (sconn, spush) = locator
+        let (sconn, spush, _) = locator
             .open(&shared, Link::Subscriber)
             .await
             .map_err(explain_untrusted_certificate)?;
@@ -112,6 +118,7 @@ impl RedisTransport {
             sub_up: AtomicBool::new(true),
             offline: AtomicUsize::new(0),
             pub_conn: Mutex::new(Some(pconn.clone())),
+            pub_direct: Mutex::new(None),
             busy: AtomicUsize::new(0),
             direct_ok: AtomicBool::new(false),
             conn_gen: AtomicU64::new(0),
@@ -134,8 +141,7 @@ impl RedisTransport {
         }
         let p = crate::runtime::spawn(publisher::run(
             locator.clone(),
-            pconn,
-            ppush,
+            (pconn, ppush, pdirect),
             pub_rx,
             dead_rx,
             shared.clone(),
@@ -191,6 +197,7 @@ impl RedisTransport {
             // Sharded pub/sub has a connection per node, none of them "the" publisher's:
             // `ping` asks a master directly.
             pub_conn: Mutex::new(None),
+            pub_direct: Mutex::new(None),
             busy: AtomicUsize::new(0),
             direct_ok: AtomicBool::new(false),
             conn_gen: AtomicU64::new(0),

@@ -21,7 +21,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, watch};
 
-use super::connect::{is_connection_error, Attempt, Reconnect};
+use super::connect::{is_connection_error, Attempt, Opened, Reconnect};
 use super::locate::Locator;
 use super::refusal::{refused_error, refused_reply};
 use super::requests::{PubRequest, CANCELLED, PENDING, SENT};
@@ -78,20 +78,21 @@ fn purge_cancelled(q: &mut VecDeque<PubRequest>) {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
     locator: Arc<Locator>,
-    mut conn: MultiplexedConnection,
-    mut push: mpsc::UnboundedReceiver<PushInfo>,
+    opened: Opened,
     mut rx: mpsc::Receiver<PubRequest>,
     mut dead: mpsc::UnboundedReceiver<(u64, String)>,
     shared: Arc<Shared>,
     links: Arc<LinkState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let (mut conn, mut push, mut direct) = opened;
     let mut offline_q: VecDeque<PubRequest> = VecDeque::new();
     let mut batch: Vec<PubRequest> = Vec::with_capacity(shared.settings.batch_size);
     let mut reconnected = false;
     loop {
         links.pub_up.store(true, Release);
         *links.pub_conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn.clone());
+        *links.pub_direct.lock().unwrap_or_else(|p| p.into_inner()) = direct.take();
         if reconnected {
             shared.stats.reconnects.fetch_add(1, Relaxed);
             shared.stats.total_connections.fetch_add(1, Relaxed);
@@ -121,6 +122,11 @@ pub(super) async fn run(
         links.pub_up.store(false, Release);
         links
             .pub_conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        links
+            .pub_direct
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
@@ -182,9 +188,10 @@ pub(super) async fn run(
             }
             purge_cancelled(&mut offline_q);
             match retry.connect(&locator, &shared, &mut shutdown).await {
-                Attempt::Up(c, p) => {
+                Attempt::Up((c, p, d)) => {
                     conn = c;
                     push = p;
+                    direct = d;
                     break;
                 }
                 Attempt::Failed => {}

@@ -289,12 +289,25 @@ impl RedisTransport {
         let mut cmd = redis::Cmd::with_capacity(3, 7 + channel.len() + payload.len());
         cmd.arg("PUBLISH").arg(channel).arg(payload);
         let channel = channel.to_string();
+        // On the socket from this thread when the connection has nothing in flight (plain
+        // TCP): only the reply wakes the runtime. Otherwise through the redis crate's driver.
+        let written = links
+            .pub_direct
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .and_then(|d| d.try_publish(&cmd.get_packed_command()));
         // Unconstrained: a caller's task that has used up tokio's cooperative budget (a
         // `join_all` of thousands of publishes) would otherwise see its first poll return
         // Pending before the command reached the connection's queue, and a publish handed to
         // the publisher task after it could then be written first.
         let mut fut: Direct = Box::pin(tokio::task::unconstrained(async move {
-            let res = crate::runtime::timeout_at(deadline, conn.send_packed_command(&cmd)).await;
+            let res = match written {
+                Some(reply) => {
+                    crate::runtime::timeout_at(deadline, super::direct::reply(reply)).await
+                }
+                None => crate::runtime::timeout_at(deadline, conn.send_packed_command(&cmd)).await,
+            };
             let (out, dead) = super::publisher::direct_outcome(&channel, res);
             if let Some(reason) = dead {
                 // Until the task has seen it, nothing more is written from here.

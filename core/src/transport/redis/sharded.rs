@@ -139,7 +139,7 @@ pub(super) async fn run_publisher(
                 let conn = match conns.get(&node) {
                     Some(c) => c.clone(),
                     None => match loc.open_node(&shared, Link::Publisher, &node).await {
-                        Ok((c, _push)) => {
+                        Ok((c, _push, _)) => {
                             conns.insert(node.clone(), c.clone());
                             locator.set_in_use(Link::Publisher, names(conns.keys().cloned()));
                             c
@@ -394,7 +394,7 @@ async fn reconcile(
                 return Err(lost(format!("no master serves the slot of {ch}")));
             };
             if !st.nodes.contains_key(&node) {
-                let (conn, mut push) = loc
+                let (conn, mut push, _) = loc
                     .open_node(shared, Link::Subscriber, &node)
                     .await
                     .map_err(|e| lost(e.to_string()))?;

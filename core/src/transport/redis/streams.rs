@@ -116,7 +116,7 @@ impl Streams {
             }
             conns.remove(&node);
         }
-        let (conn, push) = match (self.locator.cluster(), &addr) {
+        let (conn, push, _) = match (self.locator.cluster(), &addr) {
             (Some(c), Some(addr)) => c.open_node(&self.shared, Link::Subscriber, addr).await?,
             _ => self.locator.open(&self.shared, Link::Subscriber).await?,
         };

@@ -358,7 +358,7 @@ pub(super) async fn run(
                 }
             }
             match retry.connect(&locator, &shared, &mut shutdown).await {
-                Attempt::Up(c, p) => {
+                Attempt::Up((c, p, _)) => {
                     conn = c;
                     push = p;
                     continue 'outer;
