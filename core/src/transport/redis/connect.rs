@@ -66,8 +66,9 @@ async fn dial(
 ) -> redis::RedisResult<(MultiplexedConnection, Option<Arc<DirectLink>>)> {
     let info = client.get_connection_info();
     if let (true, redis::ConnectionAddr::Tcp(host, port)) = (direct, info.addr()) {
+        // Nagle's algorithm stays on, as the redis crate leaves it: a lone publish finds
+        // nothing unacknowledged and goes out at once, and bursts coalesce.
         let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
-        stream.set_nodelay(true)?;
         let (direct, stream) = DirectLink::new(stream);
         let (conn, driver) =
             MultiplexedConnection::new_with_config(info.redis_settings(), stream, cfg.clone())

@@ -44,6 +44,8 @@ pub(crate) struct DirectLink {
     replies: AtomicU64,
     /// The unanswered direct publish: it is answered by the next reply frame.
     pending: Mutex<Option<oneshot::Sender<RedisResult<Value>>>>,
+    /// Whether `pending` holds one (read for every reply frame without taking the lock).
+    has_pending: AtomicBool,
     /// The byte stream stopped making sense, or the connection ended: no more direct writes.
     off: AtomicBool,
     /// A direct write stopped halfway: the stream is cut, so the connection fails its next
@@ -82,6 +84,7 @@ impl DirectLink {
             }),
             replies: AtomicU64::new(0),
             pending: Mutex::new(None),
+            has_pending: AtomicBool::new(false),
             off: AtomicBool::new(false),
             broken: AtomicBool::new(false),
         });
@@ -111,6 +114,7 @@ impl DirectLink {
             }
             // Set before writing: the reply may be read before `try_write` returns.
             *pending = Some(tx);
+            self.has_pending.store(true, Release);
         }
         match w.half.try_write(cmd) {
             Ok(n) if n == cmd.len() => {
@@ -133,10 +137,7 @@ impl DirectLink {
             }
             _ => {
                 // Nothing written: not pending after all.
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take();
+                self.take_pending();
                 None
             }
         }
@@ -146,12 +147,7 @@ impl DirectLink {
     /// its reply gets a connection error (*outcome unknown*), and none is written from now.
     fn end(&self, why: &str) {
         self.off.store(true, Release);
-        if let Some(tx) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(tx) = self.take_pending() {
             let _ = tx.send(Err(redis::RedisError::from(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
                 why.to_string(),
@@ -159,14 +155,15 @@ impl DirectLink {
         }
     }
 
+    fn take_pending(&self) -> Option<oneshot::Sender<RedisResult<Value>>> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        self.has_pending.store(false, Release);
+        pending.take()
+    }
+
     /// Hand the reply frame `frame` to the direct publish waiting for it.
     fn answer(&self, frame: &[u8]) {
-        let tx = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(tx) = tx {
+        if let Some(tx) = self.take_pending() {
             let _ = tx.send(redis::parse_redis_value(frame));
         }
     }
@@ -174,17 +171,21 @@ impl DirectLink {
     /// Whether the reply frame starting now answers the direct publish: one is waiting and
     /// every earlier request has its reply (push frames are never replies).
     fn next_is_direct(&self, first: u8) -> bool {
-        first != b'>'
-            && self
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_some()
+        first != b'>' && self.has_pending.load(Acquire)
     }
 
     /// Sort the bytes just read (`buf`): the direct publish's reply is taken out and answered,
     /// the rest is moved to the front for the redis crate. Returns how many bytes are left.
     fn sort(&self, r: &mut Reader, buf: &mut [u8]) -> usize {
+        let mut replies = 0;
+        let out = self.sort_frames(r, buf, &mut replies);
+        // Counted once per read: a caller that sees fewer replies than requests meanwhile only
+        // sends its publish through the redis crate.
+        self.replies.fetch_add(replies, AcqRel);
+        out
+    }
+
+    fn sort_frames(&self, r: &mut Reader, buf: &mut [u8], replies: &mut u64) -> usize {
         let (mut i, mut out) = (0, 0);
         let n = buf.len();
         while i < n {
@@ -200,7 +201,7 @@ impl DirectLink {
                             out += len;
                         }
                         if first != b'>' {
-                            self.replies.fetch_add(1, AcqRel);
+                            *replies += 1;
                         }
                         i += len;
                     }
@@ -228,7 +229,7 @@ impl DirectLink {
                             out += used;
                         }
                         if r.carry[0] != b'>' {
-                            self.replies.fetch_add(1, AcqRel);
+                            *replies += 1;
                         }
                         r.carry.clear();
                         i += used;
